@@ -1,0 +1,259 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+
+/**
+ * Runs a real Apache Kafka broker (KRaft: one combined broker+controller) from the jars that
+ * infra/kafka/pom.xml fetches from Maven Central. Used by `npm run kafka:start`, `npm start` and the
+ * test harness; no Docker needed, only Java 17+ and Maven.
+ */
+
+export const KAFKA_VERSION = readKafkaVersion();
+
+function readKafkaVersion(): string {
+  const pom = readFileSync(path.join(__dirname, 'pom.xml'), 'utf8');
+  const match = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(pom);
+  if (!match?.[1]) throw new Error('infra/kafka/pom.xml has no <kafka.version>');
+  return match[1];
+}
+
+/** Where the broker's jars live (outside git): KAFKA_JARS_DIR or ~/.cache/registration-platform/kafka-<version>. */
+export function kafkaJarsDir(): string {
+  return process.env.KAFKA_JARS_DIR ?? path.join(homedir(), '.cache', 'registration-platform', `kafka-${KAFKA_VERSION}`);
+}
+
+function jarsPresent(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((f) => f.startsWith('kafka_2.13-') && f.endsWith('.jar'));
+}
+
+/** Fetches the broker jars with Maven unless they are cached already. Prints progress to stderr. */
+export function ensureKafkaJars(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): string {
+  const dir = kafkaJarsDir();
+  if (jarsPresent(dir)) return dir;
+  log(`[kafka] fetching Apache Kafka ${KAFKA_VERSION} jars from Maven Central into ${dir} (one time)...`);
+  const result = spawnSync(
+    'mvn',
+    ['-B', '-q', '-f', path.join(__dirname, 'pom.xml'), 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${dir}`],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  if (result.error) throw new Error(`could not run mvn (is Maven installed?): ${result.error.message}`);
+  if (result.status !== 0 || !jarsPresent(dir)) throw new Error(`mvn dependency:copy-dependencies failed with exit code ${result.status}`);
+  log(`[kafka] jars ready (${readdirSync(dir).length} files)`);
+  return dir;
+}
+
+export type BrokerOptions = {
+  /** PLAINTEXT listener port clients use. */
+  port: number;
+  /** KRaft controller port (default port + 1). */
+  controllerPort?: number;
+  /** Data + config + log directory; reused across restarts (formatted only once). */
+  dataDir: string;
+  /** JVM heap ceiling; the issue bounds it at 512 MiB. */
+  heapMb?: number;
+  /** Keep running after this Node process exits (kafka:start). */
+  detached?: boolean;
+  /** Default partitions for auto-created topics. */
+  partitions?: number;
+};
+
+export type BrokerHandle = {
+  brokers: string;
+  port: number;
+  pid: number;
+  dataDir: string;
+  logFile: string;
+  stop: () => Promise<void>;
+};
+
+function writeConfig(opts: Required<Omit<BrokerOptions, 'detached'>>): { propsFile: string; log4jFile: string; logFile: string } {
+  const logDir = path.join(opts.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(opts.dataDir, 'broker.log');
+  const propsFile = path.join(opts.dataDir, 'server.properties');
+  writeFileSync(
+    propsFile,
+    [
+      'process.roles=broker,controller',
+      'node.id=1',
+      `controller.quorum.voters=1@127.0.0.1:${opts.controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${opts.port},CONTROLLER://127.0.0.1:${opts.controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${opts.port}`,
+      'controller.listener.names=CONTROLLER',
+      'inter.broker.listener.name=PLAINTEXT',
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      `log.dirs=${path.join(opts.dataDir, 'kraft')}`,
+      `num.partitions=${opts.partitions}`,
+      'offsets.topic.replication.factor=1',
+      'offsets.topic.num.partitions=10',
+      'transaction.state.log.replication.factor=1',
+      'transaction.state.log.min.isr=1',
+      'share.coordinator.state.topic.replication.factor=1',
+      'share.coordinator.state.topic.min.isr=1',
+      // A test or a freshly started consumer should not wait 3 s for the first rebalance.
+      'group.initial.rebalance.delay.ms=0',
+      'auto.create.topics.enable=true',
+      'log.retention.hours=24',
+      'log.segment.bytes=67108864',
+      '',
+    ].join('\n'),
+  );
+  const log4jFile = path.join(opts.dataDir, 'log4j2.properties');
+  writeFileSync(
+    log4jFile,
+    [
+      'status = warn',
+      'appender.file.type = File',
+      'appender.file.name = FILE',
+      `appender.file.fileName = ${logFile}`,
+      'appender.file.layout.type = PatternLayout',
+      'appender.file.layout.pattern = [%d] %p %m (%c)%n',
+      'rootLogger.level = WARN',
+      'rootLogger.appenderRef.file.ref = FILE',
+      'logger.kafka.name = kafka.server.KafkaRaftServer',
+      'logger.kafka.level = INFO',
+      '',
+    ].join('\n'),
+  );
+  return { propsFile, log4jFile, logFile };
+}
+
+function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
+  return [
+    `-Xmx${heapMb}m`,
+    `-Xms${Math.min(128, heapMb)}m`,
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${log4jFile}`,
+    '-cp',
+    `${jars}/*`,
+  ];
+}
+
+/** Formats KRaft storage once per data dir (a restart keeps the topics and offsets). */
+function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string): void {
+  if (existsSync(path.join(dataDir, 'kraft', 'meta.properties'))) return;
+  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
+  const clusterId = randomBytes(16).toString('base64url');
+  const result = spawnSync('java', [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`kafka storage format failed: ${result.stderr || result.stdout}`);
+}
+
+/** Starts the broker and resolves once it serves metadata (a kafkajs admin describes the cluster). */
+export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHandle> {
+  const opts = {
+    controllerPort: options.port + 1,
+    heapMb: 512,
+    partitions: 3,
+    ...options,
+  };
+  const jars = ensureKafkaJars();
+  mkdirSync(opts.dataDir, { recursive: true });
+  const { propsFile, log4jFile, logFile } = writeConfig(opts);
+  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir);
+
+  const out = openSync(path.join(opts.dataDir, 'broker.stdout'), 'a');
+  const child: ChildProcess = spawn('java', [...javaArgs(jars, opts.heapMb, log4jFile), 'kafka.Kafka', propsFile], {
+    detached: opts.detached ?? false,
+    stdio: ['ignore', out, out],
+  });
+  if (opts.detached) child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not spawn java (is Java 17+ installed?)');
+  writeFileSync(path.join(opts.dataDir, 'broker.pid'), String(pid));
+
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+
+  const brokers = `127.0.0.1:${opts.port}`;
+  try {
+    await waitForBroker(brokers, 90_000, () => exited);
+  } catch (err) {
+    if (!exited) killAndWait(pid, 5_000);
+    throw new Error(`${(err as Error).message}; see ${logFile} and ${path.join(opts.dataDir, 'broker.stdout')}`);
+  }
+  return {
+    brokers,
+    port: opts.port,
+    pid,
+    dataDir: opts.dataDir,
+    logFile,
+    stop: async () => {
+      if (!exited) await stopPid(pid);
+    },
+  };
+}
+
+/** Polls until the broker answers metadata requests. */
+export async function waitForBroker(brokers: string, timeoutMs: number, hasExited: () => boolean = () => false): Promise<void> {
+  const kafka = new Kafka({ brokers: [brokers], clientId: 'broker-probe', logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1_000 });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (hasExited()) throw new Error('the Kafka broker process exited during start-up');
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const cluster = await admin.describeCluster();
+      if (cluster.brokers.length > 0 && cluster.controller !== null) return;
+    } catch {
+      // not up yet
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    if (Date.now() > deadline) throw new Error(`the Kafka broker at ${brokers} did not serve metadata within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM (Kafka shuts down cleanly on it), then SIGKILL after 20 s. */
+export async function stopPid(pid: number, graceMs = 20_000): Promise<void> {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function killAndWait(pid: number, _ms: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+/** Reads the pid a detached broker left in its data dir, if that process still runs. */
+export function runningBrokerPid(dataDir: string): number | undefined {
+  const file = path.join(dataDir, 'broker.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+}

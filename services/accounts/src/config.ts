@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { commonEnv, envInt, loadConfigOrExit, type Env, parseEnv } from '@shared/config';
+
+/** A duration like 900, 30s, 15m, 12h or 7d, in seconds. */
+const duration = (def: string) =>
+  z
+    .string()
+    .default(def)
+    .refine((v) => /^\d+[smhd]?$/.test(v), 'must be a duration like 900, 30s, 15m, 12h or 7d')
+    .transform((v) => {
+      const n = Number.parseInt(v, 10);
+      const unit = v.at(-1) ?? '';
+      return n * ({ s: 1, m: 60, h: 3600, d: 86400 }[unit] ?? 1);
+    })
+    .pipe(z.number().int().positive('must be positive'));
+
+const schema = z
+  .object({
+    ...commonEnv(3000),
+    /** JWT_SECRET: HS256 key; REQUIRED and >= 32 bytes when NODE_ENV=production, random per process otherwise. */
+    JWT_SECRET: z
+      .string()
+      .refine((v) => Buffer.byteLength(v, 'utf8') >= 32, 'must be at least 32 bytes')
+      .optional(),
+    /** JWT_ACCESS_TTL: access-token lifetime. */
+    JWT_ACCESS_TTL: duration('15m'),
+    /** JWT_REFRESH_TTL: refresh-token lifetime. */
+    JWT_REFRESH_TTL: duration('7d'),
+    /** JWT_ISSUER / JWT_AUDIENCE: checked on every verify. */
+    JWT_ISSUER: z.string().default('registration-platform/accounts'),
+    JWT_AUDIENCE: z.string().default('registration-platform'),
+    /** RESEND_COOLDOWN_S: per-user wait between two resends. */
+    RESEND_COOLDOWN_S: envInt(60, 0, 86_400),
+    /** RESEND_MAX_PER_HOUR: per-user resend cap in any rolling hour. */
+    RESEND_MAX_PER_HOUR: envInt(5, 1, 1_000),
+    /** CONFIRMATION_CODE_TTL_S: how long a 6-digit code is valid. */
+    CONFIRMATION_CODE_TTL_S: envInt(900, 30, 7 * 86_400),
+    /** CONFIRMATION_MAX_ATTEMPTS: wrong codes allowed per request before 429 too_many_attempts. */
+    CONFIRMATION_MAX_ATTEMPTS: envInt(5, 1, 100),
+    /** LOGIN_MAX_FAILURES / LOGIN_FAILURE_WINDOW_S: failed logins per address before 429. */
+    LOGIN_MAX_FAILURES: envInt(5, 1, 1_000),
+    LOGIN_FAILURE_WINDOW_S: envInt(900, 1, 86_400),
+    /** ARGON2_MEMORY_KIB / ARGON2_TIME_COST / ARGON2_PARALLELISM: at least OWASP's minimum. */
+    ARGON2_MEMORY_KIB: envInt(19_456, 19_456, 4_194_304),
+    ARGON2_TIME_COST: envInt(2, 2, 100),
+    ARGON2_PARALLELISM: envInt(1, 1, 16),
+    /** DB_POOL_MAX: PostgreSQL connections of this instance. */
+    DB_POOL_MAX: envInt(20, 1, 500),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['JWT_SECRET'], message: 'is required when NODE_ENV=production' });
+    }
+  });
+
+export type AccountsConfig = Readonly<z.infer<typeof schema>>;
+
+export const parseAccountsConfig = (env: Env): AccountsConfig => parseEnv(schema, env);
+export const loadAccountsConfig = (): AccountsConfig => loadConfigOrExit('accounts', schema);

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env } from '@shared/config';
+
+const schema = z
+  .object({
+    ...commonEnv(3002),
+    /** SMTP_HOST / SMTP_PORT / SMTP_SECURE: the SMTP server (default: the dev catcher). */
+    SMTP_HOST: z.string().default('127.0.0.1'),
+    SMTP_PORT: envPort(1025),
+    /** SMTP_SECURE: implicit TLS (port 465 style); false uses STARTTLS when the server offers it. */
+    SMTP_SECURE: envBool(false),
+    /** SMTP_USER / SMTP_PASSWORD: AUTH credentials; both or neither. Never logged. */
+    SMTP_USER: z.string().optional(),
+    SMTP_PASSWORD: z.string().optional(),
+    /** SMTP_TIMEOUT_MS: connection, greeting and socket timeout of one attempt. */
+    SMTP_TIMEOUT_MS: envInt(10_000, 100, 600_000),
+    /** SMTP_POOL_SIZE: pooled SMTP connections. */
+    SMTP_POOL_SIZE: envInt(5, 1, 100),
+    /** MAIL_FROM: the From address. */
+    MAIL_FROM: z.string().default('no-reply@localhost').refine((v) => /^[^\s@<>]+@[^\s@<>]+$/.test(v) || /^[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>$/.test(v), 'must be an address or "Name <address>"'),
+    /** MAIL_TRANSPORT: smtp, or console to print mails instead (development). */
+    MAIL_TRANSPORT: z.enum(['smtp', 'console']).default('smtp'),
+    /** BREAKER_*: opossum circuit breaker around the SMTP send. */
+    BREAKER_ERROR_THRESHOLD_PERCENT: envInt(50, 1, 100),
+    BREAKER_RESET_TIMEOUT_MS: envInt(30_000, 100, 3_600_000),
+    BREAKER_VOLUME_THRESHOLD: envInt(5, 1, 10_000),
+    /** MAIL_MAX_ATTEMPTS / MAIL_RETRY_BASE_MS / MAIL_RETRY_MAX_MS: retry schedule (exponential, jittered). */
+    MAIL_MAX_ATTEMPTS: envInt(8, 1, 100),
+    MAIL_RETRY_BASE_MS: envInt(2_000, 1, 3_600_000),
+    MAIL_RETRY_MAX_MS: envInt(600_000, 1, 86_400_000),
+  })
+  .superRefine((env, ctx) => {
+    if ((env.SMTP_USER === undefined) !== (env.SMTP_PASSWORD === undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD'], message: 'SMTP_USER and SMTP_PASSWORD go together' });
+    }
+    if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['MAIL_RETRY_MAX_MS'], message: 'must be >= MAIL_RETRY_BASE_MS' });
+    }
+  });
+
+export type MailerConfig = Readonly<z.infer<typeof schema>>;
+
+export const parseMailerConfig = (env: Env): MailerConfig => parseEnv(schema, env);
+export const loadMailerConfig = (): MailerConfig => loadConfigOrExit('mailer', schema);

@@ -1,0 +1,43 @@
+import { createLogger } from '@shared/logger';
+import { createPool, checkDatabaseReady } from '@shared/db';
+import { createKafka, checkKafkaReady } from '@shared/kafka';
+import { createMetricsRegistry } from '@shared/metrics';
+import { createOpsApp, listen, type HttpServer } from '@shared/http';
+import { runService } from '@shared/lifecycle';
+import { loadMailerConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadMailerConfig();
+  const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL });
+  const registry = createMetricsRegistry('mailer');
+  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'mailer' });
+  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger });
+  const admin = kafka.admin();
+  let http: HttpServer | undefined;
+
+  await runService({
+    logger,
+    components: [
+      { name: 'pool', stop: () => pool.end() },
+      { name: 'kafka-admin', start: () => admin.connect(), stop: () => admin.disconnect() },
+      {
+        name: 'http',
+        start: async () => {
+          const app = createOpsApp({
+            logger,
+            registry,
+            checks: [
+              { name: 'postgres', check: () => checkDatabaseReady(pool) },
+              { name: 'kafka', check: () => checkKafkaReady(admin) },
+            ],
+          });
+          http = await listen(app, config.PORT);
+          logger.info({ port: http.port }, 'mailer listening');
+        },
+        stop: async () => http?.close(),
+      },
+    ],
+  });
+}
+
+void main();

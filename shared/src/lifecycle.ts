@@ -1,0 +1,64 @@
+import type { Logger } from './logger';
+
+/** Anything long-lived: started in order, stopped in reverse order. */
+export type Component = { name: string; start?: () => Promise<void>; stop: () => Promise<void> };
+
+/**
+ * Starts components in order and stops them in reverse on SIGINT/SIGTERM (HTTP server first, then
+ * consumers and producers, then the pool — the order they are listed in reverse). A second signal,
+ * or a stop that hangs past `stopTimeoutMs`, exits at once with code 1.
+ */
+export async function runService(opts: { logger: Logger; components: Component[]; stopTimeoutMs?: number }): Promise<void> {
+  const { logger, components } = opts;
+  const started: Component[] = [];
+  let stopping = false;
+
+  const stopAll = async (reason: string, exitCode: number): Promise<never> => {
+    if (stopping) {
+      logger.warn({ reason }, 'second stop request: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ reason }, 'stopping');
+    const timer = setTimeout(() => {
+      logger.error({ timeout_ms: opts.stopTimeoutMs ?? 20_000 }, 'shutdown timed out: exiting');
+      process.exit(1);
+    }, opts.stopTimeoutMs ?? 20_000);
+    timer.unref();
+    for (const component of [...started].reverse()) {
+      try {
+        await component.stop();
+        logger.info({ component: component.name }, 'stopped');
+      } catch (err) {
+        exitCode = 1;
+        logger.error({ component: component.name, err }, 'stop failed');
+      }
+    }
+    clearTimeout(timer);
+    logger.info({ exit_code: exitCode }, 'stopped all');
+    process.exit(exitCode);
+  };
+
+  process.on('SIGINT', () => void stopAll('SIGINT', 0));
+  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled promise rejection');
+    void stopAll('unhandledRejection', 1);
+  });
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception');
+    void stopAll('uncaughtException', 1);
+  });
+
+  for (const component of components) {
+    try {
+      await component.start?.();
+      started.push(component);
+    } catch (err) {
+      logger.fatal({ component: component.name, err }, 'start failed');
+      started.push(component);
+      await stopAll('start failed', 1);
+    }
+  }
+  logger.info({ components: components.map((c) => c.name) }, 'started');
+}

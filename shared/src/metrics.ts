@@ -1,0 +1,22 @@
+import { Registry, collectDefaultMetrics, Histogram } from 'prom-client';
+
+/** One registry per service instance (no module-level singleton: tests start several in a process). */
+export function createMetricsRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Latency buckets that resolve both a fast HTTP call and a 30 s SMTP timeout. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export function createHttpDurationHistogram(registry: Registry): Histogram<'method' | 'route' | 'status_code'> {
+  return new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+}
