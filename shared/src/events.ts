@@ -49,7 +49,7 @@ export type MailRequestedPayload = z.infer<typeof mailRequestedPayload>;
 export const DELIVERY_STATUSES = ['queued', 'sent', 'deferred', 'failed'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
-export const ERROR_CLASSES = ['timeout', 'connection', 'auth', 'rejected', 'circuit_open', 'superseded', 'unknown'] as const;
+export const ERROR_CLASSES = ['timeout', 'connection', 'auth', 'rejected', 'circuit_open', 'unknown'] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
 export const mailDeliveryStatusPayload = z.object({
