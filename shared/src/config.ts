@@ -15,22 +15,32 @@ export class ConfigError extends Error {
 
 export type Env = Record<string, string | undefined>;
 
+/**
+ * A check across variables on the raw environment. It runs even when a field is invalid (zod's own
+ * refinements stop at the first failing field), so the one error line names every offender.
+ */
+export type RawCheck = (env: Env) => { variable: string; message: string } | undefined;
+
 /** Parses `env` with `schema`; throws a ConfigError naming every offending variable at once. */
-export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env): Readonly<z.infer<S>> {
+export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env, rawChecks: RawCheck[] = []): Readonly<z.infer<S>> {
   // Empty strings mean "unset" so that `FOO= npm start` falls back to the default like a missing FOO.
   const cleaned: Env = {};
   for (const [key, value] of Object.entries(env)) {
     if (value !== undefined && value !== '') cleaned[key] = value;
   }
   const result = schema.safeParse(cleaned);
+  const problems: string[] = [];
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const name = issue.path.join('.') || '(environment)';
+    for (const issue of result.error.issues) {
       // Never echo the received value: it may be a secret.
-      return `${name}: ${issue.message}`;
-    });
-    throw new ConfigError([...new Set(problems)]);
+      problems.push(`${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+    }
   }
+  for (const check of rawChecks) {
+    const problem = check(cleaned);
+    if (problem) problems.push(`${problem.variable}: ${problem.message}`);
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError([...new Set(problems)]);
   return Object.freeze(result.data) as Readonly<z.infer<S>>;
 }
 
@@ -38,9 +48,9 @@ export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env): Readonly<
  * Loads a service's configuration or exits 1 with ONE line naming every bad or missing variable,
  * without a stack trace (the contract's start-up behaviour).
  */
-export function loadConfigOrExit<S extends z.ZodTypeAny>(service: string, schema: S, env: Env = process.env): Readonly<z.infer<S>> {
+export function loadConfigOrExit<S extends z.ZodTypeAny>(service: string, schema: S, rawChecks: RawCheck[] = [], env: Env = process.env): Readonly<z.infer<S>> {
   try {
-    return parseEnv(schema, env);
+    return parseEnv(schema, env, rawChecks);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${service}: configuration error: ${err.problems.join('; ')}\n`);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnv, envInt, loadConfigOrExit, type Env, parseEnv } from '@shared/config';
+import { commonEnv, envInt, loadConfigOrExit, type Env, parseEnv, type RawCheck } from '@shared/config';
 
 /** A duration like 900, 30s, 15m, 12h or 7d, in seconds. */
 const duration = (def: string) =>
@@ -46,14 +46,13 @@ const schema = z
     ARGON2_PARALLELISM: envInt(1, 1, 16),
     /** DB_POOL_MAX: PostgreSQL connections of this instance. */
     DB_POOL_MAX: envInt(20, 1, 500),
-  })
-  .superRefine((env, ctx) => {
-    if (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['JWT_SECRET'], message: 'is required when NODE_ENV=production' });
-    }
   });
+
+const rawChecks: RawCheck[] = [
+  (env) => (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined ? { variable: 'JWT_SECRET', message: 'is required when NODE_ENV=production' } : undefined),
+];
 
 export type AccountsConfig = Readonly<z.infer<typeof schema>>;
 
-export const parseAccountsConfig = (env: Env): AccountsConfig => parseEnv(schema, env);
-export const loadAccountsConfig = (): AccountsConfig => loadConfigOrExit('accounts', schema);
+export const parseAccountsConfig = (env: Env): AccountsConfig => parseEnv(schema, env, rawChecks);
+export const loadAccountsConfig = (): AccountsConfig => loadConfigOrExit('accounts', schema, rawChecks);

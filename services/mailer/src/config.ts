@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env } from '@shared/config';
+import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env, type RawCheck } from '@shared/config';
 
 const schema = z
   .object({
@@ -30,15 +30,19 @@ const schema = z
     MAIL_RETRY_MAX_MS: envInt(600_000, 1, 86_400_000),
   })
   .superRefine((env, ctx) => {
-    if ((env.SMTP_USER === undefined) !== (env.SMTP_PASSWORD === undefined)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD'], message: 'SMTP_USER and SMTP_PASSWORD go together' });
-    }
     if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['MAIL_RETRY_MAX_MS'], message: 'must be >= MAIL_RETRY_BASE_MS' });
     }
   });
 
+const rawChecks: RawCheck[] = [
+  (env) =>
+    (env.SMTP_USER === undefined) !== (env.SMTP_PASSWORD === undefined)
+      ? { variable: env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD', message: 'SMTP_USER and SMTP_PASSWORD go together' }
+      : undefined,
+];
+
 export type MailerConfig = Readonly<z.infer<typeof schema>>;
 
-export const parseMailerConfig = (env: Env): MailerConfig => parseEnv(schema, env);
-export const loadMailerConfig = (): MailerConfig => loadConfigOrExit('mailer', schema);
+export const parseMailerConfig = (env: Env): MailerConfig => parseEnv(schema, env, rawChecks);
+export const loadMailerConfig = (): MailerConfig => loadConfigOrExit('mailer', schema, rawChecks);

@@ -1,0 +1,125 @@
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import { startKafkaBroker, runningBrokerPid, type BrokerHandle } from '../infra/kafka/broker';
+import { startMailCatcher, type MailCatcher } from '../infra/dev/mail-catcher';
+import { REPO_ROOT, spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../infra/dev/service-process';
+import { migrate } from './migrate';
+
+/**
+ * `npm start`: the whole stack on one machine — migrations, a local Kafka broker unless KAFKA_BROKERS
+ * is set, a dev mail catcher unless SMTP_HOST is set, then accounts, relay and mailer, each its own
+ * process with prefixed log lines. Ctrl-C / SIGTERM stops everything it started, Kafka included.
+ */
+const SERVICES: { name: ServiceName; port: number }[] = [
+  { name: 'accounts', port: Number(process.env.ACCOUNTS_PORT ?? 3000) },
+  { name: 'relay', port: Number(process.env.RELAY_PORT ?? 3001) },
+  { name: 'mailer', port: Number(process.env.MAILER_PORT ?? 3002) },
+];
+
+const COLORS: Record<string, string> = { accounts: '\x1b[36m', relay: '\x1b[35m', mailer: '\x1b[33m', kafka: '\x1b[32m', stack: '\x1b[1m', mail: '\x1b[34m' };
+const useColor = process.stdout.isTTY === true;
+
+function say(label: string, line: string): void {
+  const tag = `[${label}]`.padEnd(11);
+  process.stdout.write(useColor ? `${COLORS[label] ?? ''}${tag}\x1b[0m ${line}\n` : `${tag} ${line}\n`);
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function main(): Promise<void> {
+  const env = { ...process.env };
+  const databaseUrl = env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  env.DATABASE_URL = databaseUrl;
+  let broker: BrokerHandle | undefined;
+  let catcher: MailCatcher | undefined;
+  const children: ServiceProcess[] = [];
+  let stopping = false;
+
+  const stopAll = async (code: number): Promise<never> => {
+    if (stopping) return process.exit(code) as never;
+    stopping = true;
+    say('stack', 'stopping...');
+    await Promise.all([...children].reverse().map((c) => c.stop()));
+    if (catcher) await catcher.close();
+    if (broker) {
+      say('kafka', 'stopping the broker...');
+      await broker.stop();
+    }
+    say('stack', 'stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    // 1. PostgreSQL must be there; migrations bring the schema up to date.
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3_000 });
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new Error(`PostgreSQL is not reachable at DATABASE_URL (${err instanceof Error ? err.message : String(err)}); start it or set DATABASE_URL`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    const ran = await migrate({ databaseUrl });
+    say('stack', ran.length ? `migrations applied: ${ran.join(', ')}` : 'schema up to date');
+
+    // 2. Kafka: the one in KAFKA_BROKERS, else a local KRaft broker (reused if kafka:start runs one).
+    if (!env.KAFKA_BROKERS) {
+      const dataDir = path.resolve(env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', 'kafka'));
+      const port = Number(env.KAFKA_PORT ?? 9092);
+      if (runningBrokerPid(dataDir) || (await portOpen(port))) {
+        say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
+      } else {
+        say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in .run/kafka)...`);
+        broker = await startKafkaBroker({ port, dataDir });
+        say('kafka', `ready (pid ${broker.pid})`);
+      }
+      env.KAFKA_BROKERS = `127.0.0.1:${port}`;
+    }
+
+    // 3. Mail: the SMTP server in SMTP_HOST, else the dev catcher.
+    if (!env.SMTP_HOST) {
+      catcher = await startMailCatcher({ smtpPort: Number(env.MAIL_CATCHER_SMTP_PORT ?? 1025), webPort: Number(env.MAIL_CATCHER_WEB_PORT ?? 1080), print: (l) => say('mail', l) });
+      env.SMTP_HOST = '127.0.0.1';
+      env.SMTP_PORT = String(catcher.smtpPort);
+    }
+
+    // 4. The services, each its own process.
+    for (const { name, port } of SERVICES) {
+      const child = spawnService(name, { env: { ...env, PORT: String(port) }, onLine: (l) => say(name, l) });
+      children.push(child);
+      void child.exited.then((code) => {
+        if (!stopping) {
+          say('stack', `${name} exited unexpectedly (code ${code}): stopping the stack`);
+          void stopAll(1);
+        }
+      });
+    }
+    await Promise.all(SERVICES.map(({ name, port }, i) => waitForReady(`http://127.0.0.1:${port}/readyz`, 90_000, () => children[i]?.child.exitCode !== null).then(() => say(name, 'ready'))));
+
+    say('stack', 'the stack is up:');
+    const [a, r, m] = SERVICES.map((s) => s.port);
+    say('stack', `  accounts API   http://127.0.0.1:${a}/api/v1/usr/register  (OpenAPI: http://127.0.0.1:${a}/api/v1/openapi.json)`);
+    say('stack', `  metrics        http://127.0.0.1:${a}/metrics  http://127.0.0.1:${r}/metrics  http://127.0.0.1:${m}/metrics`);
+    say('stack', `  health         /healthz and /readyz on ports ${a}, ${r}, ${m}`);
+    say('stack', `  kafka          ${env.KAFKA_BROKERS}`);
+    if (catcher) say('stack', `  dev inbox      http://127.0.0.1:${catcher.webPort}/  (SMTP 127.0.0.1:${catcher.smtpPort})`);
+    say('stack', 'Ctrl-C stops everything.');
+  } catch (err) {
+    say('stack', `failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll(1);
+  }
+}
+
+void main();

@@ -1,0 +1,21 @@
+import { Writable } from 'node:stream';
+import { createLogger } from './logger';
+
+describe('createLogger', () => {
+  it('writes one JSON line per event with the service name and redacts secrets wherever they appear', () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(...chunk.toString().trim().split('\n'));
+        cb();
+      },
+    });
+    const logger = createLogger({ service: 'test', destination });
+    logger.child({ request_id: 'r1' }).info({ password: 'pw-123', body: { password: 'pw-456', refresh_token: 'rt-789' }, headers: { authorization: 'Bearer abc' }, vars: { code: '123456' } }, 'hello');
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(entry).toMatchObject({ service: 'test', request_id: 'r1', msg: 'hello', level: 'info' });
+    const text = lines[0] ?? '';
+    for (const secret of ['pw-123', 'pw-456', 'rt-789', 'Bearer abc', '123456']) expect(text).not.toContain(secret);
+  });
+});

@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+type Run = { code: number | null; stdout: string; stderr: string; killed: boolean };
+
+/** Starts a service with `env` and collects its output; a process still running after 10 s hangs. */
+function startService(name: string, env: Record<string, string | undefined>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/main.ts`], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let killed = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, 10_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, killed });
+    });
+  });
+}
+
+/** Each service validates its environment at start: exit 1, ONE line naming every bad variable. */
+describe.each([
+  { service: 'accounts', env: { PORT: 'abc', NODE_ENV: 'production', RESEND_COOLDOWN_S: '-1' }, names: ['PORT', 'JWT_SECRET', 'RESEND_COOLDOWN_S'] },
+  { service: 'relay', env: { PORT: '70000', KAFKA_BROKERS: 'not a broker', RELAY_BATCH_SIZE: '0' }, names: ['PORT', 'KAFKA_BROKERS', 'RELAY_BATCH_SIZE'] },
+  { service: 'mailer', env: { SMTP_PORT: '99999', MAIL_TRANSPORT: 'pigeon', SMTP_USER: 'u', DATABASE_URL: 'mysql://x' }, names: ['SMTP_PORT', 'MAIL_TRANSPORT', 'DATABASE_URL'] },
+])('$service with a bad environment', ({ service, env, names }) => {
+  it('exits 1 with one stderr line naming every offending variable, no stack trace', async () => {
+    const run = await startService(service, env);
+    expect(run.killed).toBe(false);
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    for (const name of names) expect(lines[0]).toContain(name);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(run.stdout).toBe('');
+  });
+});
+
+describe('secrets in configuration errors', () => {
+  it('never echoes a rejected JWT_SECRET', async () => {
+    const run = await startService('accounts', { JWT_SECRET: 'short-secret-value', PORT: 'x' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('JWT_SECRET');
+    expect(run.stderr).not.toContain('short-secret-value');
+  });
+
+  it('never echoes SMTP_PASSWORD when SMTP_USER is missing', async () => {
+    const run = await startService('mailer', { SMTP_PASSWORD: 'hunter2-smtp-password' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('SMTP_USER');
+    expect(run.stderr).not.toContain('hunter2-smtp-password');
+  });
+});
