@@ -21,6 +21,8 @@ export type SystemOptions = {
   /** Collects every log line of every process (for the secrets-in-logs check). */
   onLine?: (label: string, line: string) => void;
   topicPrefix?: string;
+  /** Make the SMTP test server require AUTH with these credentials (the mailer gets them). */
+  smtpAuth?: { user: string; pass: string };
 };
 
 export type Instance = { name: ServiceName; index: number; port: number; proc: ServiceProcess | undefined; url: string };
@@ -51,7 +53,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   };
   if (!opts.brokers) await startBroker();
   const brokers = opts.brokers ?? `127.0.0.1:${brokerPort}`;
-  const smtp = await startSmtpTestServer();
+  const smtp = await startSmtpTestServer(opts.smtpAuth ? { auth: opts.smtpAuth } : {});
 
   const baseEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -64,6 +66,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     JWT_SECRET: 'e2e-test-secret-that-is-long-enough-0123456789',
     SMTP_HOST: smtp.host,
     SMTP_PORT: String(smtp.port),
+    ...(opts.smtpAuth ? { SMTP_USER: opts.smtpAuth.user, SMTP_PASSWORD: opts.smtpAuth.pass } : {}),
     ...opts.env,
   };
 
