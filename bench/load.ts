@@ -1,0 +1,51 @@
+import { percentile, round } from './lib';
+
+/**
+ * A closed-loop load generator: `concurrency` clients each send the next request as soon as the
+ * previous one answered, for `durationMs`. Returns throughput and latency percentiles.
+ */
+export async function closedLoop(opts: {
+  concurrency: number;
+  durationMs: number;
+  request: (i: number) => Promise<boolean>;
+  onProgress?: (done: number) => void;
+}): Promise<{ requests: number; ok: number; errors: number; per_s: number; p50_ms: number; p99_ms: number; max_ms: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  let ok = 0;
+  let errors = 0;
+  const started = Date.now();
+  const deadline = started + opts.durationMs;
+  let lastProgress = started;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (Date.now() < deadline) {
+        const i = next++;
+        const t0 = performance.now();
+        let success = false;
+        try {
+          success = await opts.request(i);
+        } catch {
+          success = false;
+        }
+        latencies.push(performance.now() - t0);
+        if (success) ok += 1;
+        else errors += 1;
+        if (opts.onProgress && Date.now() - lastProgress > 5_000) {
+          lastProgress = Date.now();
+          opts.onProgress(latencies.length);
+        }
+      }
+    }),
+  );
+  const elapsed = (Date.now() - started) / 1000;
+  return {
+    requests: latencies.length,
+    ok,
+    errors,
+    per_s: round(latencies.length / elapsed, 1),
+    p50_ms: round(percentile(latencies, 50), 1),
+    p99_ms: round(percentile(latencies, 99), 1),
+    max_ms: round(Math.max(...latencies), 1),
+  };
+}
