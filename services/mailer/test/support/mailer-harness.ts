@@ -165,6 +165,7 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
       return rows[0];
     },
     stop: async () => {
+      if (process.env.MAILER_TEST_DUMP_LOGS) process.stderr.write(`${logs.join('\n')}\n`);
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
       await producer.disconnect();
       await collector.stop();
