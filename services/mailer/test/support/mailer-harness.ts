@@ -55,7 +55,7 @@ export type MailerHarness = {
   stop: () => Promise<void>;
 };
 
-export function mailRequest(overrides: Partial<MailRequestedPayload> & { vars?: Partial<MailRequestedPayload['vars']> } = {}): MailRequestedPayload {
+export function mailRequest(overrides: Partial<Omit<MailRequestedPayload, 'vars'>> & { vars?: Partial<MailRequestedPayload['vars']> } = {}): MailRequestedPayload {
   const { vars, ...rest } = overrides;
   return {
     request_id: randomUUID(),
@@ -70,6 +70,8 @@ export function mailRequest(overrides: Partial<MailRequestedPayload> & { vars?: 
 
 export async function startMailerHarness(opts: { env?: Record<string, string>; smtpAuth?: { user: string; pass: string } } = {}): Promise<MailerHarness> {
   const db = await createTestDatabase();
+  // The mailer logs PostgreSQL outages itself; an idle client dropped at teardown must not crash jest.
+  db.pool.on('error', () => undefined);
   const smtp = await startSmtpTestServer(opts.smtpAuth ? { auth: opts.smtpAuth } : {});
   const prefix = uniquePrefix('mailer');
   const topics = topicNames(prefix);
@@ -196,7 +198,13 @@ export function spawnMailer(env: Record<string, string>): MailerProcess {
     output: () => output,
     exited,
     kill: (signal) => {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, signal);
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch (err) {
+        // Already gone (the group exited between the check and the kill): nothing to stop.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
     },
   };
 }
