@@ -5,13 +5,20 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { createOpsApp, listen, type HttpServer } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadMailerConfig } from './config';
+import { createMailTransport } from './data-access/mail-transport';
+import { checkMailerSchema } from './data-access/requests-repository';
+import { createMailer } from './mailer';
 
+/** Wires the mailer: start order pool, producer, transport, dispatcher, consumer, http; stop in reverse. */
 async function main(): Promise<void> {
   const config = loadMailerConfig();
   const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('mailer');
   const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'mailer' });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger });
+  const transport = createMailTransport({ config, logger });
+  const mailer = createMailer({ pool, kafka, transport, logger, registry, config });
+  const { producer, dispatcher, consumer } = mailer.components;
   const admin = kafka.admin();
   let http: HttpServer | undefined;
 
@@ -19,22 +26,35 @@ async function main(): Promise<void> {
     logger,
     components: [
       { name: 'pool', stop: () => pool.end() },
-      { name: 'kafka-admin', start: () => admin.connect(), stop: () => admin.disconnect() },
+      producer,
+      { name: 'transport', stop: () => transport.close() },
+      dispatcher,
+      consumer,
       {
         name: 'http',
         start: async () => {
+          await admin.connect();
           const app = createOpsApp({
             logger,
             registry,
             checks: [
-              { name: 'postgres', check: () => checkDatabaseReady(pool) },
+              {
+                name: 'postgres',
+                check: async () => {
+                  await checkDatabaseReady(pool);
+                  await checkMailerSchema(pool);
+                },
+              },
               { name: 'kafka', check: () => checkKafkaReady(admin) },
             ],
           });
           http = await listen(app, config.PORT);
-          logger.info({ port: http.port }, 'mailer listening');
+          logger.info({ port: http.port, transport: config.MAIL_TRANSPORT, smtp_host: config.SMTP_HOST, smtp_port: config.SMTP_PORT }, 'mailer listening');
         },
-        stop: async () => http?.close(),
+        stop: async () => {
+          await http?.close();
+          await admin.disconnect();
+        },
       },
     ],
   });

@@ -1,0 +1,48 @@
+import type { Pool, PoolClient } from '@shared/db';
+import type { OutboxEvent } from '../domain/delivery-events';
+
+export type StoredOutboxEvent = OutboxEvent & { id: string };
+
+export async function insertOutboxEvents(client: PoolClient, events: OutboxEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await client.query(
+    `INSERT INTO mailer_outbox (topic, key, value, headers)
+     SELECT topic, key, value, headers
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS e(topic, key, value, headers, ord)
+     ORDER BY ord`,
+    [events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => e.value), events.map((e) => JSON.stringify(e.headers))],
+  );
+}
+
+/**
+ * Publishes the oldest pending events and deletes them once `publish` resolved (the broker acked).
+ * One publisher at a time across instances (a transaction-scoped advisory lock): two publishers taking
+ * interleaved rows could reorder one request's statuses (deferred after sent). Returns how many went
+ * out, or -1 when another instance holds the lock.
+ */
+export async function publishOutboxBatch(pool: Pool, limit: number, publish: (events: StoredOutboxEvent[]) => Promise<void>): Promise<number> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows: lock } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`);
+    if (!lock[0]?.locked) {
+      await client.query('ROLLBACK');
+      return -1;
+    }
+    const { rows } = await client.query<{ id: string; topic: OutboxEvent['topic']; key: string | null; value: string; headers: Record<string, string> }>(
+      `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
+      [limit],
+    );
+    if (rows.length > 0) {
+      await publish(rows);
+      await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+    }
+    await client.query('COMMIT');
+    return rows.length;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

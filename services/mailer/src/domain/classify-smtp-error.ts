@@ -1,0 +1,35 @@
+import { errorMessage } from '@shared/errors';
+import { SendFailure } from './send-failure';
+
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ETIMEOUT', 'ESOCKETTIMEDOUT']);
+// nodemailer reports socket trouble as ESOCKET/ECONNECTION (including "connection closed" in the
+// middle of DATA); node reports the underlying errno.
+const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EDNS', 'ENOTFOUND', 'EAI_AGAIN', 'ETLS']);
+const AUTH_REPLY_CODES = new Set([530, 534, 535, 538]);
+
+/**
+ * Maps whatever a send threw (nodemailer, node's net, opossum) to the contract's error class and
+ * whether a retry can help. Pure: it reads only the error's own fields.
+ *
+ * Transient 4xx replies (421 service closing, 451 local problem, 452 storage) are `unknown` and
+ * retried: the server answered, so it is not a connection failure, and the contract has no class of
+ * its own for "try later". A permanent 5xx for this recipient or message is `rejected`: no retry.
+ */
+export function classifySmtpError(err: unknown): SendFailure {
+  if (err instanceof SendFailure) return err;
+  const detail = errorMessage(err);
+  const fields = (err && typeof err === 'object' ? err : {}) as { code?: unknown; responseCode?: unknown; errno?: unknown };
+  const code = typeof fields.code === 'string' ? fields.code : undefined;
+  const reply = typeof fields.responseCode === 'number' ? fields.responseCode : undefined;
+
+  if (code === 'EOPENBREAKER') return new SendFailure('circuit_open', true, detail);
+  if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply))) return new SendFailure('auth', true, detail);
+  if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
+  if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
+  if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail)) return new SendFailure('timeout', true, detail);
+  if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail);
+  if (typeof fields.errno === 'string' && CONNECTION_CODES.has(fields.errno)) return new SendFailure('connection', true, detail);
+  // nodemailer: no valid recipient left, or a message it refuses to build: retrying cannot help.
+  if (code === 'EENVELOPE' || code === 'EMESSAGE') return new SendFailure('rejected', false, detail);
+  return new SendFailure('unknown', true, detail);
+}

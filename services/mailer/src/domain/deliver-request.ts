@@ -1,0 +1,151 @@
+import { performance } from 'node:perf_hooks';
+import { withTransaction, type Pool, type PoolClient } from '@shared/db';
+import { errorMessage } from '@shared/errors';
+import type { ErrorClass } from '@shared/events';
+import type { Logger } from '@shared/logger';
+import type { MailerConfig } from '../config';
+import { insertOutboxEvents } from '../data-access/mailer-outbox';
+import { markDeferred, markFailed, markSent, type ClaimedRequest } from '../data-access/requests-repository';
+import type { MailerMetrics } from '../mailer-metrics';
+import { classifySmtpError } from './classify-smtp-error';
+import { deliveryStatusEvent, dlqRecordEvent, type OutboxEvent } from './delivery-events';
+import { renderConfirmationMail } from './render-confirmation-mail';
+import { retryDelayMs } from './retry-schedule';
+import type { SendFailure } from './send-failure';
+import type { SmtpCircuit } from './smtp-circuit';
+import type { SendResult } from '../data-access/mail-transport';
+
+export type DeliverDeps = {
+  pool: Pool;
+  circuit: SmtpCircuit;
+  config: Pick<MailerConfig, 'MAIL_MAX_ATTEMPTS' | 'MAIL_RETRY_BASE_MS' | 'MAIL_RETRY_MAX_MS' | 'BREAKER_RESET_TIMEOUT_MS'>;
+  metrics: MailerMetrics;
+  logger: Logger;
+  clock: () => Date;
+  random: () => number;
+  /** Called after an outcome and its events committed: wakes the status publisher. */
+  onOutboxWritten: () => void;
+};
+
+/**
+ * One attempt at one claimed request: render, send through the breaker, then record the outcome and
+ * its status event in one transaction. The row is already `sending`; if the mailer dies between SMTP
+ * acceptance and this commit, the row's lease expires and the next attempt is counted as a possible
+ * duplicate: that is the one duplicate window.
+ */
+export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest) => Promise<void> {
+  const log = deps.logger.child({ component: 'deliver' });
+  const { config } = deps;
+
+  const commit = async (events: OutboxEvent[], record: (client: PoolClient) => Promise<boolean>): Promise<boolean> => {
+    const recorded = await withTransaction(deps.pool, async (client) => {
+      const ok = await record(client);
+      if (ok) await insertOutboxEvents(client, events);
+      return ok;
+    });
+    if (recorded) deps.onOutboxWritten();
+    return recorded;
+  };
+
+  const status = (claim: ClaimedRequest, s: 'sent' | 'deferred' | 'failed', attempt: number, errorClass: ErrorClass | null, smtpMessageId?: string) =>
+    deliveryStatusEvent(
+      {
+        request_id: claim.requestId,
+        user_id: claim.userId,
+        status: s,
+        attempt,
+        error_class: errorClass,
+        ...(smtpMessageId !== undefined ? { smtp_message_id: smtpMessageId } : {}),
+      },
+      deps.clock(),
+    );
+
+  const onSent = async (claim: ClaimedRequest, messageId: string, response: string, seconds: number) => {
+    const recorded = await commit([status(claim, 'sent', claim.attempts, null, messageId)], (client) => markSent(client, claim, messageId));
+    if (!recorded) {
+      log.warn({ request_id: claim.requestId, attempt: claim.attempts }, 'sent, but the claim was lost to another instance (lease expired): possible duplicate');
+      deps.metrics.countDuplicateSend();
+      return;
+    }
+    deps.metrics.observeSend('sent', 'none', seconds);
+    const since = claim.requestedAt ?? claim.receivedAt;
+    deps.metrics.observeEndToEnd((deps.clock().getTime() - since.getTime()) / 1000);
+    if (claim.possibleDuplicate) deps.metrics.countDuplicateSend();
+    log.info(
+      { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, result: 'sent', smtp_message_id: messageId, smtp_response: response, possible_duplicate: claim.possibleDuplicate },
+      'mail sent',
+    );
+  };
+
+  const onFailure = async (claim: ClaimedRequest, failure: SendFailure, seconds: number | undefined) => {
+    const logFields = { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, error_class: failure.errorClass, smtp_response: failure.detail };
+
+    const retry = failure.retriable && (failure.errorClass === 'circuit_open' || claim.attempts < config.MAIL_MAX_ATTEMPTS);
+    if (retry) {
+      // An attempt the breaker refused never reached SMTP: it is given back and waits for the half-open trial.
+      const consumeAttempt = failure.errorClass !== 'circuit_open';
+      const delayMs = consumeAttempt ? retryDelayMs(claim.attempts, { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS }, deps.random) : config.BREAKER_RESET_TIMEOUT_MS;
+      let outcome: Awaited<ReturnType<typeof markDeferred>> = null;
+      const recorded = await withTransaction(deps.pool, async (client) => {
+        outcome = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt });
+        if (!outcome) return false;
+        const event =
+          outcome.state === 'superseded'
+            ? status(claim, 'failed', outcome.attempts, null)
+            : status(claim, 'deferred', outcome.attempts, failure.errorClass);
+        await insertOutboxEvents(client, [event]);
+        return true;
+      });
+      if (!recorded || !outcome) {
+        log.warn(logFields, 'attempt failed, but the claim was lost to another instance');
+        return;
+      }
+      deps.onOutboxWritten();
+      deps.metrics.observeSend('deferred', failure.errorClass, seconds);
+      const final = outcome as { state: 'pending' | 'superseded'; attempts: number };
+      if (final.state === 'superseded') {
+        deps.metrics.countSuperseded(1);
+        log.info(logFields, 'attempt failed and a newer request replaced this one: superseded');
+      } else {
+        log.warn({ ...logFields, retry_in_ms: delayMs }, 'mail deferred');
+      }
+      return;
+    }
+
+    const reason = failure.retriable ? 'retries_exhausted' : 'rejected';
+    const dlq = dlqRecordEvent(
+      { reason, error: failure.detail, errorClass: failure.errorClass, original: claim.original, requestId: claim.requestId, userId: claim.userId, attempts: claim.attempts },
+      deps.clock(),
+    );
+    const recorded = await commit([status(claim, 'failed', claim.attempts, failure.errorClass), dlq], (client) => markFailed(client, claim, failure.errorClass));
+    if (!recorded) {
+      log.warn(logFields, 'attempt failed, but the claim was lost to another instance');
+      return;
+    }
+    deps.metrics.observeSend('failed', failure.errorClass, seconds);
+    deps.metrics.countDlqRecord(reason);
+    log.error({ ...logFields, reason }, 'mail failed: parked on the DLQ');
+  };
+
+  return async function deliverRequest(claim: ClaimedRequest): Promise<void> {
+    let started: number | undefined;
+    let sent: SendResult;
+    try {
+      const mail = renderConfirmationMail({ to: claim.recipient, vars: claim.vars });
+      started = performance.now();
+      sent = await deps.circuit.send(mail);
+    } catch (err) {
+      const failure = classifySmtpError(err);
+      const seconds = started === undefined || failure.errorClass === 'circuit_open' ? undefined : (performance.now() - started) / 1000;
+      await onFailure(claim, failure, seconds).catch((recordErr: unknown) => logRecordError(claim, recordErr));
+      return;
+    }
+    // Accepted by SMTP: from here on, a failure to record must never turn into a retry decision.
+    await onSent(claim, sent.messageId, sent.response, (performance.now() - (started ?? 0)) / 1000).catch((recordErr: unknown) => logRecordError(claim, recordErr));
+  };
+
+  function logRecordError(claim: ClaimedRequest, err: unknown): void {
+    // PostgreSQL unavailable: the row stays `sending` and comes back when its lease expires.
+    log.error({ request_id: claim.requestId, err: { message: errorMessage(err) } }, 'could not record the outcome; the lease will bring it back');
+  }
+}

@@ -1,0 +1,65 @@
+import CircuitBreaker from 'opossum';
+import type { Logger } from '@shared/logger';
+import type { MailerConfig } from '../config';
+import type { MailTransport, SendResult } from '../data-access/mail-transport';
+import { classifySmtpError } from './classify-smtp-error';
+import type { RenderedMail } from './render-confirmation-mail';
+
+export type CircuitState = 'closed' | 'half-open' | 'open';
+export const CIRCUIT_STATE_VALUE: Record<CircuitState, 0 | 1 | 2> = { closed: 0, 'half-open': 1, open: 2 };
+
+export type SmtpCircuit = {
+  /** Sends through the breaker; rejects with a classified SendFailure. */
+  send: (mail: RenderedMail) => Promise<SendResult>;
+  state: () => CircuitState;
+  onStateChange: (listener: (state: CircuitState) => void) => void;
+  shutdown: () => void;
+};
+
+/**
+ * The opossum breaker around the SMTP send. Only outage-like failures count: a `rejected` recipient
+ * passes the errorFilter (a bad address is not an outage). opossum's own timeout is off: an attempt
+ * ends on nodemailer's SMTP timeouts, and a breaker timeout that abandoned a send still in flight
+ * could let it be accepted after we recorded it as failed (a duplicate on retry).
+ * On open the pooled connections are dropped, so nothing talks to SMTP until the half-open trial.
+ */
+export function createSmtpCircuit(opts: {
+  transport: MailTransport;
+  config: Pick<MailerConfig, 'BREAKER_ERROR_THRESHOLD_PERCENT' | 'BREAKER_RESET_TIMEOUT_MS' | 'BREAKER_VOLUME_THRESHOLD'>;
+  logger: Logger;
+}): SmtpCircuit {
+  const log = opts.logger.child({ component: 'smtp-circuit' });
+  const breaker = new CircuitBreaker((mail: RenderedMail) => opts.transport.send(mail), {
+    timeout: false,
+    errorThresholdPercentage: opts.config.BREAKER_ERROR_THRESHOLD_PERCENT,
+    resetTimeout: opts.config.BREAKER_RESET_TIMEOUT_MS,
+    volumeThreshold: opts.config.BREAKER_VOLUME_THRESHOLD,
+    errorFilter: (err: unknown) => !classifySmtpError(err).countsAgainstBreaker,
+  });
+  const listeners: ((state: CircuitState) => void)[] = [];
+  const emit = (state: CircuitState) => {
+    log.info({ circuit_state: state }, `SMTP circuit ${state}`);
+    for (const listener of listeners) listener(state);
+  };
+  breaker.on('open', () => {
+    opts.transport.resetConnections();
+    emit('open');
+  });
+  breaker.on('halfOpen', () => emit('half-open'));
+  breaker.on('close', () => emit('closed'));
+
+  return {
+    send: async (mail) => {
+      try {
+        return await breaker.fire(mail);
+      } catch (err) {
+        throw classifySmtpError(err);
+      }
+    },
+    state: () => (breaker.opened ? 'open' : breaker.halfOpen ? 'half-open' : 'closed'),
+    onStateChange: (listener) => {
+      listeners.push(listener);
+    },
+    shutdown: () => breaker.shutdown(),
+  };
+}

@@ -1,0 +1,67 @@
+import type { Consumer, Kafka } from 'kafkajs';
+import type { Logger } from '@shared/logger';
+import type { IncomingMessage } from '../domain/record-mail-requests';
+
+export type MailRequestsConsumer = {
+  start: () => Promise<void>;
+  stop: () => Promise<void>;
+  /** Stops fetching (the breaker opened): requests wait in Kafka, nothing is dropped. */
+  pause: () => void;
+  resume: () => void;
+};
+
+/**
+ * The consumer group `<prefix>mailer` on mail.requests.
+ *
+ * Offset-commit rule: an offset is resolved (and so committed) only after `record` resolved, i.e.
+ * after the batch's requests and DLQ records committed in PostgreSQL. A crash before that commit
+ * redelivers the batch, and the inbox's primary key (request_id) turns the redelivery into a no-op:
+ * at-least-once from Kafka, exactly-once into the inbox.
+ */
+export function createMailRequestsConsumer(opts: {
+  kafka: Kafka;
+  groupId: string;
+  topic: string;
+  record: (messages: IncomingMessage[]) => Promise<void>;
+  logger: Logger;
+}): MailRequestsConsumer {
+  const log = opts.logger.child({ component: 'mail-requests-consumer' });
+  let consumer: Consumer | undefined;
+  let paused = false;
+
+  return {
+    start: async () => {
+      consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        autoCommit: true,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+          if (!isRunning() || isStale() || batch.messages.length === 0) return;
+          await opts.record(batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value })));
+          for (const m of batch.messages) resolveOffset(m.offset);
+          await commitOffsetsIfNecessary();
+          await heartbeat();
+        },
+      });
+      if (paused) consumer.pause([{ topic: opts.topic }]);
+      log.info({ group_id: opts.groupId, topic: opts.topic }, 'consuming mail requests');
+    },
+    stop: async () => {
+      await consumer?.disconnect();
+      consumer = undefined;
+    },
+    pause: () => {
+      paused = true;
+      consumer?.pause([{ topic: opts.topic }]);
+      log.warn({ topic: opts.topic }, 'consumption paused');
+    },
+    resume: () => {
+      if (!paused) return;
+      paused = false;
+      consumer?.resume([{ topic: opts.topic }]);
+      log.info({ topic: opts.topic }, 'consumption resumed');
+    },
+  };
+}

@@ -1,0 +1,81 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ERROR_CLASSES, type ErrorClass } from '@shared/events';
+import { LATENCY_BUCKETS } from '@shared/metrics';
+
+export type SendResultLabel = 'sent' | 'deferred' | 'failed';
+export type DlqReason = 'invalid_request' | 'rejected' | 'retries_exhausted';
+export const DLQ_REASONS: readonly DlqReason[] = ['invalid_request', 'rejected', 'retries_exhausted'];
+
+export type MailerMetrics = ReturnType<typeof createMailerMetrics>;
+
+/**
+ * The mailer's metrics on one instance's registry. Counters start at 0 for every known label value
+ * so dashboards draw a line before the first event. `countRetryPending` is read at scrape time.
+ */
+export function createMailerMetrics(registry: Registry, countRetryPending: () => Promise<number>) {
+  const registers = [registry];
+  const sendDuration = new Histogram({
+    name: 'mail_send_duration_seconds',
+    help: 'Duration of one SMTP send attempt, by result (sent, deferred, failed)',
+    labelNames: ['result'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const sent = new Counter({
+    name: 'mail_sent_total',
+    help: 'Send outcomes by result (sent, deferred, failed) and error class ("none" when sent)',
+    labelNames: ['result', 'error_class'] as const,
+    registers,
+  });
+  const circuitState = new Gauge({ name: 'mail_smtp_circuit_state', help: 'SMTP circuit breaker: 0 closed, 1 half-open, 2 open', registers });
+  new Gauge({
+    name: 'mail_retry_pending',
+    help: 'Mail requests waiting for a retry after a failed attempt',
+    registers,
+    async collect() {
+      try {
+        this.set(await countRetryPending());
+      } catch {
+        // PostgreSQL down: keep the last value; /readyz reports the outage.
+      }
+    },
+  });
+  const endToEnd = new Histogram({
+    name: 'mail_end_to_end_seconds',
+    help: 'From the request being committed (requested_at) to SMTP acceptance',
+    buckets: [...LATENCY_BUCKETS, 300, 900, 3600],
+    registers,
+  });
+  const dlqRecords = new Counter({ name: 'mail_dlq_records_total', help: 'Records written for mail.requests.dlq, by reason', labelNames: ['reason'] as const, registers });
+  const duplicateSends = new Counter({
+    name: 'mail_duplicate_sends_total',
+    help: 'Mails sent again after a mailer died between handing them to SMTP and recording it (possible duplicates)',
+    registers,
+  });
+  const invalidRequests = new Counter({ name: 'mail_invalid_requests_total', help: 'Poison mail.requests messages parked on the DLQ', registers });
+  const superseded = new Counter({ name: 'mail_superseded_total', help: 'Unsent requests replaced by a newer request of the same user', registers });
+
+  sent.inc({ result: 'sent', error_class: 'none' }, 0);
+  for (const errorClass of ERROR_CLASSES) {
+    sent.inc({ result: 'deferred', error_class: errorClass }, 0);
+    sent.inc({ result: 'failed', error_class: errorClass }, 0);
+  }
+  for (const reason of DLQ_REASONS) dlqRecords.inc({ reason }, 0);
+  duplicateSends.inc(0);
+  invalidRequests.inc(0);
+  superseded.inc(0);
+  circuitState.set(0);
+
+  return {
+    observeSend: (result: SendResultLabel, errorClass: ErrorClass | 'none', seconds: number | undefined) => {
+      sent.inc({ result, error_class: errorClass });
+      if (seconds !== undefined) sendDuration.observe({ result }, seconds);
+    },
+    observeEndToEnd: (seconds: number) => endToEnd.observe(Math.max(0, seconds)),
+    setCircuitState: (state: 0 | 1 | 2) => circuitState.set(state),
+    countDlqRecord: (reason: DlqReason) => dlqRecords.inc({ reason }),
+    countDuplicateSend: () => duplicateSends.inc(),
+    countInvalidRequest: () => invalidRequests.inc(),
+    countSuperseded: (n: number) => superseded.inc(n),
+  };
+}

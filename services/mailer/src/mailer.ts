@@ -1,0 +1,139 @@
+import type { Kafka, Producer } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { Pool } from '@shared/db';
+import { ensureTopics } from '@shared/kafka';
+import type { Logger } from '@shared/logger';
+import type { Component } from '@shared/lifecycle';
+import { topicNames } from '@shared/topics';
+import type { MailerConfig } from './config';
+import type { MailTransport } from './data-access/mail-transport';
+import { countRetryPending } from './data-access/requests-repository';
+import { createDeliverRequest } from './domain/deliver-request';
+import { createRecordMailRequests } from './domain/record-mail-requests';
+import { CIRCUIT_STATE_VALUE, createSmtpCircuit } from './domain/smtp-circuit';
+import { createDispatcher } from './entry-points/dispatcher';
+import { createMailRequestsConsumer } from './entry-points/mail-requests-consumer';
+import { createStatusPublisher } from './entry-points/status-publisher';
+import { createMailerMetrics } from './mailer-metrics';
+
+export type MailerDeps = {
+  pool: Pool;
+  kafka: Kafka;
+  transport: MailTransport;
+  logger: Logger;
+  registry: Registry;
+  config: MailerConfig;
+  clock?: () => Date;
+  random?: () => number;
+  /** How often the dispatcher looks for retries that came due (it is also woken on every event). */
+  pollMs?: number;
+  /** How often leftover statuses are republished. */
+  sweepMs?: number;
+};
+
+export type Mailer = {
+  /** In start order: producer + status publisher, dispatcher, consumer (stop in reverse). */
+  components: { producer: Component; dispatcher: Component; consumer: Component };
+  start: () => Promise<void>;
+  stop: () => Promise<void>;
+  circuitState: () => 'closed' | 'half-open' | 'open';
+};
+
+/**
+ * How long a claimed row may stay `sending` before another instance takes it back. One attempt is
+ * bounded by nodemailer's timeouts (connect, greeting, then socket inactivity per command); ten
+ * timeouts covers a slow but live send, so only a dead mailer's rows are taken back.
+ */
+export const sendLeaseMs = (config: Pick<MailerConfig, 'SMTP_TIMEOUT_MS'>): number => 10 * config.SMTP_TIMEOUT_MS;
+
+/** Wires one mailer instance from explicit dependencies: no module state, two can share a process. */
+export function createMailer(deps: MailerDeps): Mailer {
+  const { config, pool, kafka } = deps;
+  const logger = deps.logger.child({ component: 'mailer' });
+  const clock = deps.clock ?? (() => new Date());
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool));
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
+  const circuit = createSmtpCircuit({ transport: deps.transport, config, logger });
+  const deliver = createDeliverRequest({
+    pool,
+    circuit,
+    config,
+    metrics,
+    logger,
+    clock,
+    random: deps.random ?? Math.random,
+    onOutboxWritten: () => publisher.kick(),
+  });
+  const dispatcher = createDispatcher({
+    pool,
+    deliver,
+    circuitState: circuit.state,
+    concurrency: config.SMTP_POOL_SIZE,
+    leaseMs: sendLeaseMs(config),
+    pollMs: deps.pollMs ?? Math.min(1_000, Math.max(50, config.MAIL_RETRY_BASE_MS)),
+    logger,
+  });
+  const record = createRecordMailRequests({
+    pool,
+    metrics,
+    logger,
+    clock,
+    onRecorded: () => {
+      dispatcher.kick();
+      publisher.kick();
+    },
+  });
+  const consumer = createMailRequestsConsumer({ kafka, groupId: `${config.KAFKA_TOPIC_PREFIX}mailer`, topic: topics.mailRequests, record, logger });
+
+  circuit.onStateChange((state) => {
+    metrics.setCircuitState(CIRCUIT_STATE_VALUE[state]);
+    // Open: requests wait in Kafka. Half-open already resumes: the trial needs a row, and with an
+    // empty inbox only a new request can provide it.
+    if (state === 'open') consumer.pause();
+    else consumer.resume();
+    dispatcher.kick();
+  });
+
+  const components = {
+    producer: {
+      name: 'producer',
+      start: async () => {
+        const admin = kafka.admin();
+        await admin.connect();
+        try {
+          await ensureTopics(admin, [
+            { topic: topics.mailRequests, numPartitions: 3 },
+            { topic: topics.mailDeliveryStatus, numPartitions: 3 },
+            { topic: topics.mailRequestsDlq, numPartitions: 1 },
+          ]);
+        } finally {
+          await admin.disconnect();
+        }
+        await producer.connect();
+        // Statuses left by a previous run (a crash, a Kafka outage) go out first.
+        await publisher.start();
+      },
+      stop: async () => {
+        await publisher.stop();
+        await producer.disconnect();
+      },
+    },
+    dispatcher: { name: 'dispatcher', start: () => dispatcher.start(), stop: () => dispatcher.stop() },
+    consumer: { name: 'consumer', start: () => consumer.start(), stop: () => consumer.stop() },
+  } satisfies Mailer['components'];
+  const inOrder: Component[] = [components.producer, components.dispatcher, components.consumer];
+
+  return {
+    components,
+    start: async () => {
+      for (const c of inOrder) await c.start?.();
+    },
+    stop: async () => {
+      for (const c of [...inOrder].reverse()) await c.stop();
+      circuit.shutdown();
+    },
+    circuitState: circuit.state,
+  };
+}
