@@ -19,7 +19,10 @@ export function securityHeaders(_req: Request, res: Response, next: NextFunction
 
 /** 415 for a body that is not JSON (a request without a body passes: its fields are then missing). */
 export function requireJsonBody(req: Request, res: Response, next: NextFunction): void {
-  if (req.is('application/json') === false) {
+  // type-is counts `Content-Length: 0` as a body; an empty POST (Bearer resend) has none.
+  const length = req.headers['content-length'];
+  const empty = length === '0' || (length === undefined && req.headers['transfer-encoding'] === undefined);
+  if (!empty && !req.is('application/json')) {
     res.status(415).json(errorBody('unsupported_media_type', 'the request body must be application/json'));
     return;
   }
