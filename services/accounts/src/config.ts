@@ -14,8 +14,7 @@ const duration = (def: string) =>
     })
     .pipe(z.number().int().positive('must be positive'));
 
-const schema = z
-  .object({
+const fields = z.object({
     ...commonEnv(3000),
     /** JWT_SECRET: HS256 key; REQUIRED and >= 32 bytes when NODE_ENV=production, random per process otherwise. */
     JWT_SECRET: z
@@ -46,12 +45,19 @@ const schema = z
     ARGON2_PARALLELISM: envInt(1, 1, 16),
     /** DB_POOL_MAX: PostgreSQL connections of this instance. */
     DB_POOL_MAX: envInt(20, 1, 500),
-  })
+  });
+
+// A separate branch of an intersection, because zod skips an object's refinements once any field
+// failed: with PORT=abc the missing production secret must still be reported on the same line.
+const productionSecret = z
+  .object({ NODE_ENV: fields.shape.NODE_ENV, JWT_SECRET: fields.shape.JWT_SECRET })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['JWT_SECRET'], message: 'is required when NODE_ENV=production' });
     }
   });
+
+const schema = fields.and(productionSecret);
 
 export type AccountsConfig = Readonly<z.infer<typeof schema>>;
 

@@ -1,4 +1,6 @@
 import { mailRequestedPayload, userRegisteredPayload } from '@shared/events';
+import { createKafka } from '@shared/kafka';
+import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery-status-consumer';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
 import { codeOf, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
@@ -228,8 +230,6 @@ describe('registration when dependencies are down', () => {
     const db = await createTestDatabase();
     const accounts = startTestAccounts({ databaseUrl: db.url, env: { KAFKA_BROKERS: `127.0.0.1:${await freePort()}` } });
     // The consumer keeps retrying its broker in the background, as in production.
-    const { createDeliveryStatusConsumer } = await import('../src/entry-points/kafka/delivery-status-consumer');
-    const { createKafka } = await import('@shared/kafka');
     const kafka = createKafka({ brokers: accounts.config.KAFKA_BROKERS, clientId: 'accounts-test', logger: accounts.deps.logger, connectionTimeout: 200 });
     const consumer = createDeliveryStatusConsumer({ ...accounts.deps, kafka, admin: kafka.admin(), topicPrefix: 'down.' });
     await consumer.start();
