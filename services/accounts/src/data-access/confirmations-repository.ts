@@ -12,10 +12,11 @@ export async function insertConfirmation(
   db: Queryable,
   c: { requestId: string; userId: string; codeHash: string; expiresAt: Date; createdAt: Date },
 ): Promise<void> {
-  await db.query(
-    `INSERT INTO email_confirmations (request_id, user_id, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-    [c.requestId, c.userId, c.codeHash, c.expiresAt, c.createdAt],
-  );
+  await db.query({
+    name: 'accounts-insert-confirmation',
+    text: `INSERT INTO email_confirmations (request_id, user_id, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+    values: [c.requestId, c.userId, c.codeHash, c.expiresAt, c.createdAt],
+  });
 }
 
 export async function lockNewestPendingConfirmation(db: Queryable, userId: string): Promise<PendingConfirmation | null> {

@@ -11,10 +11,11 @@ export type DeliveryStatusRow = {
 };
 
 export async function insertQueuedDeliveryStatus(db: Queryable, s: { requestId: string; userId: string; at: Date }): Promise<void> {
-  await db.query(
-    `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, updated_at) VALUES ($1, $2, 'queued', 0, $3)`,
-    [s.requestId, s.userId, s.at],
-  );
+  await db.query({
+    name: 'accounts-insert-queued-status',
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, updated_at) VALUES ($1, $2, 'queued', 0, $3)`,
+    values: [s.requestId, s.userId, s.at],
+  });
 }
 
 export async function findDeliveryStatus(db: Queryable, requestId: string): Promise<DeliveryStatusRow | null> {

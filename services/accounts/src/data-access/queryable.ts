@@ -1,6 +1,10 @@
 import type { Pool, PoolClient } from '@shared/db';
 
-/** A pool or a client inside a transaction: repositories work with either. */
+/**
+ * A pool or a client inside a transaction: repositories work with either. Queries on the
+ * registration path are named (prepared once per connection): PostgreSQL then skips parse and plan,
+ * which is CPU the argon2 hashing of the same requests needs.
+ */
 export type Queryable = Pool | PoolClient;
 
 /** PostgreSQL unique_violation, with the constraint that was hit. */

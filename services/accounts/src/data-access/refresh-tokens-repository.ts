@@ -3,13 +3,11 @@ import type { Queryable } from './queryable';
 export type RefreshTokenRow = { jti: string; family_id: string; user_id: string; expires_at: Date; used_at: Date | null; revoked_at: Date | null };
 
 export async function insertRefreshToken(db: Queryable, t: { jti: string; familyId: string; userId: string; expiresAt: Date; createdAt: Date }): Promise<void> {
-  await db.query(`INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`, [
-    t.jti,
-    t.familyId,
-    t.userId,
-    t.expiresAt,
-    t.createdAt,
-  ]);
+  await db.query({
+    name: 'accounts-insert-refresh-token',
+    text: `INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+    values: [t.jti, t.familyId, t.userId, t.expiresAt, t.createdAt],
+  });
 }
 
 /** Locks the token row: two concurrent refreshes with one token serialize, and the second sees it used. */

@@ -19,11 +19,12 @@ export async function insertUser(
   db: Queryable,
   user: { id: string; email: string; passwordHash: string; firstName: string | null; lastName: string | null; referralCode: string; createdAt: Date },
 ): Promise<void> {
-  await db.query(
-    `INSERT INTO users (id, email, password_hash, first_name, last_name, referral_code, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [user.id, user.email, user.passwordHash, user.firstName, user.lastName, user.referralCode, user.createdAt],
-  );
+  await db.query({
+    name: 'accounts-insert-user',
+    text: `INSERT INTO users (id, email, password_hash, first_name, last_name, referral_code, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    values: [user.id, user.email, user.passwordHash, user.firstName, user.lastName, user.referralCode, user.createdAt],
+  });
 }
 
 export async function insertAffiliate(db: Queryable, link: { referredUserId: string; referrerUserId: string; createdAt: Date }): Promise<void> {
@@ -40,7 +41,7 @@ export async function findUserIdByReferralCode(db: Queryable, referralCode: stri
 }
 
 export async function emailIsRegistered(db: Queryable, email: string): Promise<boolean> {
-  const { rows } = await db.query(`SELECT 1 FROM users WHERE lower(email) = lower($1)`, [email]);
+  const { rows } = await db.query({ name: 'accounts-email-registered', text: `SELECT 1 FROM users WHERE lower(email) = lower($1)`, values: [email] });
   return rows.length > 0;
 }
 

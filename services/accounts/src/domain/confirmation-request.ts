@@ -2,23 +2,23 @@ import { randomUUID } from 'node:crypto';
 import { buildEnvelope, EVENT_TYPE } from '@shared/events';
 import { TOPIC } from '@shared/topics';
 import type { Queryable } from '../data-access/queryable';
-import { insertConfirmation, supersedePendingConfirmations } from '../data-access/confirmations-repository';
+import { insertConfirmation } from '../data-access/confirmations-repository';
 import { insertQueuedDeliveryStatus } from '../data-access/delivery-status-repository';
-import { insertOutboxEvent } from '../data-access/outbox-repository';
+import type { OutboxEvent } from '../data-access/outbox-repository';
 import { generateConfirmationCode, hashConfirmationCode } from './confirmation-code';
 
 export type Recipient = { id: string; email: string; first_name: string | null; last_name: string | null };
 
 /**
- * Inside the caller's transaction: supersede older codes, store a new hashed code, a `queued`
- * delivery status and the `mail.requested` outbox row. The plain code exists only in the outbox
+ * Inside the caller's transaction: store a new hashed code and a `queued` delivery status, and return
+ * the `mail.requested` event for the caller to put in the outbox with its other events. (A resend
+ * supersedes older codes first; a new user has none.) The plain code exists only in the outbox
  * payload the mailer needs; it is never logged or returned.
  */
-export async function createConfirmationRequest(db: Queryable, user: Recipient, now: Date, codeTtlS: number): Promise<{ requestId: string }> {
+export async function createConfirmationRequest(db: Queryable, user: Recipient, now: Date, codeTtlS: number): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
   const requestId = randomUUID();
   const code = generateConfirmationCode();
   const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
-  await supersedePendingConfirmations(db, user.id);
   await insertConfirmation(db, { requestId, userId: user.id, codeHash: hashConfirmationCode(code), expiresAt, createdAt: now });
   await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
   const envelope = buildEnvelope({
@@ -35,6 +35,5 @@ export async function createConfirmationRequest(db: Queryable, user: Recipient, 
       requested_at: now.toISOString(),
     },
   });
-  await insertOutboxEvent(db, TOPIC.mailRequests, envelope);
-  return { requestId };
+  return { requestId, mailRequested: { topic: TOPIC.mailRequests, envelope } };
 }

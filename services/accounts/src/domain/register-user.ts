@@ -4,7 +4,7 @@ import { buildEnvelope, EVENT_TYPE } from '@shared/events';
 import { TOPIC } from '@shared/topics';
 import { uniqueViolationOf } from '../data-access/queryable';
 import { emailIsRegistered, findUserIdByReferralCode, insertAffiliate, insertUser } from '../data-access/users-repository';
-import { insertOutboxEvent } from '../data-access/outbox-repository';
+import { insertOutboxEvents } from '../data-access/outbox-repository';
 import type { RegistrationResult } from '../metrics';
 import { createConfirmationRequest } from './confirmation-request';
 import type { DomainDeps } from './deps';
@@ -64,11 +64,10 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     };
     await insertUser(client, { id: user.id, email: user.email, passwordHash, firstName: user.first_name, lastName: user.last_name, referralCode, createdAt: now });
     if (referrerId) await insertAffiliate(client, { referredUserId: user.id, referrerUserId: referrerId, createdAt: now });
-    const { requestId } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
-    await insertOutboxEvent(
-      client,
-      TOPIC.userEvents,
-      buildEnvelope({
+    const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+    const userRegistered = {
+      topic: TOPIC.userEvents,
+      envelope: buildEnvelope({
         type: EVENT_TYPE.userRegistered,
         aggregateType: 'user',
         aggregateId: user.id,
@@ -83,7 +82,8 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
           registered_at: now.toISOString(),
         },
       }),
-    );
+    };
+    await insertOutboxEvents(client, [userRegistered, mailRequested]);
     const session = await issueSession(client, deps, user.id);
     return { user, session, requestId };
   }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { withTransaction } from '@shared/db';
 import type { Queryable } from '../data-access/queryable';
-import { readConfirmationHistory } from '../data-access/confirmations-repository';
+import { readConfirmationHistory, supersedePendingConfirmations } from '../data-access/confirmations-repository';
+import { insertOutboxEvents } from '../data-access/outbox-repository';
 import { findUserByEmail, lockUser } from '../data-access/users-repository';
 import { createConfirmationRequest } from './confirmation-request';
 import type { DomainDeps } from './deps';
@@ -35,7 +36,9 @@ export function createResendConfirmation(deps: DomainDeps) {
       const now = deps.clock.now();
       const decision = decideResend(await readConfirmationHistory(client, userId, now), limits, now);
       if (!decision.allowed) return { kind: 'limited', reason: decision.reason, retryAfterS: decision.retryAfterS };
-      const { requestId } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+      await supersedePendingConfirmations(client, user.id);
+      const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+      await insertOutboxEvents(client, [mailRequested]);
       return { kind: 'queued', requestId };
     });
 
