@@ -9,6 +9,7 @@ import type { DomainDeps } from '../../domain/deps';
 import { createRecordDeliveryStatus } from '../../domain/record-delivery-status';
 
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
+const STOP_GRACE_MS = 1_000;
 
 export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & {
   kafka: Kafka;
@@ -69,11 +70,15 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
     for (let delayMs = 500; !stopping; delayMs = Math.min(delayMs * 2, 10_000)) {
       try {
         await deps.admin.connect();
+        if (stopping) return;
         await ensureTopics(deps.admin, [{ topic, numPartitions: deps.partitions ?? 3 }]);
         consumer = deps.kafka.consumer({ groupId, sessionTimeout: 15_000, heartbeatInterval: 1_000 });
         await consumer.connect();
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
-        if (stopping) return;
+        if (stopping) {
+          await consumer.disconnect();
+          return;
+        }
         await consumer.run({ eachMessage: ({ message, heartbeat }) => handle(message.value, heartbeat) });
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
@@ -96,7 +101,9 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
     async stop(): Promise<void> {
       stopping = true;
       abort.abort();
-      await loop;
+      // kafkajs cannot cancel a connect in progress (it retries for several seconds against a dead
+      // broker): wait briefly, then let the loop notice `stopping` on its own.
+      await Promise.race([loop, sleep(STOP_GRACE_MS)]);
       await consumer?.disconnect();
       running = false;
     },
