@@ -1,5 +1,9 @@
 import { mailRequestedPayload, userRegisteredPayload } from '@shared/events';
 import { createKafka } from '@shared/kafka';
+import { Registry } from 'prom-client';
+import request from 'supertest';
+import { createRegisterUser } from '../src/domain/register-user';
+import { createAccountsApp } from '../src/entry-points/http/app';
 import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery-status-consumer';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
@@ -167,6 +171,31 @@ describe('POST /api/v1/usr/register', () => {
       [email, referrer.body.user_data.id],
     );
     expect(rows.rows[0]).toEqual({ users: 0, affiliates: 0, outbox: 0 });
+  });
+
+  test('when the generated referral code is already taken, registration retries with a fresh code and succeeds', async () => {
+    const existing = await register({ email: uniqueEmail('holder'), password: strongPassword });
+    const codes = [existing.body.user_data.referral_code as string, 'FRESHCODE1'];
+    const registerUser = createRegisterUser({ ...accounts.deps, commonPasswords: new Set(), newReferralCode: () => codes.shift() ?? 'FRESHCODE2' });
+
+    const registration = await registerUser({ email: uniqueEmail('collide'), password: strongPassword });
+
+    expect(registration.user.referral_code).toBe('FRESHCODE1');
+    const row = await db.pool.query('SELECT referral_code FROM users WHERE id = $1', [registration.user.id]);
+    expect(row.rows[0].referral_code).toBe('FRESHCODE1');
+  });
+
+  test('when a request outlives the request timeout, the client gets a JSON 503 timeout instead of hanging', async () => {
+    const slow = startTestAccounts({ databaseUrl: db.url });
+    const app = createAccountsApp({ ...slow.deps, commonPasswords: new Set(), registry: new Registry(), checks: [], requestTimeoutMs: 300 });
+    try {
+      const res = await request(app).post('/api/v1/usr/register').set('Prefer', 'wait=5').send({ email: uniqueEmail('slow'), password: strongPassword });
+
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ error: { code: 'timeout', message: expect.any(String) } });
+    } finally {
+      await slow.close();
+    }
   });
 
   describe('Prefer: wait', () => {

@@ -23,8 +23,9 @@ const REFERRAL_CODE_TRIES = 5;
  * link, the confirmation request, its `queued` delivery status, both outbox events and the refresh
  * token. Email and Kafka are not on this path: the relay and the mailer take it from the outbox.
  */
-export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string> }) {
+export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string }) {
   const schema = registerBody(deps.commonPasswords);
+  const newReferralCode = deps.newReferralCode ?? generateReferralCode;
 
   async function register(body: unknown): Promise<Registration> {
     const input = validate(schema, body);
@@ -33,7 +34,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     const passwordHash = await deps.hasher.hash(input.password);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await withTransaction(deps.pool, (client) => saveRegistration(client, input, passwordHash, generateReferralCode()));
+        return await withTransaction(deps.pool, (client) => saveRegistration(client, input, passwordHash, newReferralCode()));
       } catch (err) {
         const constraint = uniqueViolationOf(err);
         if (constraint === 'users_email_lower_key') throw new EmailTakenError();
