@@ -137,9 +137,10 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
 /** Formats KRaft storage once per data dir (a restart keeps the topics and offsets). */
 function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string): void {
   if (existsSync(path.join(dataDir, 'kraft', 'meta.properties'))) return;
-  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
+  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. It may start with '-',
+  // which argparse would read as an option after `-t`: pass it as `--cluster-id=<id>`.
   const clusterId = randomBytes(16).toString('base64url');
-  const result = spawnSync('java', [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
+  const result = spawnSync('java', [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile], {
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`kafka storage format failed: ${result.stderr || result.stdout}`);

@@ -20,6 +20,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const url = withDatabase(state.adminDatabaseUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // pool.end() resolves before its backends are gone; the DROP … WITH (FORCE) in drop() may then
+  // terminate one, and its FATAL reaches an idle client. Without a listener the pool would rethrow
+  // it as an unhandled 'error' in whichever test runs next.
+  pool.on('error', () => undefined);
   return {
     name,
     url,

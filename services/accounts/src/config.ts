@@ -14,8 +14,7 @@ const duration = (def: string) =>
     })
     .pipe(z.number().int().positive('must be positive'));
 
-const schema = z
-  .object({
+const schema = z.object({
     ...commonEnv(3000),
     /** JWT_SECRET: HS256 key; REQUIRED and >= 32 bytes when NODE_ENV=production, random per process otherwise. */
     JWT_SECRET: z

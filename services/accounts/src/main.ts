@@ -1,11 +1,13 @@
 import { createLogger } from '@shared/logger';
 import { createPool, checkDatabaseReady } from '@shared/db';
-import { createKafka, checkKafkaReady } from '@shared/kafka';
+import { createKafka } from '@shared/kafka';
 import { createMetricsRegistry } from '@shared/metrics';
 import { listen, type HttpServer } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadAccountsConfig } from './config';
+import { createDomainDeps } from './composition';
 import { createAccountsApp } from './entry-points/http/app';
+import { createDeliveryStatusConsumer } from './entry-points/kafka/delivery-status-consumer';
 
 async function main(): Promise<void> {
   const config = loadAccountsConfig();
@@ -14,24 +16,24 @@ async function main(): Promise<void> {
   const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'accounts', max: config.DB_POOL_MAX });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'accounts', logger });
   const admin = kafka.admin();
+  const deps = createDomainDeps({ config, logger, registry, pool });
+  const consumer = createDeliveryStatusConsumer({ ...deps, kafka, admin, topicPrefix: config.KAFKA_TOPIC_PREFIX });
   let http: HttpServer | undefined;
 
   await runService({
     logger,
     components: [
       { name: 'pool', stop: () => pool.end() },
-      { name: 'kafka-admin', start: () => admin.connect(), stop: () => admin.disconnect() },
+      // Connected by the consumer in the background (it also ensures the topic exists): the API must
+      // start and take registrations while Kafka is down.
+      { name: 'kafka-admin', stop: () => admin.disconnect() },
+      { name: 'delivery-status-consumer', start: () => consumer.start(), stop: () => consumer.stop() },
       {
         name: 'http',
         start: async () => {
-          const app = createAccountsApp({
-            logger,
-            registry,
-            checks: [
-              { name: 'postgres', check: () => checkDatabaseReady(pool) },
-              { name: 'kafka', check: () => checkKafkaReady(admin) },
-            ],
-          });
+          // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
+          // not take the API out of a load balancer.
+          const app = createAccountsApp({ ...deps, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] });
           http = await listen(app, config.PORT);
           logger.info({ port: http.port }, 'accounts listening');
         },

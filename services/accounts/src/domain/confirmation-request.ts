@@ -1,0 +1,39 @@
+import { randomUUID } from 'node:crypto';
+import { buildEnvelope, EVENT_TYPE } from '@shared/events';
+import { TOPIC } from '@shared/topics';
+import type { Queryable } from '../data-access/queryable';
+import { insertConfirmation } from '../data-access/confirmations-repository';
+import { insertQueuedDeliveryStatus } from '../data-access/delivery-status-repository';
+import type { OutboxEvent } from '../data-access/outbox-repository';
+import { generateConfirmationCode, hashConfirmationCode } from './confirmation-code';
+
+export type Recipient = { id: string; email: string; first_name: string | null; last_name: string | null };
+
+/**
+ * Inside the caller's transaction: store a new hashed code and a `queued` delivery status, and return
+ * the `mail.requested` event for the caller to put in the outbox with its other events. (A resend
+ * supersedes older codes first; a new user has none.) The plain code exists only in the outbox
+ * payload the mailer needs; it is never logged or returned.
+ */
+export async function createConfirmationRequest(db: Queryable, user: Recipient, now: Date, codeTtlS: number): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
+  const requestId = randomUUID();
+  const code = generateConfirmationCode();
+  const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
+  await insertConfirmation(db, { requestId, userId: user.id, codeHash: hashConfirmationCode(code), expiresAt, createdAt: now });
+  await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
+  const envelope = buildEnvelope({
+    type: EVENT_TYPE.mailRequested,
+    aggregateType: 'user',
+    aggregateId: user.id,
+    occurredAt: now,
+    payload: {
+      request_id: requestId,
+      user_id: user.id,
+      to: user.email,
+      template: 'email_confirmation',
+      vars: { code, first_name: user.first_name, last_name: user.last_name, expires_at: expiresAt.toISOString() },
+      requested_at: now.toISOString(),
+    },
+  });
+  return { requestId, mailRequested: { topic: TOPIC.mailRequests, envelope } };
+}

@@ -1,0 +1,18 @@
+import type { Logger } from '@shared/logger';
+import type { Pool } from '@shared/db';
+import type { AccountsConfig } from '../config';
+import type { AccountsMetrics } from '../metrics';
+import type { Clock } from './clock';
+import type { PasswordHasher } from './password-hasher';
+import type { TokenService } from './token-service';
+
+/** What the use cases need, passed explicitly (two instances in one process share nothing). */
+export type DomainDeps = {
+  pool: Pool;
+  hasher: PasswordHasher;
+  tokens: TokenService;
+  clock: Clock;
+  config: AccountsConfig;
+  metrics: AccountsMetrics;
+  logger: Logger;
+};

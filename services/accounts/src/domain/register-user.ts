@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { withTransaction, isDatabaseUnavailable } from '@shared/db';
+import { buildEnvelope, EVENT_TYPE } from '@shared/events';
+import { TOPIC } from '@shared/topics';
+import { uniqueViolationOf } from '../data-access/queryable';
+import { emailIsRegistered, findUserIdByReferralCode, insertAffiliate, insertUser } from '../data-access/users-repository';
+import { insertOutboxEvents } from '../data-access/outbox-repository';
+import type { RegistrationResult } from '../metrics';
+import { createConfirmationRequest } from './confirmation-request';
+import type { DomainDeps } from './deps';
+import { AccountsError, EmailTakenError, InvalidReferralCodeError } from './errors';
+import { generateReferralCode } from './referral-code';
+import { registerBody, validate, type RegisterBody } from './schemas';
+import { issueSession, type Session } from './session';
+import type { PublicUser } from './public-user';
+
+export type Registration = { user: PublicUser; session: Session; requestId: string };
+
+const REFERRAL_CODE_TRIES = 5;
+
+/**
+ * Registration: validate, hash the password, then ONE transaction writes the user, the affiliate
+ * link, the confirmation request, its `queued` delivery status, both outbox events and the refresh
+ * token. Email and Kafka are not on this path: the relay and the mailer take it from the outbox.
+ */
+export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string }) {
+  const schema = registerBody(deps.commonPasswords);
+  const newReferralCode = deps.newReferralCode ?? generateReferralCode;
+
+  async function register(body: unknown): Promise<Registration> {
+    const input = validate(schema, body);
+    // Spares an argon2 hash for the obvious duplicate; the unique index still settles races.
+    if (await emailIsRegistered(deps.pool, input.email)) throw new EmailTakenError();
+    const passwordHash = await deps.hasher.hash(input.password);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await withTransaction(deps.pool, (client) => saveRegistration(client, input, passwordHash, newReferralCode()));
+      } catch (err) {
+        const constraint = uniqueViolationOf(err);
+        if (constraint === 'users_email_lower_key') throw new EmailTakenError();
+        // 50 random bits make this rare; a fresh code in a fresh transaction is the whole fix.
+        if (constraint === 'users_referral_code_key' && attempt < REFERRAL_CODE_TRIES) continue;
+        throw err;
+      }
+    }
+  }
+
+  async function saveRegistration(
+    client: Parameters<Parameters<typeof withTransaction>[1]>[0],
+    input: RegisterBody,
+    passwordHash: string,
+    referralCode: string,
+  ): Promise<Registration> {
+    const now = deps.clock.now();
+    const referrerId = input.referral_code ? await findUserIdByReferralCode(client, input.referral_code) : null;
+    if (input.referral_code && !referrerId) throw new InvalidReferralCodeError();
+    const user: PublicUser = {
+      id: randomUUID(),
+      email: input.email,
+      first_name: input.first_name ?? null,
+      last_name: input.last_name ?? null,
+      email_confirmed: false,
+      referral_code: referralCode,
+      referred_by: referrerId,
+    };
+    await insertUser(client, { id: user.id, email: user.email, passwordHash, firstName: user.first_name, lastName: user.last_name, referralCode, createdAt: now });
+    if (referrerId) await insertAffiliate(client, { referredUserId: user.id, referrerUserId: referrerId, createdAt: now });
+    const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+    const userRegistered = {
+      topic: TOPIC.userEvents,
+      envelope: buildEnvelope({
+        type: EVENT_TYPE.userRegistered,
+        aggregateType: 'user',
+        aggregateId: user.id,
+        occurredAt: now,
+        payload: {
+          user_id: user.id,
+          email: user.email,
+          first_name: user.first_name,
+          last_name: user.last_name,
+          referral_code: referralCode,
+          referred_by: referrerId,
+          registered_at: now.toISOString(),
+        },
+      }),
+    };
+    await insertOutboxEvents(client, [userRegistered, mailRequested]);
+    const session = await issueSession(client, deps, user.id);
+    return { user, session, requestId };
+  }
+
+  return async function registerUser(body: unknown): Promise<Registration> {
+    try {
+      const registration = await register(body);
+      deps.metrics.registrations.inc({ result: 'created' });
+      return registration;
+    } catch (err) {
+      deps.metrics.registrations.inc({ result: registrationResultOf(err) });
+      throw err;
+    }
+  };
+}
+
+function registrationResultOf(err: unknown): RegistrationResult {
+  if (err instanceof EmailTakenError) return 'email_taken';
+  if (err instanceof AccountsError && err.status === 400) return 'invalid';
+  if (isDatabaseUnavailable(err)) return 'unavailable';
+  return 'error';
+}

@@ -1,0 +1,112 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin, Consumer, Kafka } from 'kafkajs';
+import { ensureTopics } from '@shared/kafka';
+import { EVENT_TYPE, InvalidEventError, parseEvent } from '@shared/events';
+import type { Logger } from '@shared/logger';
+import { errorMessage } from '@shared/errors';
+import { topicNames } from '@shared/topics';
+import type { DomainDeps } from '../../domain/deps';
+import { createRecordDeliveryStatus } from '../../domain/record-delivery-status';
+
+export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
+const STOP_GRACE_MS = 1_000;
+
+export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & {
+  kafka: Kafka;
+  admin: Admin;
+  topicPrefix: string;
+  /** Partitions for the topic when this service is the first to need it. */
+  partitions?: number;
+};
+
+/**
+ * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
+ * `Prefer: wait` read). Offsets are committed only after a message's DB transaction committed
+ * (kafkajs resolves the offset when eachMessage returns), so a crash re-delivers and the
+ * processed_events dedupe absorbs it. A poison message is logged, counted and skipped: one bad
+ * record never stalls its partition. A database outage is retried in place with backoff.
+ *
+ * start() returns at once and connects in the background: the API must serve registrations while
+ * Kafka is down (contract guarantee 3), so the consumer waits for the broker, not the service.
+ */
+export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
+  const topic = topicNames(deps.topicPrefix).mailDeliveryStatus;
+  const groupId = `${deps.topicPrefix}${DELIVERY_STATUS_CONSUMER}`;
+  const log: Logger = deps.logger.child({ component: 'delivery-status-consumer' });
+  const record = createRecordDeliveryStatus({ ...deps, consumerName: DELIVERY_STATUS_CONSUMER });
+  let consumer: Consumer | undefined;
+  let stopping = false;
+  let abort = new AbortController();
+  // Backoff sleeps end at stop(), so shutdown never waits out a retry delay.
+  const pause = (ms: number) => sleep(ms, undefined, { signal: abort.signal }).catch(() => undefined);
+  let running = false;
+  let loop: Promise<void> | undefined;
+
+  async function handle(value: Buffer | null, heartbeat: () => Promise<void>): Promise<void> {
+    let event;
+    try {
+      event = parseEvent(value, EVENT_TYPE.mailDeliveryStatus);
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      deps.metrics.invalidEvents.inc({ topic });
+      log.warn({ topic, reason: err.message }, 'skipping invalid delivery-status message');
+      return;
+    }
+    for (let delayMs = 200; ; delayMs = Math.min(delayMs * 2, 5_000)) {
+      try {
+        const outcome = await record(event);
+        log.debug({ event_id: event.id, request_id: event.payload.request_id, status: event.payload.status, outcome }, 'delivery status consumed');
+        return;
+      } catch (err) {
+        if (stopping) throw err;
+        log.warn({ event_id: event.id, err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'storing delivery status failed; retrying');
+        await pause(delayMs);
+        await heartbeat();
+      }
+    }
+  }
+
+  async function connectAndRun(): Promise<void> {
+    for (let delayMs = 500; !stopping; delayMs = Math.min(delayMs * 2, 10_000)) {
+      try {
+        await deps.admin.connect();
+        if (stopping) return;
+        await ensureTopics(deps.admin, [{ topic, numPartitions: deps.partitions ?? 3 }]);
+        consumer = deps.kafka.consumer({ groupId, sessionTimeout: 15_000, heartbeatInterval: 1_000 });
+        await consumer.connect();
+        await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        if (stopping) {
+          await consumer.disconnect();
+          return;
+        }
+        await consumer.run({ eachMessage: ({ message, heartbeat }) => handle(message.value, heartbeat) });
+        running = true;
+        log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
+        return;
+      } catch (err) {
+        log.warn({ err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'Kafka unavailable; delivery-status consumer will retry');
+        await consumer?.disconnect().catch(() => undefined);
+        consumer = undefined;
+        await pause(delayMs);
+      }
+    }
+  }
+
+  return {
+    async start(): Promise<void> {
+      stopping = false;
+      abort = new AbortController();
+      loop = connectAndRun();
+    },
+    async stop(): Promise<void> {
+      stopping = true;
+      abort.abort();
+      // kafkajs cannot cancel a connect in progress (it retries for several seconds against a dead
+      // broker): wait briefly, then let the loop notice `stopping` on its own.
+      await Promise.race([loop, sleep(STOP_GRACE_MS)]);
+      await consumer?.disconnect();
+      running = false;
+    },
+    isRunning: () => running,
+  };
+}

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import { freePort } from '../../../test/support/ports';
+import { waitFor } from '../../../test/support/wait-for';
+import { strongPassword, uniqueEmail } from './support/accounts-app';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
+  let db: TestDatabase;
+  let child: ChildProcess;
+  let stdout = '';
+  let url: string;
+  let exit: Promise<number | null>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['services/accounts/src/main.ts'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: db.url,
+        KAFKA_BROKERS: testBrokers().join(','),
+        KAFKA_TOPIC_PREFIX: uniquePrefix('acc-main'),
+        PORT: String(port),
+        LOG_LEVEL: 'info',
+      },
+    });
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor(async () => (await fetch(`${url}/healthz`)).ok, { timeoutMs: 30_000, message: 'accounts did not start' });
+  });
+  afterAll(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await db.drop();
+  });
+
+  test('serves readiness, the contract metrics at 0 and a registration; then drains and exits 0 on SIGTERM, with JSON logs free of secrets', async () => {
+    const ready = await fetch(`${url}/readyz`);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const res = await fetch(`${url}/api/v1/usr/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'main-test-1' },
+      body: JSON.stringify({ email: uniqueEmail('main'), password: strongPassword }),
+    });
+    const body = (await res.json()) as { access_token: string; refresh_token: string };
+
+    child.kill('SIGTERM');
+    const code = await exit;
+
+    expect(ready.status).toBe(200);
+    expect(metrics).toMatch(/accounts_registrations_total\{result="email_taken",service="accounts"\} 0/);
+    expect(metrics).toMatch(/accounts_resend_requests_total\{result="ignored",service="accounts"\} 0/);
+    expect(metrics).toMatch(/mail_delivery_status_total\{status="sent",error_class="none",service="accounts"\} 0/);
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-request-id')).toBe('main-test-1');
+    expect(code).toBe(0);
+    const lines = stdout.trim().split('\n');
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(lines.some((l) => l.includes('"request_id":"main-test-1"'))).toBe(true);
+    expect(lines.some((l) => l.includes('"msg":"stopped all"'))).toBe(true);
+    for (const secret of [strongPassword, body.access_token, body.refresh_token]) expect(stdout).not.toContain(secret);
+  });
+});

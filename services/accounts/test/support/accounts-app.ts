@@ -1,0 +1,74 @@
+import type { Express } from 'express';
+import request from 'supertest';
+import { Registry } from 'prom-client';
+import { createPool, type Pool } from '@shared/db';
+import { createLogger } from '@shared/logger';
+import { parseAccountsConfig, type AccountsConfig } from '../../src/config';
+import { createDomainDeps } from '../../src/composition';
+import type { Clock } from '../../src/domain/clock';
+import type { DomainDeps } from '../../src/domain/deps';
+import { createAccountsApp } from '../../src/entry-points/http/app';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
+
+/** A clock the test moves by hand: cooldowns and expiries without sleeping. */
+export function createTestClock(start = new Date()): Clock & { advance: (seconds: number) => void } {
+  let now = start.getTime();
+  return { now: () => new Date(now), advance: (seconds) => (now += seconds * 1000) };
+}
+
+export type TestAccounts = {
+  app: Express;
+  http: ReturnType<typeof request>;
+  deps: DomainDeps;
+  registry: Registry;
+  config: AccountsConfig;
+  pool: Pool;
+  close: () => Promise<void>;
+};
+
+/**
+ * An accounts app in this process on `databaseUrl`, wired like main.ts (same composition), with
+ * argon2 at OWASP's minimum and a fixed JWT secret so several instances accept each other's tokens.
+ */
+export function startTestAccounts(opts: { databaseUrl: string; env?: Record<string, string>; clock?: Clock }): TestAccounts {
+  const config = parseAccountsConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: opts.databaseUrl,
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...opts.env,
+  });
+  const logger = createLogger({ service: 'accounts', level: config.LOG_LEVEL });
+  const registry = new Registry();
+  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'accounts-test', max: 20 });
+  const deps = createDomainDeps({ config, logger, registry, pool, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const app = createAccountsApp({ ...deps, registry, checks: [] });
+  return { app, http: request(app), deps, registry, config, pool, close: () => pool.end() };
+}
+
+export const strongPassword = 'correct horse battery staple';
+
+let counter = 0;
+/** A unique address per call (tests share a database file-wide). */
+export function uniqueEmail(label = 'user'): string {
+  counter += 1;
+  return `${label}.${Date.now().toString(36)}.${counter}@example.com`;
+}
+
+/** The plain code the mailer would send for `requestId` (read from the outbox payload). */
+export async function codeOf(pool: Pool, requestId: string): Promise<string> {
+  const { rows } = await pool.query<{ code: string }>(
+    `SELECT payload->'vars'->>'code' AS code FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
+    [requestId],
+  );
+  const code = rows[0]?.code;
+  if (!code) throw new Error(`no mail.requested outbox row for ${requestId}`);
+  return code;
+}
+
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = await registry.getSingleMetric(name)?.get();
+  const sample = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
+  return sample?.value ?? 0;
+}
