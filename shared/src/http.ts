@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
@@ -94,9 +94,15 @@ export type HttpServer = { server: Server; port: number; url: string; close: () 
  * requests finish (up to `drainMs`), then cuts idle keep-alive connections.
  */
 export async function listen(app: Express, port: number, host = '0.0.0.0', drainMs = 10_000): Promise<HttpServer> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.once('error', reject);
+  // http.createServer + 'error' rather than app.listen: express 5 hands a listen error (EADDRINUSE)
+  // to the callback, which would otherwise resolve with a server that is not listening.
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
