@@ -13,12 +13,15 @@ describe('listen', () => {
 
   it('close() lets an in-flight request finish', async () => {
     const app = express();
+    let arrived!: () => void;
+    const inHandler = new Promise<void>((resolve) => (arrived = resolve));
     app.get('/slow', (_req, res) => {
+      arrived();
       setTimeout(() => res.json({ ok: true }), 200);
     });
     const server = await listen(app, 0, '127.0.0.1');
     const pending = fetch(`${server.url}/slow`);
-    await new Promise((r) => setTimeout(r, 50));
+    await inHandler;
     await server.close();
     const res = await pending;
     expect(await res.json()).toEqual({ ok: true });
