@@ -6,7 +6,7 @@ import { topicNames } from '@shared/topics';
 import { createTestDatabase, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
 import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery-status-consumer';
-import { metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { anonymousResendSettled, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
 
 describe('mail.delivery-status consumer: what /email/status and /email/resend answer', () => {
   let db: TestDatabase;
@@ -124,7 +124,7 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     const user: User = { token: reg.body.access_token, userId: reg.body.user_data.id, requestId: reg.body.email_confirmation.request_id };
 
     await produceThenMarker(user, [event(user, { status: 'deferred', attempt: 1, error_class: 'connection' })]);
-    const res = await accounts.http.post('/api/v1/usr/email/resend').send({ email });
+    const res = await anonymousResendSettled(accounts, { email });
 
     expect(res.status).toBe(202);
     const mails = await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested' AND key = $1`, [user.userId]);

@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { codeOf, createTestClock, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { anonymousResendSettled, codeOf, createTestClock, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
 
 describe('email confirmation: confirm, resend and status', () => {
   let db: TestDatabase;
@@ -25,7 +25,7 @@ describe('email confirmation: confirm, resend and status', () => {
   };
   const confirm = (u: Registered, code: string) => accounts.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${u.token}`).send({ code });
   const resend = (u: Registered) => accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${u.token}`);
-  const anonymousResend = (email: string) => accounts.http.post('/api/v1/usr/email/resend').send({ email });
+  const anonymousResend = (email: string) => anonymousResendSettled(accounts, { email });
   const status = (u: Registered) => accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${u.token}`);
   const wrong = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
   const pendingCount = async (userId: string) =>

@@ -15,8 +15,13 @@ export type Recipient = { id: string; email: string; first_name: string | null; 
  * supersedes older codes first; a new user has none.) The plain code exists only in the outbox
  * payload the mailer needs; it is never logged or returned.
  */
-export async function createConfirmationRequest(db: Queryable, user: Recipient, now: Date, codeTtlS: number): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
-  const requestId = randomUUID();
+export async function createConfirmationRequest(
+  db: Queryable,
+  user: Recipient,
+  now: Date,
+  codeTtlS: number,
+  requestId: string = randomUUID(),
+): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
   const code = generateConfirmationCode();
   const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
   await insertConfirmation(db, { requestId, userId: user.id, codeHash: hashConfirmationCode(code), expiresAt, createdAt: now });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { withTransaction } from '@shared/db';
+import { errorMessage } from '@shared/errors';
 import type { Queryable } from '../data-access/queryable';
 import { readConfirmationHistory, supersedePendingConfirmations } from '../data-access/confirmations-repository';
 import { insertOutboxEvents } from '../data-access/outbox-repository';
@@ -9,6 +10,9 @@ import type { DomainDeps } from './deps';
 import { AlreadyConfirmedError, InvalidTokenError, ResendCooldownError } from './errors';
 import { decideResend } from './resend-policy';
 import { anonymousResendBody, validate } from './schemas';
+
+/** Anonymous resends whose database work may run after the response (see forEmail). */
+const MAX_BACKGROUND_RESENDS = 64;
 
 export type ResendAccepted = { email_confirmation: { request_id: string; status: 'queued' }; retry_after_s: number };
 
@@ -28,7 +32,7 @@ export function createResendConfirmation(deps: DomainDeps) {
   const limits = { cooldownS: deps.config.RESEND_COOLDOWN_S, maxPerHour: deps.config.RESEND_MAX_PER_HOUR };
   const accepted = (requestId: string): ResendAccepted => ({ email_confirmation: { request_id: requestId, status: 'queued' }, retry_after_s: limits.cooldownS });
 
-  const attempt = (userId: string): Promise<Attempt> =>
+  const attempt = (userId: string, chosenRequestId?: string): Promise<Attempt> =>
     withTransaction(deps.pool, async (client: Queryable): Promise<Attempt> => {
       const user = await lockUser(client, userId);
       if (!user) return { kind: 'unknown_user' };
@@ -37,10 +41,12 @@ export function createResendConfirmation(deps: DomainDeps) {
       const decision = decideResend(await readConfirmationHistory(client, userId, now), limits, now);
       if (!decision.allowed) return { kind: 'limited', reason: decision.reason, retryAfterS: decision.retryAfterS };
       await supersedePendingConfirmations(client, user.id);
-      const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+      const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S, chosenRequestId);
       await insertOutboxEvents(client, [mailRequested]);
       return { kind: 'queued', requestId };
     });
+
+  const inFlight = new Set<Promise<void>>();
 
   const count = (a: Attempt) =>
     deps.metrics.resends.inc({ result: a.kind === 'limited' ? a.reason : a.kind === 'unknown_user' ? 'ignored' : a.kind });
@@ -61,13 +67,30 @@ export function createResendConfirmation(deps: DomainDeps) {
           throw new InvalidTokenError();
       }
     },
-    /** Anonymous variant: always the same answer shape, whatever the address. */
+    /**
+     * Anonymous variant: the same answer, in the same time, whatever the address. The answer goes out
+     * BEFORE any database work: for an existing unconfirmed account the work is a committed
+     * transaction (row lock, inserts, WAL flush), for an unknown address one SELECT, and no amount of
+     * dummy work for unknown addresses would cost the same as a commit under every load. So the
+     * response is built from the validated body alone (the request id is chosen up front and used
+     * if a mail is queued), and the lookup and the resend run afterwards; their failures are logged,
+     * since no client is left to tell. Under a flood (more than MAX_BACKGROUND_RESENDS in flight) the
+     * work runs before the answer again: backpressure matters more than timing when the timing is
+     * drowned in load anyway.
+     */
     async forEmail(body: unknown): Promise<ResendAccepted> {
       const { email } = validate(anonymousResendBody, body);
-      const user = await findUserByEmail(deps.pool, email.trim());
-      const result: Attempt = user ? await attempt(user.id) : { kind: 'unknown_user' };
-      count(result);
-      return accepted(result.kind === 'queued' ? result.requestId : randomUUID());
+      const requestId = randomUUID();
+      const work = (async () => {
+        const user = await findUserByEmail(deps.pool, email.trim());
+        count(user ? await attempt(user.id, requestId) : { kind: 'unknown_user' });
+      })().catch((err: unknown) => {
+        deps.logger.error({ err: { message: errorMessage(err) } }, 'anonymous resend failed after the response');
+      });
+      inFlight.add(work);
+      void work.finally(() => inFlight.delete(work));
+      if (inFlight.size > MAX_BACKGROUND_RESENDS) await work;
+      return accepted(requestId);
     },
   };
 }

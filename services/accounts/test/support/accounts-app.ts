@@ -8,6 +8,7 @@ import { createDomainDeps } from '../../src/composition';
 import type { Clock } from '../../src/domain/clock';
 import type { DomainDeps } from '../../src/domain/deps';
 import { createAccountsApp } from '../../src/entry-points/http/app';
+import { waitFor } from '../../../../test/support/wait-for';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
 
@@ -71,4 +72,19 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   const metric = await registry.getSingleMetric(name)?.get();
   const sample = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return sample?.value ?? 0;
+}
+
+/**
+ * Sends an anonymous resend and waits until its database work, which runs after the response (see
+ * resend-confirmation.ts), has been counted in accounts_resend_requests_total.
+ */
+export async function anonymousResendSettled(accounts: TestAccounts, body: unknown): Promise<request.Response> {
+  const total = async () => {
+    const metric = await accounts.registry.getSingleMetric('accounts_resend_requests_total')?.get();
+    return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+  };
+  const before = await total();
+  const res = await accounts.http.post('/api/v1/usr/email/resend').send(body as object);
+  if (res.status === 202) await waitFor(async () => (await total()) > before, { timeoutMs: 10_000, message: 'anonymous resend work not settled' });
+  return res;
 }
