@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { ensureTopics } from '@shared/kafka';
 import { EVENT_TYPE, InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
@@ -7,9 +7,12 @@ import { errorMessage } from '@shared/errors';
 import { topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
 import { createRecordDeliveryStatus } from '../../domain/record-delivery-status';
+import { parkPoisonMessage } from '../../data-access/poison-events-repository';
 
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
 const STOP_GRACE_MS = 1_000;
+/** A delivery status is a few hundred bytes; anything far larger is poison, not an event. */
+const MAX_EVENT_BYTES = 64 * 1024;
 
 export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & {
   kafka: Kafka;
@@ -23,8 +26,9 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
  * `Prefer: wait` read). Offsets are committed only after a message's DB transaction committed
  * (kafkajs resolves the offset when eachMessage returns), so a crash re-delivers and the
- * processed_events dedupe absorbs it. A poison message is logged, counted and skipped: one bad
- * record never stalls its partition. A database outage is retried in place with backoff.
+ * processed_events dedupe absorbs it. A poison message is logged, counted and parked in
+ * accounts_poison_events (then its offset is committed): one bad record never stalls its partition.
+ * A database outage is retried in place with backoff.
  *
  * start() returns at once and connects in the background: the API must serve registrations while
  * Kafka is down (contract guarantee 3), so the consumer waits for the broker, not the service.
@@ -42,28 +46,47 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
   let running = false;
   let loop: Promise<void> | undefined;
 
-  async function handle(value: Buffer | null, heartbeat: () => Promise<void>): Promise<void> {
-    let event;
-    try {
-      event = parseEvent(value, EVENT_TYPE.mailDeliveryStatus);
-    } catch (err) {
-      if (!(err instanceof InvalidEventError)) throw err;
-      deps.metrics.invalidEvents.inc({ topic });
-      log.warn({ topic, reason: err.message }, 'skipping invalid delivery-status message');
-      return;
-    }
+  /** Retries `work` in place while PostgreSQL is unavailable: the offset must not move past a message not yet stored. */
+  async function untilStored(work: () => Promise<void>, heartbeat: () => Promise<void>, context: Record<string, unknown>): Promise<void> {
     for (let delayMs = 200; ; delayMs = Math.min(delayMs * 2, 5_000)) {
       try {
-        const outcome = await record(event);
-        log.debug({ event_id: event.id, request_id: event.payload.request_id, status: event.payload.status, outcome }, 'delivery status consumed');
+        await work();
         return;
       } catch (err) {
         if (stopping) throw err;
-        log.warn({ event_id: event.id, err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'storing delivery status failed; retrying');
+        log.warn({ ...context, err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'storing a consumed message failed; retrying');
         await pause(delayMs);
         await heartbeat();
       }
     }
+  }
+
+  async function handle(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<void> {
+    let event;
+    try {
+      if (message.value !== null && message.value.length > MAX_EVENT_BYTES) {
+        throw new InvalidEventError(`message value is ${message.value.length} bytes, more than ${MAX_EVENT_BYTES}`);
+      }
+      event = parseEvent(message.value, EVENT_TYPE.mailDeliveryStatus);
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
+      // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
+      const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: err.message };
+      await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, { topic, partition, offset: message.offset });
+      deps.metrics.invalidEvents.inc({ topic });
+      log.warn({ topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason: err.message }, 'invalid delivery-status message parked in accounts_poison_events');
+      return;
+    }
+    const valid = event;
+    await untilStored(
+      async () => {
+        const outcome = await record(valid);
+        log.debug({ event_id: valid.id, request_id: valid.payload.request_id, status: valid.payload.status, outcome }, 'delivery status consumed');
+      },
+      heartbeat,
+      { event_id: valid.id },
+    );
   }
 
   async function connectAndRun(): Promise<void> {
@@ -79,7 +102,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
           await consumer.disconnect();
           return;
         }
-        await consumer.run({ eachMessage: ({ message, heartbeat }) => handle(message.value, heartbeat) });
+        await consumer.run({ eachMessage: ({ message, partition, heartbeat }) => handle(message, partition, heartbeat) });
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
