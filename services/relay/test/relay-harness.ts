@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
+import { Kafka, logLevel } from 'kafkajs';
 import { createKafka } from '@shared/kafka';
+import { topicNames } from '@shared/topics';
+import { waitFor } from '../../../test/support/wait-for';
 import { createLogger } from '@shared/logger';
 import { createMetricsRegistry } from '@shared/metrics';
 import { parseRelayConfig, type RelayConfig } from '../src/config';
@@ -29,6 +32,7 @@ export async function startTestRelay(opts: { databaseUrl: string; pool: pg.Pool;
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'relay-test', logger });
   const relay = createRelay({ pool: opts.pool, kafka, logger, registry, config });
   await relay.start();
+  await waitForTopics(config.KAFKA_BROKERS, Object.values(topicNames(opts.prefix)));
   return { relay, registry, config, stop: () => relay.stop() };
 }
 
@@ -90,4 +94,18 @@ export function orderingProblems(messages: { key: string | null; value: string |
     if (got !== count) problems.push(`key ${key}: ${got} of ${count} rows arrived`);
   }
   return problems;
+}
+
+/** Waits until the relay created the contract topics (so a consumer can subscribe to them). */
+async function waitForTopics(brokers: readonly string[], topics: string[]): Promise<void> {
+  const admin = new Kafka({ brokers: [...brokers], clientId: 'relay-test-admin', logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await waitFor(async () => {
+      const existing = new Set(await admin.listTopics());
+      return topics.every((t) => existing.has(t));
+    }, { timeoutMs: 30_000, message: `relay created ${topics.join(', ')}` });
+  } finally {
+    await admin.disconnect();
+  }
 }
