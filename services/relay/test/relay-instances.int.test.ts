@@ -28,9 +28,10 @@ describe('several relay instances', () => {
     const prefix = uniquePrefix('relay-multi');
     const port = await freePort();
     let childStderr = '';
-    // The victim runs as its own process (npm run start:relay) so that SIGKILL is a real crash:
-    // no stop(), no ROLLBACK, its connections simply vanish.
-    child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), ['services/relay/src/main.ts'], {
+    // The victim runs as its own process so that SIGKILL is a real crash: no stop(), no ROLLBACK, its
+    // connections simply vanish. `node --import tsx` rather than the tsx CLI, which would run the relay
+    // in a grandchild that outlives the SIGKILL.
+    child = spawn(process.execPath, ['--import', 'tsx', 'services/relay/src/main.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH,
