@@ -1,21 +1,28 @@
 import { z } from 'zod';
 import { commonEnv, envInt, loadConfigOrExit, parseEnv, type Env } from '@shared/config';
 
-const schema = z.object({
-  ...commonEnv(3001),
-  /** RELAY_POLL_INTERVAL_MS: fallback poll when no NOTIFY arrives (LISTEN is the fast path). */
-  RELAY_POLL_INTERVAL_MS: envInt(500, 10, 60_000),
-  /** RELAY_BATCH_SIZE: outbox rows claimed and published per round. */
-  RELAY_BATCH_SIZE: envInt(500, 1, 10_000),
-  /** KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used when the relay creates missing topics. */
-  KAFKA_TOPIC_PARTITIONS: envInt(6, 1, 1_000),
-  KAFKA_REPLICATION_FACTOR: envInt(1, 1, 10),
-  /** RELAY_RETRY_BASE_MS / RELAY_RETRY_MAX_MS: backoff while Kafka or PostgreSQL fail. */
-  RELAY_RETRY_BASE_MS: envInt(200, 1, 60_000),
-  RELAY_RETRY_MAX_MS: envInt(10_000, 1, 600_000),
-  /** RELAY_MAX_ATTEMPTS: publish attempts of one row rejected for good before it is dead-lettered. */
-  RELAY_MAX_ATTEMPTS: envInt(5, 1, 1_000),
-});
+const schema = z
+  .object({
+    ...commonEnv(3001),
+    /** RELAY_POLL_INTERVAL_MS: fallback poll when no NOTIFY arrives (LISTEN is the fast path). */
+    RELAY_POLL_INTERVAL_MS: envInt(500, 10, 600_000),
+    /** RELAY_BATCH_SIZE: outbox rows claimed and published per round. */
+    RELAY_BATCH_SIZE: envInt(500, 1, 10_000),
+    /** RELAY_CONCURRENCY: claim-publish-delete loops per instance (each its own transaction). */
+    RELAY_CONCURRENCY: envInt(2, 1, 16),
+    /** KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used when the relay creates missing topics. */
+    KAFKA_TOPIC_PARTITIONS: envInt(6, 1, 1_000),
+    KAFKA_REPLICATION_FACTOR: envInt(1, 1, 10),
+    /** RELAY_RETRY_BASE_MS / RELAY_RETRY_MAX_MS: exponential backoff (with jitter) while Kafka or PostgreSQL fail. */
+    RELAY_RETRY_BASE_MS: envInt(200, 1, 60_000),
+    RELAY_RETRY_MAX_MS: envInt(10_000, 1, 600_000),
+    /** RELAY_GAUGE_INTERVAL_MS: how often outbox_backlog and outbox_oldest_unpublished_age_seconds are refreshed. */
+    RELAY_GAUGE_INTERVAL_MS: envInt(1_000, 100, 60_000),
+  })
+  .refine((c) => c.RELAY_RETRY_MAX_MS >= c.RELAY_RETRY_BASE_MS, {
+    path: ['RELAY_RETRY_MAX_MS'],
+    message: 'must be >= RELAY_RETRY_BASE_MS',
+  });
 
 export type RelayConfig = Readonly<z.infer<typeof schema>>;
 

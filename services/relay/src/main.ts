@@ -5,21 +5,26 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { createOpsApp, listen, type HttpServer } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadRelayConfig } from './config';
+import { createRelay } from './relay';
 
 async function main(): Promise<void> {
   const config = loadRelayConfig();
   const logger = createLogger({ service: 'relay', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('relay');
-  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'relay' });
+  // Each relay loop holds one client for its transaction; the rest serve the gauges and /readyz.
+  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'relay', max: config.RELAY_CONCURRENCY + 3 });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'relay', logger });
   const admin = kafka.admin();
+  const relay = createRelay({ pool, kafka, logger, registry, config });
   let http: HttpServer | undefined;
 
   await runService({
     logger,
     components: [
       { name: 'pool', stop: () => pool.end() },
-      { name: 'kafka-admin', start: () => admin.connect(), stop: () => admin.disconnect() },
+      // Readiness only: a relay started while Kafka is down still starts and waits for it.
+      { name: 'kafka-admin', start: () => admin.connect().catch(() => undefined), stop: () => admin.disconnect() },
+      { name: 'relay', start: () => relay.start(), stop: () => relay.stop() },
       {
         name: 'http',
         start: async () => {

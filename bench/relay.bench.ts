@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, Partitioners, logLevel, type TopicMessages } from 'kafkajs';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { createLogger } from '../shared/src/logger';
+import { parseRelayConfig } from '../services/relay/src/config';
+import { createRelay } from '../services/relay/src/relay';
+import { toKafkaMessage, type OutboxRow } from '../services/relay/src/domain/outbox-message';
+import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
+
+/**
+ * 1. Drain N pre-inserted outbox rows (100,000 × scale over N/10 keys, ~200-byte payloads) with one
+ *    relay, beside a raw kafkajs producer sending the same messages from memory with the same batch
+ *    size and the same number of concurrent sends (the ceiling). Target: >= 50 % of it.
+ * 2. Commit → publish latency at a steady 500 inserts/s (one row per transaction, like registrations)
+ *    for 15 s × scale (at least 5 s). The verdict uses the relay's outbox_commit_to_publish_seconds
+ *    (row insert → broker ack, to bucket resolution); beside it, per row, the insert's COMMIT returning
+ *    to a consumer receiving the message, which adds the consumer's fetch delay (an upper bound).
+ */
+const BATCH_SIZE = 500;
+const CONCURRENCY = 2;
+
+export const bench: Bench = {
+  name: 'relay',
+  run: async (ctx) => [...(await drainBench(ctx)), ...(await latencyBench(ctx))],
+};
+
+function relayConfig(ctx: BenchContext, url: string, prefix: string) {
+  return parseRelayConfig({
+    DATABASE_URL: url,
+    KAFKA_BROKERS: ctx.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: prefix,
+    RELAY_BATCH_SIZE: String(BATCH_SIZE),
+    RELAY_CONCURRENCY: String(CONCURRENCY),
+    KAFKA_TOPIC_PARTITIONS: '6',
+  });
+}
+
+function startRelay(ctx: BenchContext, url: string, prefix: string) {
+  const config = relayConfig(ctx, url, prefix);
+  const logger = createLogger({ service: 'relay-bench', level: 'warn' });
+  const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY + 4 });
+  const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench', logLevel: logLevel.NOTHING });
+  const registry = new Registry();
+  const relay = createRelay({ pool, kafka, logger, registry, config });
+  return { relay, pool, registry, stop: async () => (await relay.stop(), await pool.end()) };
+}
+
+async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
+  const rows = Math.max(1_000, Math.round(100_000 * ctx.scale));
+  const keys = Math.max(10, Math.round(rows / 10));
+  const db = await ctx.createDatabase();
+  const prefix = ctx.uniquePrefix('relay-drain');
+  try {
+    const setup = new pg.Client({ connectionString: db.url });
+    await setup.connect();
+    await setup.query(
+      `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
+       SELECT gen_random_uuid(), 'accounts.user-events', 'user-' || (i % $2), 'user.registered', 'user', now(),
+              jsonb_build_object('seq', i / $2, 'email', 'someone' || i || '@example.com', 'pad', repeat('x', 120))
+       FROM generate_series(0, $1 - 1) AS i`,
+      [rows, keys],
+    );
+    await setup.query('VACUUM ANALYZE outbox');
+    ctx.log(`relay drain: ${rows} rows over ${keys} keys inserted`);
+
+    // Baseline first, on the same broker, to its own topics: the same messages from memory.
+    const messages = (await setup.query<{ id: string; event_id: string; key: string; payload: unknown; occurred_at: Date }>(
+      'SELECT id, event_id, key, payload, occurred_at FROM outbox ORDER BY id',
+    )).rows.map((r) =>
+      toKafkaMessage({
+        id: r.id, eventId: r.event_id, topic: 'accounts.user-events', key: r.key, type: 'user.registered', version: 1,
+        aggregateType: 'user', occurredAt: r.occurred_at, payload: r.payload, headers: {}, createdAtMs: 0,
+      } satisfies OutboxRow),
+    );
+    const baselineTopic = `${ctx.uniquePrefix('relay-baseline')}accounts.user-events`;
+    const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench-baseline', logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const baselineStart = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < messages.length) {
+          const batch: TopicMessages = { topic: baselineTopic, messages: messages.slice(next, next + BATCH_SIZE) };
+          next += BATCH_SIZE;
+          await producer.sendBatch({ topicMessages: [batch], acks: -1 });
+        }
+      }),
+    );
+    const baselineSeconds = (performance.now() - baselineStart) / 1000;
+    await producer.disconnect();
+    const baselineRate = rows / baselineSeconds;
+    ctx.log(`relay drain: baseline ${Math.round(baselineRate)} events/s`);
+
+    const relay = startRelay(ctx, db.url, prefix);
+    const relayStart = performance.now();
+    await relay.relay.start();
+    for (;;) {
+      const { rows: r } = await setup.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+      if (r[0]?.n === 0) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const relaySeconds = (performance.now() - relayStart) / 1000;
+    await relay.stop();
+    await setup.end();
+    const relayRate = rows / relaySeconds;
+    const ratio = relayRate / baselineRate;
+    ctx.log(`relay drain: relay ${Math.round(relayRate)} events/s (${Math.round(ratio * 100)} % of baseline)`);
+    const name = `relay drain ${rows >= 1_000 ? `${Math.round(rows / 1_000)}k` : rows} rows`;
+    return [
+      { benchmark: name, case: 'baseline: raw kafkajs producer (idempotent, acks=all, same batching)', metrics: { events_per_s: Math.round(baselineRate), seconds: round(baselineSeconds, 2) } },
+      {
+        benchmark: name,
+        case: `relay (1 instance, ${CONCURRENCY} loops, batch ${BATCH_SIZE})`,
+        metrics: { events_per_s: Math.round(relayRate), seconds: round(relaySeconds, 2), ratio_to_baseline: round(ratio, 2) },
+        verdict: `target >= 50% of baseline: ${Math.round(ratio * 100)}% (${ratio >= 0.5 ? 'met' : 'not met'})`,
+      },
+    ];
+  } finally {
+    await db.drop();
+  }
+}
+
+async function latencyBench(ctx: BenchContext): Promise<BenchRow[]> {
+  const seconds = Math.max(5, Math.round(15 * ctx.scale));
+  const ratePerSecond = 500;
+  const db = await ctx.createDatabase();
+  const prefix = ctx.uniquePrefix('relay-latency');
+  const relay = startRelay(ctx, db.url, prefix);
+  const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench-consumer', logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `${prefix}bench`, maxWaitTimeInMs: 10 });
+  const committedAt = new Map<string, number>();
+  const latencies: number[] = [];
+  try {
+    await relay.relay.start();
+    const topic = `${prefix}accounts.user-events`;
+    const admin = kafka.admin();
+    await admin.connect();
+    for (;;) {
+      if ((await admin.listTopics()).includes(topic)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await admin.disconnect();
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const id = message.headers?.id?.toString();
+        const at = id ? committedAt.get(id) : undefined;
+        if (at !== undefined) latencies.push(performance.now() - at);
+      },
+    });
+
+    const total = seconds * ratePerSecond;
+    const start = performance.now();
+    const inserts: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / ratePerSecond;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((res) => setTimeout(res, wait));
+      const eventId = randomUUID();
+      inserts.push(
+        relay.pool
+          .query(
+            `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
+             VALUES ($1, 'accounts.user-events', $2, 'user.registered', 'user', now(), $3)`,
+            [eventId, `user-${i % 1000}`, JSON.stringify({ seq: Math.floor(i / 1000), pad: 'x'.repeat(120) })],
+          )
+          .then(() => {
+            committedAt.set(eventId, performance.now());
+          }),
+      );
+    }
+    await Promise.all(inserts);
+    ctx.log(`relay latency: ${total} rows inserted in ${round((performance.now() - start) / 1000, 1)} s`);
+    const deadline = Date.now() + 30_000;
+    while (latencies.length < total && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    const histogram = await histogramQuantiles(relay.registry);
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    return [
+      {
+        benchmark: `relay commit->publish at ${ratePerSecond}/s for ${seconds} s`,
+        case: 'commit returned -> consumer received (upper bound of commit -> ack)',
+        metrics: { rows: total, received: latencies.length, p50_ms: round(p50, 1), p99_ms: round(p99, 1), max_ms: round(Math.max(...latencies), 1) },
+      },
+      {
+        benchmark: `relay commit->publish at ${ratePerSecond}/s for ${seconds} s`,
+        case: 'outbox_commit_to_publish_seconds (row insert -> ack, histogram bucket upper bounds)',
+        metrics: { p50_ms_le: histogram.p50 * 1000, p99_ms_le: histogram.p99 * 1000 },
+        verdict: `targets p50 <= 10 ms, p99 <= 100 ms (insert -> ack): ${histogram.p50 <= 0.01 && histogram.p99 <= 0.1 ? 'met' : 'not met'}`,
+      },
+    ];
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await relay.stop();
+    await db.drop();
+  }
+}
+
+/** The bucket upper bounds holding the 50th and 99th percentile of outbox_commit_to_publish_seconds. */
+async function histogramQuantiles(registry: Registry): Promise<{ p50: number; p99: number }> {
+  const metric = registry.getSingleMetric('outbox_commit_to_publish_seconds');
+  const values = metric ? (await metric.get()).values : [];
+  const buckets = new Map<number, number>();
+  let count = 0;
+  for (const v of values as (typeof values[number] & { metricName?: string })[]) {
+    const le = (v.labels as { le?: string | number }).le;
+    if (v.metricName?.endsWith('_bucket') && le !== undefined && le !== '+Inf') buckets.set(Number(le), (buckets.get(Number(le)) ?? 0) + v.value);
+    if (v.metricName?.endsWith('_count')) count += v.value;
+  }
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const at = (q: number) => sorted.find(([, c]) => c >= q * count)?.[0] ?? Number.POSITIVE_INFINITY;
+  return { p50: at(0.5), p99: at(0.99) };
+}

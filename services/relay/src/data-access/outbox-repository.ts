@@ -1,0 +1,122 @@
+import type { Pool, PoolClient } from '@shared/db';
+import type { OutboxRow } from '../domain/outbox-message';
+
+/** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
+
+type RawRow = {
+  id: string;
+  event_id: string;
+  topic: string;
+  key: string;
+  type: string;
+  version: number;
+  aggregate_type: string;
+  occurred_at: Date;
+  payload: unknown;
+  headers: Record<string, unknown> | null;
+  created_at_ms: number;
+};
+
+const COLUMNS = `o.id, o.event_id, o.topic, o.key, o.type, o.version, o.aggregate_type, o.occurred_at, o.payload, o.headers,
+  (extract(epoch FROM o.created_at) * 1000)::float8 AS created_at_ms`;
+
+/*
+ * Why per-key order holds, with any number of relays (and loops) claiming at once:
+ *
+ * 1. A row is claimed as a HEAD only if no older row (lower id) of its key is visible: the older rows
+ *    were all deleted, and a row is deleted only in the transaction that commits after the broker
+ *    acknowledged it (claim-and-delete). So everything older of that key is already in Kafka.
+ * 2. The head is locked FOR UPDATE SKIP LOCKED and stays locked until our transaction ends. While it
+ *    exists, no other relay sees any later row of the key as a head (the head is older and visible),
+ *    so no one else can claim anything of that key: one relay at a time owns a key.
+ * 3. The owner may also take the key's later rows (followers) in id order in the same transaction and
+ *    sends them in one produce request per partition, in id order, acks=all, idempotent producer.
+ * 4. If the owner dies mid-batch, PostgreSQL rolls the transaction back when the connection drops: the
+ *    rows are back, unlocked, and the next owner resends from the head. Kafka may then hold a prefix
+ *    twice (1,2,1,2,3) — a duplicate, never a reordering: a consumer that dedupes by id sees 1,2,3.
+ *
+ * Rows of one key written by concurrent transactions (id order differing from commit order) have no
+ * order to keep until both are committed; such a race can make two relays' follower locks wait on each
+ * other, which PostgreSQL resolves as a deadlock error: that claim rolls back before anything is sent.
+ */
+const CLAIM_HEADS = `
+  SELECT ${COLUMNS}
+  FROM outbox o
+  WHERE NOT EXISTS (SELECT 1 FROM outbox older WHERE older.key = o.key AND older.id < o.id)
+  ORDER BY o.id
+  LIMIT $1
+  FOR UPDATE OF o SKIP LOCKED`;
+
+const CLAIM_FOLLOWERS = `
+  SELECT ${COLUMNS}
+  FROM outbox o
+  JOIN unnest($1::text[], $2::bigint[]) AS head(key, id) ON o.key = head.key AND o.id > head.id
+  ORDER BY o.id
+  LIMIT $3
+  FOR UPDATE OF o`;
+
+/**
+ * Claims up to `limit` pending rows inside the caller's transaction: the oldest row of as many keys
+ * as possible, then later rows of those same keys. Returned in id order (per key: commit order).
+ */
+export async function claimOutboxBatch(client: PoolClient, limit: number): Promise<OutboxRow[]> {
+  const heads = (await client.query<RawRow>(CLAIM_HEADS, [limit])).rows;
+  if (heads.length === 0 || heads.length >= limit) return heads.map(toOutboxRow);
+  const followers = (
+    await client.query<RawRow>(CLAIM_FOLLOWERS, [heads.map((h) => h.key), heads.map((h) => h.id), limit - heads.length])
+  ).rows;
+  return [...heads, ...followers].map(toOutboxRow).sort((a, b) => Number(a.id) - Number(b.id));
+}
+
+/** Deletes rows the broker acknowledged (published rows are not kept: the table holds pending rows only). */
+export async function deletePublished(client: PoolClient, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
+}
+
+/** Moves rows the broker rejected for good to outbox_dead_letters, with the reason. */
+export async function moveToDeadLetters(client: PoolClient, entries: { id: string; error: string }[]): Promise<void> {
+  if (entries.length === 0) return;
+  await client.query(
+    `WITH moved AS (
+       DELETE FROM outbox o USING unnest($1::bigint[], $2::text[]) AS d(id, error)
+       WHERE o.id = d.id
+       RETURNING o.*, d.error
+     )
+     INSERT INTO outbox_dead_letters
+       (outbox_id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error)
+     SELECT id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error
+     FROM moved
+     ON CONFLICT DO NOTHING`,
+    [entries.map((e) => e.id), entries.map((e) => e.error.slice(0, 2_000))],
+  );
+}
+
+/**
+ * Pending depth and age of the oldest pending row. Both read only pending rows (published ones are
+ * deleted), and the age uses the primary key's first entry rather than a scan.
+ */
+export async function readBacklog(pool: Pool): Promise<{ backlog: number; oldestAgeSeconds: number }> {
+  const { rows } = await pool.query<{ backlog: number; oldest_age_s: number | null }>(
+    `SELECT (SELECT count(*) FROM outbox)::int AS backlog,
+            extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS oldest_age_s`,
+  );
+  const row = rows[0];
+  return { backlog: row?.backlog ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest_age_s ?? 0) };
+}
+
+function toOutboxRow(r: RawRow): OutboxRow {
+  return {
+    id: r.id,
+    eventId: r.event_id,
+    topic: r.topic,
+    key: r.key,
+    type: r.type,
+    version: r.version,
+    aggregateType: r.aggregate_type,
+    occurredAt: r.occurred_at,
+    payload: r.payload,
+    headers: r.headers ?? {},
+    createdAtMs: r.created_at_ms,
+  };
+}

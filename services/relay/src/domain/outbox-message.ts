@@ -1,0 +1,54 @@
+import type { Message } from 'kafkajs';
+import { envelopeHeaders, type Envelope } from '@shared/events';
+import { TOPIC } from '@shared/topics';
+
+/** One pending outbox row as the relay reads it. */
+export type OutboxRow = {
+  id: string;
+  eventId: string;
+  /** The contract's topic name, without the deployment's prefix. */
+  topic: string;
+  key: string;
+  type: string;
+  version: number;
+  aggregateType: string;
+  occurredAt: Date;
+  payload: unknown;
+  headers: Record<string, unknown>;
+  /** When the row was inserted (PostgreSQL clock), for outbox_commit_to_publish_seconds. */
+  createdAtMs: number;
+};
+
+const CONTRACT_TOPICS: ReadonlySet<string> = new Set(Object.values(TOPIC));
+
+export function isContractTopic(topic: string): boolean {
+  return CONTRACT_TOPICS.has(topic);
+}
+
+/** The envelope the row announces; the same shape `buildEnvelope` produces. */
+export function toEnvelope(row: OutboxRow): Envelope {
+  return {
+    id: row.eventId,
+    type: row.type,
+    version: row.version,
+    occurred_at: row.occurredAt.toISOString(),
+    aggregate_type: row.aggregateType,
+    aggregate_id: row.key,
+    payload: row.payload,
+  };
+}
+
+/** Kafka message of a row: key = aggregate id (the user id), the row's headers plus `id` and `type`. */
+export function toKafkaMessage(row: OutboxRow): Message {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(row.headers)) {
+    if (value === null || value === undefined) continue;
+    headers[name] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  const envelope = toEnvelope(row);
+  return {
+    key: row.key,
+    value: JSON.stringify(envelope),
+    headers: { ...headers, ...envelopeHeaders(envelope) },
+  };
+}
