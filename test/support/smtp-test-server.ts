@@ -151,7 +151,11 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
 
     let inData = false;
     let dataBytes = 0;
+    // A connection opened before a switch to a stall mode stalls too, as a real hung server's would:
+    // nothing more passes in either direction, so the client runs into its socket timeout.
+    const stalled = () => fault.mode === 'stall-connect' || fault.mode === 'stall-ehlo';
     client.on('data', (chunk: Buffer) => {
+      if (stalled()) return;
       if (mode.mode === 'drop-mid-data') {
         if (inData) {
           dataBytes += chunk.length;
@@ -165,6 +169,7 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
+      if (stalled()) return;
       if (mode.mode === 'slow') {
         setTimeout(() => {
           if (!client.destroyed) client.write(chunk);
