@@ -95,6 +95,12 @@ describe('SMTP test server', () => {
     expect(smtp.messages).toHaveLength(0);
   });
 
+  it('when losing the ack, the message is recorded but the client times out waiting for the 250', async () => {
+    await smtp.setFault({ mode: 'lose-ack' });
+    await expect(send({ timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(smtp.messages).toHaveLength(1);
+  });
+
   it('when slow, every reply is delayed but the message still arrives', async () => {
     await smtp.setFault({ mode: 'slow', delayMs: 40 });
     const started = Date.now();

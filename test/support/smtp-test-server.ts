@@ -26,7 +26,9 @@ export type SmtpFault =
   /** The connection is cut while the client sends the message body. */
   | { mode: 'drop-mid-data' }
   /** Every server reply is delayed by delayMs. */
-  | { mode: 'slow'; delayMs: number };
+  | { mode: 'slow'; delayMs: number }
+  /** The message is accepted (and recorded) but the final 250 never reaches the client: a lost ack. */
+  | { mode: 'lose-ack' };
 
 export type ReceivedMail = {
   from: string;
@@ -154,8 +156,10 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
     // A connection opened before a switch to a stall mode stalls too, as a real hung server's would:
     // nothing more passes in either direction, so the client runs into its socket timeout.
     const stalled = () => fault.mode === 'stall-connect' || fault.mode === 'stall-ehlo';
+    let bodyDone = false;
     client.on('data', (chunk: Buffer) => {
       if (stalled()) return;
+      if (fault.mode === 'lose-ack' && /\r\n\.\r\n$/.test(chunk.toString('latin1'))) bodyDone = true;
       if (mode.mode === 'drop-mid-data') {
         if (inData) {
           dataBytes += chunk.length;
@@ -169,7 +173,7 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (stalled()) return;
+      if (stalled() || bodyDone) return;
       if (mode.mode === 'slow') {
         setTimeout(() => {
           if (!client.destroyed) client.write(chunk);

@@ -52,12 +52,38 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
     pooled
       ? nodemailer.createTransport({ ...base, pool: true, maxConnections: config.SMTP_POOL_SIZE } as SMTPPool.Options)
       : nodemailer.createTransport({ ...base } as SMTPTransport.Options);
-  let transporter = build();
+  const withBodyTracking = (t: ReturnType<typeof build>) => {
+    // When the message stream the SMTP connection reads has ended, the whole body went into the DATA
+    // command (the connection starts reading it only after the server's 354). From then on the server
+    // may accept the mail even if its reply never reaches us (timeout, dropped connection): such a
+    // failure is marked `afterBody` so that a later successful retry is counted as a possible
+    // duplicate — the one window SMTP itself leaves open. ('end' fires when the stream was consumed,
+    // unlike a transform's flush, which fires as soon as its input was buffered.)
+    t.use('stream', (mail, done) => {
+      const progress = (mail.data as { progress?: { bodySent: boolean } }).progress;
+      if (progress) {
+        const message = mail.message;
+        const createReadStream = message.createReadStream.bind(message);
+        message.createReadStream = (...args: Parameters<typeof message.createReadStream>) => {
+          const stream = createReadStream(...args);
+          stream.once('end', () => {
+            progress.bodySent = true;
+          });
+          return stream;
+        };
+      }
+      done();
+    });
+    return t;
+  };
+  let transporter = withBodyTracking(build());
   const from = envelopeSender(config.MAIL_FROM);
 
   return {
     send: async (mail) => {
-      const info = (await transporter.sendMail({
+      const progress = { bodySent: false };
+      const info = (await transporter
+        .sendMail({
         from: config.MAIL_FROM,
         to: mail.to,
         // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
@@ -65,12 +91,17 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
         subject: mail.subject,
         text: mail.text,
         html: mail.html,
-      })) as { messageId: string; response?: string };
+          progress,
+        } as nodemailer.SendMailOptions)
+        .catch((err: unknown) => {
+          if (progress.bodySent && err && typeof err === 'object') Object.assign(err, { afterBody: true });
+          throw err;
+        })) as { messageId: string; response?: string };
       return { messageId: info.messageId, response: info.response ?? '' };
     },
     resetConnections: () => {
       const old = transporter;
-      transporter = build();
+      transporter = withBodyTracking(build());
       old.close();
       log.info('SMTP connections closed');
     },

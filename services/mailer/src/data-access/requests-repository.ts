@@ -146,12 +146,13 @@ export async function markSent(client: PoolClient, claim: Pick<ClaimedRequest, '
 export async function markDeferred(
   client: PoolClient,
   claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>,
-  opts: { errorClass: ErrorClass; delayMs: number; consumeAttempt: boolean },
+  opts: { errorClass: ErrorClass; delayMs: number; consumeAttempt: boolean; mayHaveBeenAccepted?: boolean },
 ): Promise<{ state: 'pending' | 'superseded'; attempts: number } | null> {
   const { rows } = await client.query<{ state: 'pending' | 'superseded'; attempts: number }>(
     `UPDATE mailer_requests r
         SET state = CASE WHEN EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = r.user_id AND n.seq > r.seq)
                          THEN 'superseded' ELSE 'pending' END,
+            possible_duplicate = r.possible_duplicate OR $6,
             attempts = CASE WHEN $5 THEN r.attempts ELSE r.attempts - 1 END,
             next_attempt_at = now() + make_interval(secs => $4::double precision / 1000),
             last_error_class = $3,
@@ -159,7 +160,7 @@ export async function markDeferred(
             updated_at = now()
       WHERE r.request_id = $1 AND r.claim_id = $2 AND r.state = 'sending'
      RETURNING r.state, r.attempts`,
-    [claim.requestId, claim.claimId, opts.errorClass, opts.delayMs, opts.consumeAttempt],
+    [claim.requestId, claim.claimId, opts.errorClass, opts.delayMs, opts.consumeAttempt, opts.mayHaveBeenAccepted ?? false],
   );
   return rows[0] ?? null;
 }

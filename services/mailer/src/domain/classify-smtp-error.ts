@@ -26,9 +26,11 @@ export function classifySmtpError(err: unknown): SendFailure {
   if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply))) return new SendFailure('auth', true, detail);
   if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
-  if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail)) return new SendFailure('timeout', true, detail);
-  if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail);
-  if (typeof fields.errno === 'string' && CONNECTION_CODES.has(fields.errno)) return new SendFailure('connection', true, detail);
+  // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
+  const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
+  if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail)) return new SendFailure('timeout', true, detail, afterBody);
+  if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail, afterBody);
+  if (typeof fields.errno === 'string' && CONNECTION_CODES.has(fields.errno)) return new SendFailure('connection', true, detail, afterBody);
   // nodemailer: no valid recipient left, or a message it refuses to build: retrying cannot help.
   if (code === 'EENVELOPE' || code === 'EMESSAGE') return new SendFailure('rejected', false, detail);
   return new SendFailure('unknown', true, detail);

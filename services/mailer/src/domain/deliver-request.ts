@@ -87,7 +87,7 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
       const delayMs = consumeAttempt ? retryDelayMs(claim.attempts, { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS }, deps.random) : config.BREAKER_RESET_TIMEOUT_MS;
       let outcome: Awaited<ReturnType<typeof markDeferred>> = null;
       const recorded = await withTransaction(deps.pool, async (client) => {
-        outcome = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt });
+        outcome = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt, mayHaveBeenAccepted: failure.mayHaveBeenAccepted });
         if (!outcome) return false;
         const event =
           outcome.state === 'superseded'

@@ -10,6 +10,8 @@ export class SendFailure extends Error {
     readonly errorClass: ErrorClass,
     readonly retriable: boolean,
     readonly detail: string,
+    /** The whole message had been handed to the server when this failed: it may have been accepted. */
+    readonly mayHaveBeenAccepted = false,
   ) {
     super(`mail send failed: ${errorClass}`);
     this.name = 'SendFailure';
