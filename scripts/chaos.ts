@@ -85,7 +85,8 @@ async function main(): Promise<void> {
       .map(({ fault }) => ({ fault, gapMs: Math.round(FAULT_EVERY_MS * (0.5 + random())), durationMs: Math.round(1000 + random() * 5000), index: Math.floor(random() * 2) }));
     const windowMs = plan.reduce((sum, p) => sum + p.gapMs + p.durationMs, 0);
     // Registrations are spread over the whole fault window, so every fault meets traffic.
-    const pacing = windowMs / N;
+    // Restarts take time of their own (a service or the broker coming back): stretch the traffic to match.
+    const pacing = (windowMs * 1.3) / N;
     log(`plan: ${plan.length} faults over ~${Math.round(windowMs / 1000)} s; one registration every ${pacing.toFixed(1)} ms`);
 
     // ---- the driver: N registrations through the live accounts instances ----
