@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { buildEnvelope, envelopeHeaders, type MailRequestedPayload } from '@shared/events';
 import { createPool } from '@shared/db';
 import { createKafka } from '@shared/kafka';
+import { Partitioners } from 'kafkajs';
 import { createLogger } from '@shared/logger';
 import { createMetricsRegistry } from '@shared/metrics';
 import { topicNames } from '@shared/topics';
@@ -64,8 +65,14 @@ async function transportThroughput(ctx: BenchContext): Promise<BenchRow[]> {
   return rows;
 }
 
-async function endToEnd(ctx: BenchContext): Promise<BenchRow[]> {
-  const count = Math.max(50, Math.round(1_000 * ctx.scale));
+/**
+ * Request produced to Kafka -> SMTP accepted. `burst`: all at once (throughput; latency is mostly
+ * queueing behind the SMTP pool). `ratePerSecond`: a steady load below capacity (the latency a user
+ * sees when the system is not saturated).
+ */
+async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSecond: number; seconds: number }): Promise<BenchRow[]> {
+  const count = 'burst' in mode ? Math.max(50, Math.round(1_000 * ctx.scale)) : Math.max(20, Math.round(mode.ratePerSecond * mode.seconds * ctx.scale));
+  const chunk = 'burst' in mode ? 100 : 1;
   const smtp = await startSmtpTestServer();
   const database = await ctx.createDatabase();
   const prefix = ctx.uniquePrefix('mailer-bench');
@@ -83,15 +90,19 @@ async function endToEnd(ctx: BenchContext): Promise<BenchRow[]> {
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-bench', logger });
   const transport = createSmtpTransport({ config, logger });
   const mailer = createMailer({ pool, kafka, transport, logger, registry: createMetricsRegistry('mailer'), config });
-  const producer = kafka.producer();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   try {
     await mailer.start();
     await producer.connect();
     const requestedAt = new Map<string, number>();
     ctx.log(`mailer: ${count} requests produced to Kafka -> SMTP accepted`);
     const started = performance.now();
-    for (let i = 0; i < count; i += 100) {
-      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(100, count - i) }, (_, j) => ({
+    for (let i = 0; i < count; i += chunk) {
+      if ('ratePerSecond' in mode) {
+        const wait = started + (i * 1000) / mode.ratePerSecond - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      }
+      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => ({
         request_id: randomUUID(),
         user_id: randomUUID(),
         to: `e2e-${i + j}@example.test`,
@@ -114,7 +125,7 @@ async function endToEnd(ctx: BenchContext): Promise<BenchRow[]> {
     const latencies = smtp.messages.map((m) => m.receivedAt.getTime() - (requestedAt.get(m.to[0] ?? '') ?? m.receivedAt.getTime()));
     return [
       {
-        benchmark: `mailer end to end ${count}`,
+        benchmark: 'burst' in mode ? `mailer end to end, burst of ${count}` : `mailer end to end, ${mode.ratePerSecond}/s steady`,
         case: `Kafka -> inbox -> SMTP (pool ${POOL_SIZE})`,
         metrics: { mails_per_s: round(smtp.messages.length / seconds), delivered: smtp.messages.length, p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)) },
         verdict: `delivered ${smtp.messages.length}/${count}`,
@@ -132,5 +143,9 @@ async function endToEnd(ctx: BenchContext): Promise<BenchRow[]> {
 
 export const bench: Bench = {
   name: 'mailer',
-  run: async (ctx) => [...(await transportThroughput(ctx)), ...(await endToEnd(ctx))],
+  run: async (ctx) => [
+    ...(await transportThroughput(ctx)),
+    ...(await endToEnd(ctx, { burst: true })),
+    ...(await endToEnd(ctx, { ratePerSecond: 50, seconds: 10 })),
+  ],
 };

@@ -1,4 +1,4 @@
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
 import { ensureTopics } from '@shared/kafka';
@@ -53,7 +53,7 @@ export function createMailer(deps: MailerDeps): Mailer {
   const clock = deps.clock ?? (() => new Date());
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool));
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
   const circuit = createSmtpCircuit({ transport: deps.transport, config, logger });
   const deliver = createDeliverRequest({
