@@ -1,0 +1,102 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { migrate } from '../../scripts/migrate';
+import { freePort } from '../../test/support/ports';
+import { startSystem } from '../../test/support/system';
+import { graphUrl, screenshot } from './dashboard-screenshot';
+
+/**
+ * Produces the README's operations picture from a real outage: the stack as processes, a real
+ * Prometheus scraping it every second with the project's alert rules, registrations at a steady pace,
+ * then the SMTP server stalls for a while and recovers. Chromium photographs Prometheus' graphs and
+ * its alerts page.
+ *
+ *   npx tsx infra/screenshot/outage-demo.ts [--healthy-s 40] [--outage-s 90] [--recovery-s 40]
+ *
+ * Needs PostgreSQL on 127.0.0.1:5432, Java + Maven (Kafka), `prometheus` and `chromium` (Debian).
+ */
+const args = new Map(process.argv.slice(2).reduce<[string, string][]>((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] ?? '']] : acc), []));
+const HEALTHY_S = Number(args.get('healthy-s') ?? 40);
+const OUTAGE_S = Number(args.get('outage-s') ?? 90);
+const RECOVERY_S = Number(args.get('recovery-s') ?? 40);
+const OUT_DIR = path.resolve(args.get('out-dir') ?? path.join(__dirname, '..', '..', 'docs', 'img'));
+
+const log = (line: string) => process.stderr.write(`[outage-demo] ${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `rp_demo_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(adminUrl);
+  u.pathname = `/${dbName}`;
+  await migrate({ databaseUrl: u.toString() });
+  const work = mkdtempSync(path.join(tmpdir(), 'rp-demo-'));
+  log('starting the stack (accounts, relay, mailer, Kafka, SMTP test server)...');
+  const system = await startSystem({
+    databaseUrl: u.toString(),
+    counts: { accounts: 1, relay: 1, mailer: 1 },
+    env: { LOG_LEVEL: 'warn', SMTP_TIMEOUT_MS: '2000', BREAKER_RESET_TIMEOUT_MS: '10000', MAIL_RETRY_BASE_MS: '1000', MAIL_RETRY_MAX_MS: '10000', MAIL_MAX_ATTEMPTS: '30' },
+  });
+  const promPort = await freePort();
+  const config = path.join(work, 'prometheus.yml');
+  const target = (name: string) => system.instances.filter((i) => i.name === name).map((i) => `'127.0.0.1:${i.port}'`).join(', ');
+  writeFileSync(
+    config,
+    ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'rule_files:', `  - ${path.join(__dirname, '..', 'prometheus', 'alerts.yml')}`, 'scrape_configs:', ...['accounts', 'relay', 'mailer'].flatMap((j) => [`  - job_name: ${j}`, '    static_configs:', `      - targets: [${target(j)}]`]), ''].join('\n'),
+  );
+  const prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+  const prom = `http://127.0.0.1:${promPort}`;
+  let stop = false;
+  try {
+    const api = system.accountsUrls()[0] ?? '';
+    let n = 0;
+    const traffic = (async () => {
+      while (!stop) {
+        n += 1;
+        await fetch(`${api}/api/v1/usr/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `demo.${n}.${Date.now()}@example.test`, password: 'demo password 123' }) }).catch(() => undefined);
+        await sleep(200);
+      }
+    })();
+    log(`healthy for ${HEALTHY_S} s...`);
+    await sleep(HEALTHY_S * 1000);
+    log(`SMTP stalls for ${OUTAGE_S} s...`);
+    await system.smtp.setFault({ mode: 'stall-connect' });
+    await sleep(OUTAGE_S * 1000);
+    const alerts = path.join(OUT_DIR, 'alerts-during-smtp-outage.png');
+    screenshot({ url: `${prom}/alerts`, out: alerts, width: 1400, height: 900 });
+    log(`wrote ${alerts}`);
+    log(`SMTP recovers; ${RECOVERY_S} s more...`);
+    await system.smtp.setFault({ mode: 'healthy' });
+    await sleep(RECOVERY_S * 1000);
+    const range = `${HEALTHY_S + OUTAGE_S + RECOVERY_S + 10}s`;
+    const graphs = path.join(OUT_DIR, 'smtp-outage.png');
+    screenshot({
+      url: graphUrl(prom, ['mail_smtp_circuit_state', 'sum by (result, error_class) (rate(mail_sent_total[15s]))', 'mail_retry_pending', 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/api/v1/usr/register"}[15s])))'], range),
+      out: graphs,
+      width: 1400,
+      height: 1800,
+      budgetMs: 8000,
+    });
+    log(`wrote ${graphs} (${n} registrations, ${system.smtp.messages.length} mails delivered)`);
+    stop = true;
+    await traffic;
+  } finally {
+    stop = true;
+    prometheus.kill('SIGTERM');
+    await system.stop();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`[outage-demo] failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
