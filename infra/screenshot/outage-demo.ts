@@ -6,7 +6,8 @@ import pg from 'pg';
 import { migrate } from '../../scripts/migrate';
 import { freePort } from '../../test/support/ports';
 import { startSystem } from '../../test/support/system';
-import { graphUrl, screenshot } from './dashboard-screenshot';
+import { screenshot } from './dashboard-screenshot';
+import { renderDashboardHtml } from './render-panels';
 
 /**
  * Produces the README's operations picture from a real outage: the stack as processes, a real
@@ -63,27 +64,53 @@ async function main(): Promise<void> {
         await sleep(200);
       }
     })();
+    const t0 = Date.now() / 1000;
     log(`healthy for ${HEALTHY_S} s...`);
     await sleep(HEALTHY_S * 1000);
     log(`SMTP stalls for ${OUTAGE_S} s...`);
+    const tStall = Date.now() / 1000;
     await system.smtp.setFault({ mode: 'stall-connect' });
-    await sleep(OUTAGE_S * 1000);
-    const alerts = path.join(OUT_DIR, 'alerts-during-smtp-outage.png');
-    screenshot({ url: `${prom}/alerts`, out: alerts, width: 1400, height: 900 });
-    log(`wrote ${alerts}`);
+    // Alerts as Prometheus evaluates them during the outage (the rules' `for:` makes them pending first).
+    const seen = new Map<string, { name: string; state: string; severity?: string; at: string }>();
+    const watchUntil = Date.now() + OUTAGE_S * 1000;
+    while (Date.now() < watchUntil) {
+      const res = await fetch(`${prom}/api/v1/alerts`).catch(() => undefined);
+      const body = res ? ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } }) : undefined;
+      for (const a of body?.data.alerts ?? []) {
+        const key = `${a.labels.alertname}/${a.state}`;
+        if (!seen.has(key)) seen.set(key, { name: a.labels.alertname ?? '?', state: a.state, severity: a.labels.severity, at: `outage +${Math.round(Date.now() / 1000 - tStall)} s` });
+      }
+      await sleep(2000);
+    }
     log(`SMTP recovers; ${RECOVERY_S} s more...`);
+    const tRecover = Date.now() / 1000;
     await system.smtp.setFault({ mode: 'healthy' });
     await sleep(RECOVERY_S * 1000);
-    const range = `${HEALTHY_S + OUTAGE_S + RECOVERY_S + 10}s`;
-    const graphs = path.join(OUT_DIR, 'smtp-outage.png');
-    screenshot({
-      url: graphUrl(prom, ['mail_smtp_circuit_state', 'sum by (result, error_class) (rate(mail_sent_total[15s]))', 'mail_retry_pending', 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/api/v1/usr/register"}[15s])))'], range),
-      out: graphs,
-      width: 1400,
-      height: 1800,
-      budgetMs: 8000,
+    const html = await renderDashboardHtml({
+      prometheus: prom,
+      title: `SMTP outage: ${OUTAGE_S} s of a stalled SMTP server under steady registrations (real Prometheus, 1 s scrapes)`,
+      start: t0,
+      end: Date.now() / 1000,
+      stepS: 1,
+      marks: [
+        { at: tStall, label: 'SMTP stalls' },
+        { at: tRecover, label: 'SMTP back' },
+      ],
+      alerts: [...seen.values()],
+      panels: [
+        { title: 'SMTP circuit breaker state', expr: 'mail_smtp_circuit_state', unit: '0 closed, 1 half-open, 2 open' },
+        { title: 'Send attempts by result and class', expr: 'sum by (result, error_class) (rate(mail_sent_total[10s])) > 0', unit: 'per s' },
+        { title: 'Retries pending', expr: 'mail_retry_pending', unit: 'mails' },
+        { title: 'Registration p99', expr: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/api/v1/usr/register"}[10s])))', unit: 's' },
+        { title: 'Registrations', expr: 'sum by (result) (rate(accounts_registrations_total[10s]))', unit: 'per s' },
+        { title: 'Outbox backlog', expr: 'outbox_backlog', unit: 'rows' },
+      ],
     });
-    log(`wrote ${graphs} (${n} registrations, ${system.smtp.messages.length} mails delivered)`);
+    const htmlFile = path.join(work, 'dashboard.html');
+    writeFileSync(htmlFile, html);
+    const out = path.join(OUT_DIR, 'smtp-outage.png');
+    screenshot({ url: `file://${htmlFile}`, out, width: 1380, height: 1080, budgetMs: 2000 });
+    log(`wrote ${out} (${n} registrations, ${system.smtp.messages.length} mails delivered)`);
     stop = true;
     await traffic;
   } finally {
