@@ -33,6 +33,15 @@ async function main(): Promise<void> {
     log('starting a Kafka broker for the run...');
     broker = await startKafkaBroker({ port: await freePort(), controllerPort: await freePort(), dataDir: path.join(workDir, 'kafka') });
     brokers = [broker.brokers];
+    // Even if a bench crashes the process, the broker it started must not outlive it.
+    const pid = broker.pid;
+    process.on('exit', () => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already stopped
+      }
+    });
   }
   const runId = `rp_bench_${Date.now().toString(36)}`;
   const created: string[] = [];

@@ -95,6 +95,18 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     instance.proc = proc;
     await waitForReady(`${instance.url}/healthz`, 60_000, () => proc.child.exitCode !== null);
   };
+  // If the driving process dies (a crashed chaos run, an aborted test), nothing it started survives it.
+  const killAll = () => {
+    for (const i of instances) if (i.proc && i.proc.child.exitCode === null) i.proc.child.kill('SIGKILL');
+    if (broker) {
+      try {
+        process.kill(broker.pid, 'SIGKILL');
+      } catch {
+        // already stopped
+      }
+    }
+  };
+  process.on('exit', killAll);
   await Promise.all(instances.map(launch));
   // Ready means its dependencies answer; with the broker up every instance must get there.
   await Promise.all(instances.map((i) => waitForReady(`${i.url}/readyz`, 60_000)));
@@ -126,6 +138,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     },
     brokerRunning: () => broker !== undefined,
     stop: async () => {
+      process.off('exit', killAll);
       await Promise.all(instances.map((i) => i.proc?.stop(10_000)));
       await smtp.close();
       if (broker) await broker.stop();
