@@ -15,6 +15,8 @@ import type { Bench, BenchContext, BenchRow } from './lib';
  * BENCH_SCALE=0.1 gives a quick smoke run.
  */
 async function main(): Promise<void> {
+  // Ctrl-C: exit through process.exit so the 'exit' hooks stop every process and broker started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const only = process.argv.slice(2);
   const scale = Number(process.env.BENCH_SCALE ?? 1);
   const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -42,6 +42,8 @@ const log = (line: string) => process.stderr.write(`[chaos ${new Date().toISOStr
 type Injection = { at_s: number; fault: string; duration_ms: number };
 
 async function main(): Promise<void> {
+  // Ctrl-C: exit through process.exit so the 'exit' hooks stop every process and broker started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const random = prng(SEED);
   log(`seed ${SEED} (replay with CHAOS_SEED=${SEED}), ${N} registrations, concurrency ${CONCURRENCY}`);
   const dbName = `rp_chaos_${Date.now().toString(36)}`;

@@ -29,6 +29,8 @@ const log = (line: string) => process.stderr.write(`[outage-demo] ${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
+  // Ctrl-C: exit through process.exit so the 'exit' hooks stop every process and broker started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
   const dbName = `rp_demo_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
