@@ -47,5 +47,11 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
 
 /** Readiness probe: the broker answers a metadata request. */
 export async function checkKafkaReady(admin: Admin): Promise<void> {
-  await admin.describeCluster();
+  try {
+    await admin.describeCluster();
+  } catch {
+    // The admin may never have connected (the broker was down at start): connect, then ask again.
+    await admin.connect();
+    await admin.describeCluster();
+  }
 }

@@ -62,3 +62,51 @@ export async function runService(opts: { logger: Logger; components: Component[]
   }
   logger.info({ components: components.map((c) => c.name) }, 'started');
 }
+
+/**
+ * A component whose start may fail while a dependency (Kafka) is down: start() returns at once and
+ * keeps retrying `component.start` in the background with capped exponential backoff, so the service
+ * comes up, answers /healthz (and a /readyz that says what is missing) and connects when it can,
+ * instead of crash-looping. stop() cancels the retries, or stops the component once it started.
+ */
+export function startInBackground(component: Component, opts: { logger: Logger; baseMs?: number; maxMs?: number }): Component & { started: () => boolean } {
+  let stopped = false;
+  let started = false;
+  let wake: (() => void) | undefined;
+  let loop: Promise<void> | undefined;
+  return {
+    name: component.name,
+    started: () => started,
+    start: async () => {
+      loop = (async () => {
+        for (let attempt = 1; !stopped; attempt++) {
+          try {
+            await component.start?.();
+            started = true;
+            if (attempt > 1) opts.logger.info({ component: component.name, attempt }, 'started after retries');
+            return;
+          } catch (err) {
+            const delay = Math.min(opts.maxMs ?? 30_000, (opts.baseMs ?? 1_000) * 2 ** (attempt - 1));
+            opts.logger.warn({ component: component.name, attempt, retry_in_ms: delay, err: { message: err instanceof Error ? err.message : String(err) } }, 'start failed; retrying');
+            // A half-started component (say, a connected admin but no producer) is reset before the next try.
+            await component.stop().catch(() => undefined);
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, delay);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+            wake = undefined;
+          }
+        }
+      })();
+    },
+    stop: async () => {
+      stopped = true;
+      wake?.();
+      await loop;
+      if (started) await component.stop();
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { createPool, checkDatabaseReady } from '@shared/db';
 import { createKafka, checkKafkaReady } from '@shared/kafka';
 import { createMetricsRegistry } from '@shared/metrics';
 import { createOpsApp, listen, type HttpServer } from '@shared/http';
-import { runService } from '@shared/lifecycle';
+import { runService, startInBackground } from '@shared/lifecycle';
 import { loadMailerConfig } from './config';
 import { createMailTransport } from './data-access/mail-transport';
 import { checkMailerSchema } from './data-access/requests-repository';
@@ -26,14 +26,18 @@ async function main(): Promise<void> {
     logger,
     components: [
       { name: 'pool', stop: () => pool.end() },
-      producer,
+      // Kafka may be down when the mailer starts: the producer and the consumer connect in the
+      // background, while mails already in the inbox are still sent (their statuses wait in
+      // mailer_outbox until the producer is up).
+      startInBackground(producer, { logger }),
       { name: 'transport', stop: () => transport.close() },
       dispatcher,
-      consumer,
+      startInBackground(consumer, { logger }),
       {
         name: 'http',
         start: async () => {
-          await admin.connect();
+          // Readiness reconnects on demand (checkKafkaReady): a broker that is down now must not stop the start.
+          await admin.connect().catch(() => undefined);
           const app = createOpsApp({
             logger,
             registry,
