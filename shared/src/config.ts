@@ -113,6 +113,9 @@ export const commonEnv = (defaultPort: number) => ({
   PORT: envPort(defaultPort),
   /** LOG_LEVEL: pino level. */
   LOG_LEVEL: envLogLevel(),
+  /** KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used by whichever service first creates a missing contract topic. */
+  KAFKA_TOPIC_PARTITIONS: envInt(6, 1, 1_000),
+  KAFKA_REPLICATION_FACTOR: envInt(1, 1, 10),
   /** NODE_ENV: production tightens secret requirements. */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
 });

@@ -17,7 +17,14 @@ async function main(): Promise<void> {
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'accounts', logger });
   const admin = kafka.admin();
   const deps = createDomainDeps({ config, logger, registry, pool });
-  const consumer = createDeliveryStatusConsumer({ ...deps, kafka, admin, topicPrefix: config.KAFKA_TOPIC_PREFIX });
+  const consumer = createDeliveryStatusConsumer({
+    ...deps,
+    kafka,
+    admin,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    partitions: config.KAFKA_TOPIC_PARTITIONS,
+    replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+  });
   let http: HttpServer | undefined;
 
   await runService({

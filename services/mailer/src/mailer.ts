@@ -4,7 +4,7 @@ import type { Pool } from '@shared/db';
 import { ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import type { Component } from '@shared/lifecycle';
-import { topicNames } from '@shared/topics';
+import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { MailerConfig } from './config';
 import type { MailTransport } from './data-access/mail-transport';
 import { countRetryPending } from './data-access/requests-repository';
@@ -103,11 +103,7 @@ export function createMailer(deps: MailerDeps): Mailer {
         const admin = kafka.admin();
         await admin.connect();
         try {
-          await ensureTopics(admin, [
-            { topic: topics.mailRequests, numPartitions: 3 },
-            { topic: topics.mailDeliveryStatus, numPartitions: 3 },
-            { topic: topics.mailRequestsDlq, numPartitions: 1 },
-          ]);
+          await ensureTopics(admin, contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, { partitions: config.KAFKA_TOPIC_PARTITIONS, replicationFactor: config.KAFKA_REPLICATION_FACTOR }));
         } finally {
           await admin.disconnect();
         }

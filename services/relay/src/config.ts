@@ -10,9 +10,6 @@ const schema = z
     RELAY_BATCH_SIZE: envInt(500, 1, 10_000),
     /** RELAY_CONCURRENCY: claim-publish-delete loops per instance (each its own transaction). */
     RELAY_CONCURRENCY: envInt(2, 1, 16),
-    /** KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used when the relay creates missing topics. */
-    KAFKA_TOPIC_PARTITIONS: envInt(6, 1, 1_000),
-    KAFKA_REPLICATION_FACTOR: envInt(1, 1, 10),
     /** RELAY_RETRY_BASE_MS / RELAY_RETRY_MAX_MS: exponential backoff (with jitter) while Kafka or PostgreSQL fail. */
     RELAY_RETRY_BASE_MS: envInt(200, 1, 60_000),
     RELAY_RETRY_MAX_MS: envInt(10_000, 1, 600_000),

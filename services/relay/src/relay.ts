@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
 import type { Logger } from '@shared/logger';
 import { ensureTopics } from '@shared/kafka';
-import { topicNames } from '@shared/topics';
+import { contractTopicConfigs } from '@shared/topics';
 import { errorMessage } from '@shared/errors';
 import type { RelayConfig } from './config';
 import { backoffDelay } from './domain/backoff';
@@ -164,11 +164,7 @@ export function createRelay(opts: RelayOptions): Relay {
   /** Connects the producer and creates the contract topics, retrying until it works or we stop. */
   const connectKafka = async (): Promise<boolean> => {
     const admin = kafka.admin();
-    const topics = Object.values(topicNames(config.KAFKA_TOPIC_PREFIX)).map((topic) => ({
-      topic,
-      numPartitions: config.KAFKA_TOPIC_PARTITIONS,
-      replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-    }));
+    const topics = contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, { partitions: config.KAFKA_TOPIC_PARTITIONS, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
     for (let attempt = 1; running; attempt++) {
       try {
         await admin.connect();

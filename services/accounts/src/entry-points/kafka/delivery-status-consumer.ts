@@ -4,7 +4,7 @@ import { ensureTopics } from '@shared/kafka';
 import { EVENT_TYPE, InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { errorMessage } from '@shared/errors';
-import { topicNames } from '@shared/topics';
+import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
 import { createRecordDeliveryStatus } from '../../domain/record-delivery-status';
 import { parkPoisonMessage } from '../../data-access/poison-events-repository';
@@ -18,8 +18,9 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
   kafka: Kafka;
   admin: Admin;
   topicPrefix: string;
-  /** Partitions for the topic when this service is the first to need it. */
+  /** Partitions / replication of the contract topics when this service is the first to need them. */
   partitions?: number;
+  replicationFactor?: number;
 };
 
 /**
@@ -94,7 +95,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
       try {
         await deps.admin.connect();
         if (stopping) return;
-        await ensureTopics(deps.admin, [{ topic, numPartitions: deps.partitions ?? 3 }]);
+        await ensureTopics(deps.admin, contractTopicConfigs(deps.topicPrefix, { partitions: deps.partitions ?? 6, replicationFactor: deps.replicationFactor ?? 1 }));
         consumer = deps.kafka.consumer({ groupId, sessionTimeout: 15_000, heartbeatInterval: 1_000 });
         await consumer.connect();
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
