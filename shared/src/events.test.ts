@@ -22,6 +22,7 @@ describe('parseEvent', () => {
     ['not an envelope', JSON.stringify({ hello: 'world' })],
     ['the wrong type', JSON.stringify({ ...status(), type: 'user.registered' })],
     ['a bad payload', JSON.stringify({ ...status(), payload: { status: 'teleported' } })],
+    ['a timestamp PostgreSQL cannot store', JSON.stringify({ ...status(), occurred_at: '0000-01-01T00:00:00Z' })],
   ])('rejects %s with a non-retriable InvalidEventError', (_label, value) => {
     let error: unknown;
     try {
@@ -31,5 +32,19 @@ describe('parseEvent', () => {
     }
     expect(error).toBeInstanceOf(InvalidEventError);
     expect(isRetriable(error)).toBe(false);
+  });
+});
+
+describe('mail.requested timestamps', () => {
+  it.each(['1', '12345', '0000-01-01T00:00:00Z', 'yesterday'])('rejects requested_at %j as poison', (requestedAt) => {
+    const userId = randomUUID();
+    const envelope = buildEnvelope({
+      type: 'mail.requested',
+      aggregateType: 'user',
+      aggregateId: userId,
+      payload: { request_id: randomUUID(), user_id: userId, to: 'a@example.test', template: 'email_confirmation', vars: { code: '123456' }, requested_at: new Date().toISOString() },
+    });
+    const value = JSON.stringify({ ...envelope, payload: { ...envelope.payload, requested_at: requestedAt } });
+    expect(() => parseEvent(value, 'mail.requested')).toThrow(InvalidEventError);
   });
 });

@@ -6,11 +6,24 @@ import { z } from 'zod';
  * Kafka key = aggregate_id (the user id) so one user's events stay ordered; headers carry id and type.
  */
 
+/**
+ * An ISO-8601 timestamp with offset that PostgreSQL can store too: zod alone accepts year 0000, and
+ * Date.parse accepts "12345"; either would make the consumer's insert fail on every redelivery and
+ * stall its partition, so such a value is invalid (poison) here.
+ */
+export const isoTimestamp = z
+  .string()
+  .datetime({ offset: true })
+  .refine((v) => {
+    const year = new Date(v).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }, 'must be a timestamp between 1970 and 9999');
+
 export const envelopeSchema = z.object({
   id: z.string().uuid(),
   type: z.string().min(1),
   version: z.number().int().positive(),
-  occurred_at: z.string().datetime({ offset: true }),
+  occurred_at: isoTimestamp,
   aggregate_type: z.string().min(1),
   aggregate_id: z.string().min(1),
   payload: z.unknown(),
@@ -24,7 +37,7 @@ export const userRegisteredPayload = z.object({
   last_name: z.string().nullable(),
   referral_code: z.string(),
   referred_by: z.string().uuid().nullable(),
-  registered_at: z.string(),
+  registered_at: isoTimestamp,
 });
 export type UserRegisteredPayload = z.infer<typeof userRegisteredPayload>;
 
@@ -39,10 +52,10 @@ export const mailRequestedPayload = z.object({
     code: z.string().regex(/^\d{6}$/),
     first_name: z.string().max(200).nullable().optional(),
     last_name: z.string().max(200).nullable().optional(),
-    expires_at: z.string().optional(),
+    expires_at: isoTimestamp.optional(),
   }),
   /** When the request was committed (for mail_end_to_end_seconds). */
-  requested_at: z.string().optional(),
+  requested_at: isoTimestamp.optional(),
 });
 export type MailRequestedPayload = z.infer<typeof mailRequestedPayload>;
 
