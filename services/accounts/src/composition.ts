@@ -1,3 +1,4 @@
+import { createBackgroundWork } from './domain/background-work';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
@@ -38,5 +39,6 @@ export function createDomainDeps(opts: { config: AccountsConfig; logger: Logger;
       clock,
     ),
     commonPasswords: loadCommonPasswords(),
+    background: createBackgroundWork(),
   };
 }

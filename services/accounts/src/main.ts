@@ -31,6 +31,8 @@ async function main(): Promise<void> {
     logger,
     components: [
       { name: 'pool', stop: () => pool.end() },
+      // Stopped after HTTP and the consumer, before the pool: an anonymous resend answered 202 finishes.
+      { name: 'background-work', stop: () => deps.background.drain() },
       // Connected by the consumer in the background (it also ensures the topic exists): the API must
       // start and take registrations while Kafka is down.
       { name: 'kafka-admin', stop: () => admin.disconnect() },

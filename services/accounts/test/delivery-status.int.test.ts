@@ -69,6 +69,17 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     });
   };
 
+  test('when an event is valid by its schema but refused by PostgreSQL (attempt beyond integer range), it is parked and the partition moves on', async () => {
+    const user = await registerUser();
+    const huge = event(user, { status: 'deferred', attempt: 2 ** 40, error_class: 'timeout' });
+
+    await produceThenMarker(user, [huge, event(user, { status: 'sent', attempt: 1 })]);
+
+    const parked = await db.pool.query('SELECT error FROM accounts_poison_events WHERE value LIKE $1', [`%${huge.id}%`]);
+    expect(parked.rows[0]?.error).toMatch(/rejected by PostgreSQL/);
+    expect((await statusOf(user)).last_request).toMatchObject({ status: 'sent' });
+  });
+
   test('when a sent status arrives, /email/status reports it', async () => {
     const user = await registerUser();
 

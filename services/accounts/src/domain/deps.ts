@@ -2,6 +2,7 @@ import type { Logger } from '@shared/logger';
 import type { Pool } from '@shared/db';
 import type { AccountsConfig } from '../config';
 import type { AccountsMetrics } from '../metrics';
+import type { BackgroundWork } from './background-work';
 import type { Clock } from './clock';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenService } from './token-service';
@@ -15,4 +16,6 @@ export type DomainDeps = {
   config: AccountsConfig;
   metrics: AccountsMetrics;
   logger: Logger;
+  /** Work finished after a response (drained at shutdown before the pool closes). */
+  background: BackgroundWork;
 };

@@ -46,7 +46,6 @@ export function createResendConfirmation(deps: DomainDeps) {
       return { kind: 'queued', requestId };
     });
 
-  const inFlight = new Set<Promise<void>>();
 
   const count = (a: Attempt) =>
     deps.metrics.resends.inc({ result: a.kind === 'limited' ? a.reason : a.kind === 'unknown_user' ? 'ignored' : a.kind });
@@ -87,9 +86,8 @@ export function createResendConfirmation(deps: DomainDeps) {
       })().catch((err: unknown) => {
         deps.logger.error({ err: { message: errorMessage(err) } }, 'anonymous resend failed after the response');
       });
-      inFlight.add(work);
-      void work.finally(() => inFlight.delete(work));
-      if (inFlight.size > MAX_BACKGROUND_RESENDS) await work;
+      deps.background.track(work);
+      if (deps.background.inFlight() > MAX_BACKGROUND_RESENDS) await work;
       return accepted(requestId);
     },
   };

@@ -34,6 +34,12 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
  * start() returns at once and connects in the background: the API must serve registrations while
  * Kafka is down (contract guarantee 3), so the consumer waits for the broker, not the service.
  */
+/** SQLSTATE class 22 (data exception) or a NOT NULL / CHECK violation: the same message fails every time. */
+function isDataError(err: unknown): boolean {
+  const code = err && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && (code.startsWith('22') || code === '23502' || code === '23514');
+}
+
 export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
   const topic = topicNames(deps.topicPrefix).mailDeliveryStatus;
   const groupId = `${deps.topicPrefix}${DELIVERY_STATUS_CONSUMER}`;
@@ -54,12 +60,21 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
         await work();
         return;
       } catch (err) {
-        if (stopping) throw err;
+        if (stopping || isDataError(err)) throw err;
         log.warn({ ...context, err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'storing a consumed message failed; retrying');
         await pause(delayMs);
         await heartbeat();
       }
     }
+  }
+
+  async function park(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>, reason: string): Promise<void> {
+    // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
+    // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
+    const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: reason };
+    await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, { topic, partition, offset: message.offset });
+    deps.metrics.invalidEvents.inc({ topic });
+    log.warn({ topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason }, 'invalid delivery-status message parked in accounts_poison_events');
   }
 
   async function handle(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<void> {
@@ -71,23 +86,25 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
       event = parseEvent(message.value, EVENT_TYPE.mailDeliveryStatus);
     } catch (err) {
       if (!(err instanceof InvalidEventError)) throw err;
-      // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
-      // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
-      const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: err.message };
-      await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, { topic, partition, offset: message.offset });
-      deps.metrics.invalidEvents.inc({ topic });
-      log.warn({ topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason: err.message }, 'invalid delivery-status message parked in accounts_poison_events');
+      await park(message, partition, heartbeat, err.message);
       return;
     }
     const valid = event;
-    await untilStored(
+    try {
+      await untilStored(
       async () => {
         const outcome = await record(valid);
         log.debug({ event_id: valid.id, request_id: valid.payload.request_id, status: valid.payload.status, outcome }, 'delivery status consumed');
-      },
-      heartbeat,
-      { event_id: valid.id },
-    );
+        },
+        heartbeat,
+        { event_id: valid.id },
+      );
+    } catch (err) {
+      // Valid by its schema yet refused by PostgreSQL (a value out of a column's range): retrying
+      // would stall the partition for ever, so it is parked like any other poison message.
+      if (stopping || !isDataError(err)) throw err;
+      await park(message, partition, heartbeat, `rejected by PostgreSQL: ${errorMessage(err)}`);
+    }
   }
 
   async function connectAndRun(): Promise<void> {
