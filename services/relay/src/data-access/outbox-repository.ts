@@ -74,7 +74,12 @@ export async function deletePublished(client: PoolClient, ids: string[]): Promis
   await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
 }
 
-/** Moves rows the broker rejected for good to outbox_dead_letters, with the reason. */
+/**
+ * Moves rows the broker rejected for good to outbox_dead_letters, with the reason. A row an operator
+ * re-inserted from there (same event_id, new outbox id) and that is rejected again replaces its earlier
+ * dead letter: the table keeps the latest attempt of each event, and the row never leaves the outbox
+ * without a record.
+ */
 export async function moveToDeadLetters(client: PoolClient, entries: { id: string; error: string }[]): Promise<void> {
   if (entries.length === 0) return;
   await client.query(
@@ -87,7 +92,11 @@ export async function moveToDeadLetters(client: PoolClient, entries: { id: strin
        (outbox_id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error)
      SELECT id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error
      FROM moved
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT (event_id) DO UPDATE SET
+       outbox_id = EXCLUDED.outbox_id, topic = EXCLUDED.topic, key = EXCLUDED.key, type = EXCLUDED.type,
+       version = EXCLUDED.version, aggregate_type = EXCLUDED.aggregate_type, occurred_at = EXCLUDED.occurred_at,
+       payload = EXCLUDED.payload, headers = EXCLUDED.headers, created_at = EXCLUDED.created_at,
+       error = EXCLUDED.error, dead_lettered_at = now()`,
     [entries.map((e) => e.id), entries.map((e) => e.error.slice(0, 2_000))],
   );
 }
