@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '@shared/db';
 import type { OutboxRow } from '../domain/outbox-message';
+import { BACKLOG_COUNT_CAP } from '../domain/relay-metrics';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
 
@@ -102,13 +103,15 @@ export async function moveToDeadLetters(client: PoolClient, entries: { id: strin
 }
 
 /**
- * Pending depth and age of the oldest pending row. Both read only pending rows (published ones are
- * deleted), and the age uses the primary key's first entry rather than a scan.
+ * Pending depth (at most `countCap`) and age of the oldest pending row. Both read only pending rows
+ * (published ones are deleted); the count stops at the cap, and the age uses the primary key's first
+ * entry (an index lookup) rather than a scan.
  */
-export async function readBacklog(pool: Pool): Promise<{ backlog: number; oldestAgeSeconds: number }> {
+export async function readBacklog(pool: Pool, countCap = BACKLOG_COUNT_CAP): Promise<{ backlog: number; oldestAgeSeconds: number }> {
   const { rows } = await pool.query<{ backlog: number; oldest_age_s: number | null }>(
-    `SELECT (SELECT count(*) FROM outbox)::int AS backlog,
+    `SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) capped)::int AS backlog,
             extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS oldest_age_s`,
+    [countCap],
   );
   const row = rows[0];
   return { backlog: row?.backlog ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest_age_s ?? 0) };
