@@ -52,7 +52,7 @@ export function createRelay(opts: RelayOptions): Relay {
 
   let running = false;
   let producer: Producer | undefined;
-  let producerReset: Promise<void> | undefined;
+  let producerConnecting: Promise<Producer> | undefined;
   let supervisor: Promise<void> | undefined;
   let gaugeTimer: NodeJS.Timeout | undefined;
 
@@ -69,28 +69,48 @@ export function createRelay(opts: RelayOptions): Relay {
     // not rest on the producer though, but on the claim protocol (see claimOutboxBatch).
     kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
 
-  const send: SendBatch = async (topicMessages) => {
-    if (!producer) throw new Error('Kafka producer not connected');
-    await producer.sendBatch({ topicMessages, acks: -1 });
-  };
-
-  const resetProducer = (): Promise<void> => {
-    producerReset ??= (async () => {
-      log.warn('idempotent producer out of sync with the broker: starting a new producer');
-      const old = producer;
-      producer = undefined;
-      await old?.disconnect().catch(() => undefined);
+  /**
+   * Creates and connects a producer unless one is connected already (one attempt at a time, shared by
+   * the loops). A producer whose connect failed is disconnected (kafkajs may hold half-open sockets)
+   * and the error goes to the caller, whose loop backs off and asks again on its next round.
+   */
+  const ensureProducer = (): Promise<Producer> => {
+    if (producer) return Promise.resolve(producer);
+    producerConnecting ??= (async () => {
       const fresh = newProducer();
-      await fresh.connect();
+      try {
+        await fresh.connect();
+      } catch (err) {
+        await fresh.disconnect().catch(() => undefined);
+        throw err;
+      }
       producer = fresh;
+      return fresh;
     })().finally(() => {
-      producerReset = undefined;
+      producerConnecting = undefined;
     });
-    return producerReset;
+    return producerConnecting;
   };
 
-  /** One round: claim, publish, delete what was acknowledged, commit. Returns the rows handled. */
-  const relayRound = async (): Promise<number> => {
+  /**
+   * Drops a producer that went out of sync with the broker (its producer id or sequence is no longer
+   * valid there); the next round connects a new one (a new producer id) through ensureProducer, and
+   * keeps trying with backoff while the broker is still down. Only the producer that failed is
+   * dropped: loops that failed with the same one do not throw away its successor.
+   */
+  const resetProducer = async (failed: Producer): Promise<void> => {
+    if (producer !== failed) return;
+    log.warn('idempotent producer out of sync with the broker: starting a new producer');
+    producer = undefined;
+    await failed.disconnect().catch(() => undefined);
+  };
+
+  /**
+   * One round: claim, publish with `active`, delete what was acknowledged, commit. Returns the rows
+   * handled.
+   */
+  const relayRound = async (active: Producer): Promise<number> => {
+    const send: SendBatch = (topicMessages) => active.sendBatch({ topicMessages, acks: -1 }).then(() => undefined);
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
@@ -138,15 +158,18 @@ export function createRelay(opts: RelayOptions): Relay {
     let lastWake: WakeReason = 'notify';
     while (running) {
       let handled: number;
+      let used: Producer | undefined;
       try {
-        handled = await relayRound();
+        // Connected before claiming, so no rows stay locked while a connect retries.
+        used = await ensureProducer();
+        handled = await relayRound(used);
         failures = 0;
       } catch (err) {
         failures += 1;
         const delay = backoffDelay(failures, config.RELAY_RETRY_BASE_MS, config.RELAY_RETRY_MAX_MS);
         const kind = classifyPublishError(err);
         log.warn({ worker: index, err: { message: errorMessage(err) }, kind, failures, retry_in_ms: delay }, 'relay round failed: rows stay pending');
-        if (kind === 'producer_state') await resetProducer().catch((e: unknown) => log.warn({ err: { message: errorMessage(e) } }, 'producer reset failed'));
+        if (kind === 'producer_state' && used) await resetProducer(used);
         await wakeup.sleep(delay);
         continue;
       }
@@ -169,9 +192,7 @@ export function createRelay(opts: RelayOptions): Relay {
       try {
         await admin.connect();
         await ensureTopics(admin, topics);
-        const fresh = newProducer();
-        await fresh.connect();
-        producer = fresh;
+        await ensureProducer();
         return true;
       } catch (err) {
         const delay = backoffDelay(attempt, config.RELAY_RETRY_BASE_MS, config.RELAY_RETRY_MAX_MS);
@@ -220,7 +241,7 @@ export function createRelay(opts: RelayOptions): Relay {
       wakeup.stopAll();
       await supervisor;
       await listener.stop();
-      await producerReset?.catch(() => undefined);
+      await producerConnecting?.catch(() => undefined);
       await producer?.disconnect().catch(() => undefined);
       producer = undefined;
     },

@@ -60,4 +60,43 @@ describe('relay dead letters', () => {
       await relay.stop();
     }
   });
+
+  test('when an operator re-inserts a dead-lettered row (same event id) and it is rejected again, its dead letter is replaced by the new attempt: nothing leaves the outbox without a record', async () => {
+    const prefix = uniquePrefix('relay-dlq');
+    const [eventId] = await insertOutboxRows(db.pool, [{ key: 'user-d', seq: 0, topic: 'first.bogus-topic' }]);
+    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix });
+    type DeadLetter = { outbox_id: string; topic: string; payload: unknown; error: string; dead_lettered_at: Date };
+    const deadLetters = async () =>
+      (await db.pool.query<DeadLetter>('SELECT outbox_id, topic, payload, error, dead_lettered_at FROM outbox_dead_letters WHERE event_id = $1', [eventId])).rows;
+    try {
+      const [first] = await waitFor(async () => {
+        const rows = await deadLetters();
+        return rows.length === 1 && rows;
+      }, { message: 'first attempt dead-lettered' });
+
+      // The operator "fixes" the row and puts it back under the same event id; it is still unpublishable.
+      await db.pool.query(
+        `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
+         VALUES ($1, 'second.bogus-topic', 'user-d', 'user.registered', 'user', now(), '{"seq": 0, "fixed": true}')`,
+        [eventId],
+      );
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, { message: 'outbox drained' });
+      await waitFor(async () => (await metricValue(relay.registry, 'outbox_dead_letters_total', { topic: 'unknown' })) === 2, { message: 'second rejection counted' });
+
+      const rows = await deadLetters();
+      expect(rows).toEqual([
+        {
+          outbox_id: expect.any(String),
+          topic: 'second.bogus-topic',
+          payload: { seq: 0, fixed: true },
+          error: expect.stringMatching(/second\.bogus-topic.*not a contract topic/),
+          dead_lettered_at: expect.any(Date),
+        },
+      ]);
+      expect(rows[0]?.outbox_id).not.toBe(first?.outbox_id);
+      expect(rows[0]?.dead_lettered_at.getTime()).toBeGreaterThan(first?.dead_lettered_at.getTime() ?? Infinity);
+    } finally {
+      await relay.stop();
+    }
+  });
 });

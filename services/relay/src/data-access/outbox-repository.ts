@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '@shared/db';
 import type { OutboxRow } from '../domain/outbox-message';
+import { BACKLOG_COUNT_CAP } from '../domain/relay-metrics';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
 
@@ -74,7 +75,12 @@ export async function deletePublished(client: PoolClient, ids: string[]): Promis
   await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
 }
 
-/** Moves rows the broker rejected for good to outbox_dead_letters, with the reason. */
+/**
+ * Moves rows the broker rejected for good to outbox_dead_letters, with the reason. A row an operator
+ * re-inserted from there (same event_id, new outbox id) and that is rejected again replaces its earlier
+ * dead letter: the table keeps the latest attempt of each event, and the row never leaves the outbox
+ * without a record.
+ */
 export async function moveToDeadLetters(client: PoolClient, entries: { id: string; error: string }[]): Promise<void> {
   if (entries.length === 0) return;
   await client.query(
@@ -87,19 +93,25 @@ export async function moveToDeadLetters(client: PoolClient, entries: { id: strin
        (outbox_id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error)
      SELECT id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error
      FROM moved
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT (event_id) DO UPDATE SET
+       outbox_id = EXCLUDED.outbox_id, topic = EXCLUDED.topic, key = EXCLUDED.key, type = EXCLUDED.type,
+       version = EXCLUDED.version, aggregate_type = EXCLUDED.aggregate_type, occurred_at = EXCLUDED.occurred_at,
+       payload = EXCLUDED.payload, headers = EXCLUDED.headers, created_at = EXCLUDED.created_at,
+       error = EXCLUDED.error, dead_lettered_at = now()`,
     [entries.map((e) => e.id), entries.map((e) => e.error.slice(0, 2_000))],
   );
 }
 
 /**
- * Pending depth and age of the oldest pending row. Both read only pending rows (published ones are
- * deleted), and the age uses the primary key's first entry rather than a scan.
+ * Pending depth (at most `countCap`) and age of the oldest pending row. Both read only pending rows
+ * (published ones are deleted); the count stops at the cap, and the age uses the primary key's first
+ * entry (an index lookup) rather than a scan.
  */
-export async function readBacklog(pool: Pool): Promise<{ backlog: number; oldestAgeSeconds: number }> {
+export async function readBacklog(pool: Pool, countCap = BACKLOG_COUNT_CAP): Promise<{ backlog: number; oldestAgeSeconds: number }> {
   const { rows } = await pool.query<{ backlog: number; oldest_age_s: number | null }>(
-    `SELECT (SELECT count(*) FROM outbox)::int AS backlog,
+    `SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) capped)::int AS backlog,
             extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS oldest_age_s`,
+    [countCap],
   );
   const row = rows[0];
   return { backlog: row?.backlog ?? 0, oldestAgeSeconds: Math.max(0, row?.oldest_age_s ?? 0) };

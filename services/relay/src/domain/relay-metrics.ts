@@ -2,13 +2,25 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '@shared/metrics';
 import { TOPIC } from '@shared/topics';
 
+/**
+ * Where the backlog count stops: beyond it `outbox_backlog` stays at this value. Counting reads every
+ * pending row, once a second on each relay; during a long outage with millions of rows that would be a
+ * full scan a second. 100,000 unpublished rows is far past any alert threshold; how long the outage
+ * lasts is still told by outbox_oldest_unpublished_age_seconds, which has no cap.
+ */
+export const BACKLOG_COUNT_CAP = 100_000;
+
 /** The relay's metrics (names fixed by the contract and the dashboards); topic = contract topic name. */
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
 
 export function createRelayMetrics(registry: Registry) {
   const registers = [registry];
   const metrics = {
-    backlog: new Gauge({ name: 'outbox_backlog', help: 'Outbox rows not yet published', registers }),
+    backlog: new Gauge({
+      name: 'outbox_backlog',
+      help: `Outbox rows not yet published, counted up to ${BACKLOG_COUNT_CAP} (stays there beyond; the age gauge has no cap)`,
+      registers,
+    }),
     oldestAge: new Gauge({
       name: 'outbox_oldest_unpublished_age_seconds',
       help: 'Age of the oldest outbox row not yet published (0 when none)',
