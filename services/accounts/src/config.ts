@@ -43,6 +43,10 @@ const schema = z.object({
     ARGON2_MEMORY_KIB: envInt(19_456, 19_456, 4_194_304),
     ARGON2_TIME_COST: envInt(2, 2, 100),
     ARGON2_PARALLELISM: envInt(1, 1, 16),
+    /** PROCESSED_EVENTS_RETENTION_DAYS: how long consumed event ids are kept for dedupe. */
+    PROCESSED_EVENTS_RETENTION_DAYS: envInt(14, 1, 3650),
+    /** HOUSEKEEPING_INTERVAL_S: how often old dedupe records and expired login windows are deleted. */
+    HOUSEKEEPING_INTERVAL_S: envInt(300, 1, 86_400),
     /** DB_POOL_MAX: PostgreSQL connections of this instance. */
     DB_POOL_MAX: envInt(20, 1, 500),
   });

@@ -8,6 +8,7 @@ import { loadAccountsConfig } from './config';
 import { createDomainDeps } from './composition';
 import { createAccountsApp } from './entry-points/http/app';
 import { createDeliveryStatusConsumer } from './entry-points/kafka/delivery-status-consumer';
+import { createHousekeeping } from './entry-points/housekeeping';
 
 async function main(): Promise<void> {
   const config = loadAccountsConfig();
@@ -25,6 +26,11 @@ async function main(): Promise<void> {
     partitions: config.KAFKA_TOPIC_PARTITIONS,
     replicationFactor: config.KAFKA_REPLICATION_FACTOR,
   });
+  const housekeeping = createHousekeeping({
+    pool,
+    logger,
+    config: { intervalS: config.HOUSEKEEPING_INTERVAL_S, processedEventsRetentionS: config.PROCESSED_EVENTS_RETENTION_DAYS * 86_400, loginFailureWindowS: config.LOGIN_FAILURE_WINDOW_S },
+  });
   let http: HttpServer | undefined;
 
   await runService({
@@ -33,6 +39,7 @@ async function main(): Promise<void> {
       { name: 'pool', stop: () => pool.end() },
       // Stopped after HTTP and the consumer, before the pool: an anonymous resend answered 202 finishes.
       { name: 'background-work', stop: () => deps.background.drain() },
+      { name: 'housekeeping', start: () => housekeeping.start(), stop: () => housekeeping.stop() },
       // Connected by the consumer in the background (it also ensures the topic exists): the API must
       // start and take registrations while Kafka is down.
       { name: 'kafka-admin', stop: () => admin.disconnect() },
