@@ -20,22 +20,38 @@ import { topicNames } from '../shared/src/topics';
 export type MailRequestedEnvelope = Envelope<MailRequestedPayload>;
 
 /** What the mailer wrote to the DLQ, as far as the replay needs it. */
-export type DlqRecord = { envelope: MailRequestedEnvelope; errorClass: string | null; attempts: number | null; failedAt: string | null };
+export type DlqRecord = {
+  envelope: MailRequestedEnvelope;
+  reason: string | null;
+  errorClass: string | null;
+  attempts: number | null;
+  failedAt: string | null;
+};
 
+/**
+ * The record the mailer writes (services/mailer/src/domain/delivery-events.ts, `dlqRecordEvent`):
+ * the original Kafka value as text (`original_value`) or, when it is not valid UTF-8 text, as base64
+ * (`original_value_base64`); `original_truncated` when it was cut at 64 KiB.
+ */
 const dlqRecordSchema = z
   .object({
-    original: z.unknown(),
-    error: z.object({ class: z.string().nullable().optional(), message: z.string().optional() }).partial().nullable().optional(),
+    reason: z.string().nullable().optional(),
+    error: z.string().nullable().optional(),
+    error_class: z.string().nullable().optional(),
+    request_id: z.string().nullable().optional(),
     attempts: z.number().nullable().optional(),
-    failed_at: z.string().nullable().optional(),
+    original_value: z.string().nullable().optional(),
+    original_value_base64: z.string().nullable().optional(),
+    original_truncated: z.boolean().optional(),
+    dead_lettered_at: z.string().nullable().optional(),
   })
   .passthrough();
 
 /**
- * Reads a DLQ record value `{original, error: {class, message}, attempts, failed_at}`. `original` may
- * be the mail.requested envelope itself or a string holding its JSON (the raw Kafka value): the mailer
- * may keep either. A bare envelope (no wrapper) is accepted too. Throws InvalidEventError when the
- * original is not a valid mail.requested envelope: such a poison message cannot be replayed.
+ * Reads a DLQ record value as the mailer writes it:
+ * `{reason, error, error_class, request_id, user_id, attempts, source, original_value | original_value_base64, original_truncated, dead_lettered_at}`.
+ * Throws InvalidEventError ("not replayable") when the record is not that shape, its original was
+ * truncated, is missing, or is not a valid mail.requested envelope (a poison message).
  */
 export function parseDlqRecord(value: Buffer | string | null): DlqRecord {
   if (value === null) throw new InvalidEventError('DLQ record has no value');
@@ -45,18 +61,20 @@ export function parseDlqRecord(value: Buffer | string | null): DlqRecord {
   } catch {
     throw new InvalidEventError('DLQ record is not JSON');
   }
-  const wrapper = dlqRecordSchema.safeParse(json);
-  if (!wrapper.success || wrapper.data.original === undefined) {
-    // Not the wrapper shape: maybe the envelope itself was dead-lettered.
-    return { envelope: parseEvent(JSON.stringify(json), EVENT_TYPE.mailRequested), errorClass: null, attempts: null, failedAt: null };
-  }
-  const { original, error, attempts, failed_at } = wrapper.data;
-  const raw = typeof original === 'string' ? original : JSON.stringify(original);
+  const parsed = dlqRecordSchema.safeParse(json);
+  if (!parsed.success) throw new InvalidEventError('DLQ record is not in the mailer\'s format');
+  const r = parsed.data;
+  if (r.original_truncated) throw new InvalidEventError('the original value was truncated in the DLQ record');
+  let raw: Buffer;
+  if (typeof r.original_value === 'string') raw = Buffer.from(r.original_value, 'utf8');
+  else if (typeof r.original_value_base64 === 'string') raw = Buffer.from(r.original_value_base64, 'base64');
+  else throw new InvalidEventError('the DLQ record holds no original value');
   return {
     envelope: parseEvent(raw, EVENT_TYPE.mailRequested),
-    errorClass: error?.class ?? null,
-    attempts: attempts ?? null,
-    failedAt: failed_at ?? null,
+    reason: r.reason ?? null,
+    errorClass: r.error_class ?? null,
+    attempts: r.attempts ?? null,
+    failedAt: r.dead_lettered_at ?? null,
   };
 }
 
@@ -64,8 +82,8 @@ export type ReplayPlan = { replay: true; envelope: MailRequestedEnvelope } | { r
 
 /**
  * Decides what to re-produce for one dead-lettered request. By default the envelope gets a new id:
- * consumers dedupe by envelope id, and the mailer has already seen (and dead-lettered) the original
- * one. The payload, request_id included, stays the same, so accounts updates the same request's
+ * the mailer treats a `mail.requested` whose request_id it holds as `failed` but whose envelope id is
+ * new as a replay and sends it again; the same envelope id is a plain redelivery and is ignored. The payload, request_id included, stays the same, so accounts updates the same request's
  * status. A confirmation code past its expiry is not worth a mail: the user must ask for a resend.
  */
 export function planReplay(record: DlqRecord, opts: { now: Date; includeExpired?: boolean; keepId?: boolean }): ReplayPlan {
@@ -170,7 +188,7 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
         return;
       }
       const p = record.envelope.payload;
-      const about = `request_id=${p.request_id} to=${maskAddress(p.to)} error=${record.errorClass ?? '?'} attempts=${record.attempts ?? '?'} failed_at=${record.failedAt ?? '?'}`;
+      const about = `request_id=${p.request_id} to=${maskAddress(p.to)} reason=${record.reason ?? '?'} error=${record.errorClass ?? '?'} attempts=${record.attempts ?? '?'} failed_at=${record.failedAt ?? '?'}`;
       const plan = planReplay(record, { now: now(), includeExpired: opts.includeExpired, keepId: opts.keepId });
       if (!plan.replay) {
         summary.skipped += 1;
@@ -222,7 +240,7 @@ const USAGE = `usage: KAFKA_BROKERS=host:9092 [KAFKA_TOPIC_PREFIX=] npx tsx scri
   --partition P        only this partition
   --limit N            replay at most N requests
   --include-expired    also replay requests whose confirmation code has expired
-  --keep-id            keep the original envelope id (the mailer may drop it as a duplicate)
+  --keep-id            keep the original envelope id (the mailer then ignores it as a redelivery)
   --dry-run            print what would be replayed; produce nothing`;
 
 async function main(): Promise<void> {

@@ -1,6 +1,7 @@
 import { buildEnvelope } from '@shared/events';
 import { topicNames } from '@shared/topics';
 import { replayDlq } from '../scripts/replay-dlq';
+import { dlqRecordEvent, type DlqRecordInput } from '../services/mailer/src/domain/delivery-events';
 import { collectMessages, createTopic, testKafka, uniquePrefix } from './support/infra';
 
 function mailRequested(n: number, expiresAt = '2099-01-01T00:00:00.000Z') {
@@ -11,6 +12,12 @@ function mailRequested(n: number, expiresAt = '2099-01-01T00:00:00.000Z') {
     aggregateId: userId,
     payload: { request_id: `8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d1${n}`, user_id: userId, to: `user${n}@example.com`, template: 'email_confirmation', vars: { code: '123456', expires_at: expiresAt } },
   });
+}
+
+/** A DLQ record exactly as the mailer writes it. */
+function dlq(input: Pick<DlqRecordInput, 'original' | 'errorClass'> & Partial<DlqRecordInput>) {
+  const record = dlqRecordEvent({ reason: 'retries_exhausted', error: 'x', attempts: 8, ...input }, new Date());
+  return { key: record.key, value: record.value, headers: record.headers };
 }
 
 describe('replaying mail.requests.dlq', () => {
@@ -25,10 +32,10 @@ describe('replaying mail.requests.dlq', () => {
     await producer.send({
       topic: topics.mailRequestsDlq,
       messages: [
-        { key: a.aggregate_id, value: JSON.stringify({ original: a, error: { class: 'auth', message: 'x' }, attempts: 8, failed_at: new Date().toISOString() }) },
-        { key: b.aggregate_id, value: JSON.stringify({ original: JSON.stringify(b), error: { class: 'timeout', message: 'x' }, attempts: 8, failed_at: null }) },
-        { key: expired.aggregate_id, value: JSON.stringify({ original: expired, error: { class: 'timeout', message: 'x' }, attempts: 8 }) },
-        { key: 'poison', value: JSON.stringify({ original: 'not an envelope', error: { class: 'unknown', message: 'x' } }) },
+        dlq({ original: JSON.stringify(a), errorClass: 'auth', requestId: a.payload.request_id, userId: a.aggregate_id }),
+        dlq({ original: Buffer.from(JSON.stringify(b)), errorClass: 'timeout', requestId: b.payload.request_id, userId: b.aggregate_id }),
+        dlq({ original: JSON.stringify(expired), errorClass: 'timeout', requestId: expired.payload.request_id, userId: expired.aggregate_id }),
+        dlq({ reason: 'invalid_request', original: 'not an envelope', errorClass: null }),
       ],
     });
     await producer.disconnect();

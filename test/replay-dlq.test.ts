@@ -1,5 +1,6 @@
 import { buildEnvelope, InvalidEventError } from '@shared/events';
 import { maskAddress, parseDlqRecord, planReplay } from '../scripts/replay-dlq';
+import { DLQ_ORIGINAL_MAX_BYTES, dlqRecordEvent, type DlqRecordInput } from '../services/mailer/src/domain/delivery-events';
 
 const envelope = buildEnvelope({
   type: 'mail.requested',
@@ -13,33 +14,54 @@ const envelope = buildEnvelope({
     vars: { code: '123456', expires_at: '2030-01-01T00:00:00.000Z' },
   },
 });
-const error = { class: 'auth', message: '535 5.7.8 authentication failed' };
+const at = new Date('2025-01-01T00:00:00Z');
+/** A record exactly as the mailer writes it: built with the mailer's own function, so the two cannot drift. */
+const dlqValue = (input: Partial<DlqRecordInput> = {}): string =>
+  dlqRecordEvent(
+    {
+      reason: 'retries_exhausted',
+      error: '535 5.7.8 authentication failed',
+      errorClass: 'auth',
+      original: JSON.stringify(envelope),
+      requestId: envelope.payload.request_id,
+      userId: envelope.payload.user_id,
+      attempts: 8,
+      ...input,
+    },
+    at,
+  ).value;
 
-describe('reading a DLQ record', () => {
-  test('when original is the envelope object, returns it with the last error', () => {
-    const record = parseDlqRecord(JSON.stringify({ original: envelope, error, attempts: 8, failed_at: '2025-01-01T00:00:00Z' }));
-    expect(record).toEqual({ envelope, errorClass: 'auth', attempts: 8, failedAt: '2025-01-01T00:00:00Z' });
+describe('reading a DLQ record the mailer wrote', () => {
+  test('when the original is text, returns the envelope with the last error', () => {
+    expect(parseDlqRecord(dlqValue())).toEqual({ envelope, reason: 'retries_exhausted', errorClass: 'auth', attempts: 8, failedAt: at.toISOString() });
+    expect(parseDlqRecord(Buffer.from(dlqValue())).envelope).toEqual(envelope);
   });
 
-  test('when original is a string holding the raw JSON value, parses it', () => {
-    const record = parseDlqRecord(Buffer.from(JSON.stringify({ original: JSON.stringify(envelope), error, attempts: 8, failed_at: null })));
-    expect(record.envelope).toEqual(envelope);
+  test('when the original is not clean UTF-8 (stored base64), decodes it', () => {
+    const text = JSON.stringify({ ...envelope, payload: { ...envelope.payload, vars: { ...envelope.payload.vars, first_name: 'Ad@' } } });
+    const original = Buffer.from(text, 'utf8');
+    original[original.indexOf('Ad@') + 2] = 0xff; // an invalid UTF-8 byte inside a string
+    const value = JSON.parse(dlqValue({ original })) as { original_value: string | null; original_value_base64: string | null };
+    expect(value.original_value).toBeNull();
+    expect(value.original_value_base64).not.toBeNull();
+    expect(parseDlqRecord(dlqValue({ original })).envelope).toMatchObject({ id: envelope.id, payload: { request_id: envelope.payload.request_id } });
   });
 
-  test('when the record is the bare envelope, accepts it', () => {
-    expect(parseDlqRecord(JSON.stringify(envelope)).envelope).toEqual(envelope);
+  test('when the original was truncated, it is not replayable', () => {
+    expect(() => parseDlqRecord(dlqValue({ original: `${JSON.stringify(envelope)}${' '.repeat(DLQ_ORIGINAL_MAX_BYTES)}` }))).toThrow(/truncated/);
   });
 
-  test('when the original is a poison message, throws InvalidEventError', () => {
-    expect(() => parseDlqRecord(JSON.stringify({ original: 'not json', error }))).toThrow(InvalidEventError);
-    expect(() => parseDlqRecord(JSON.stringify({ original: { ...envelope, type: 'user.registered' }, error }))).toThrow(InvalidEventError);
+  test('when the original is a poison message or not a mail.requested, throws InvalidEventError', () => {
+    expect(() => parseDlqRecord(dlqValue({ reason: 'invalid_request', original: 'not json', errorClass: null }))).toThrow(InvalidEventError);
+    expect(() => parseDlqRecord(dlqValue({ original: JSON.stringify({ ...envelope, type: 'user.registered' }) }))).toThrow(InvalidEventError);
+    expect(() => parseDlqRecord(dlqValue({ original: null }))).toThrow(InvalidEventError);
     expect(() => parseDlqRecord('{')).toThrow(InvalidEventError);
     expect(() => parseDlqRecord(null)).toThrow(InvalidEventError);
   });
 });
 
 describe('planning a replay', () => {
-  const record = { envelope, errorClass: 'auth', attempts: 8, failedAt: null };
+  const record = { envelope, reason: 'retries_exhausted', errorClass: 'auth', attempts: 8, failedAt: null };
   const now = new Date('2025-06-01T12:00:00Z');
 
   test('gives the envelope a new id (the mailer saw the old one) and keeps the request', () => {

@@ -28,6 +28,12 @@ const schema = z
     MAIL_MAX_ATTEMPTS: envInt(8, 1, 100),
     MAIL_RETRY_BASE_MS: envInt(2_000, 1, 3_600_000),
     MAIL_RETRY_MAX_MS: envInt(600_000, 1, 86_400_000),
+    /**
+     * MAIL_RETENTION_DAYS: finished requests (sent, failed, superseded) are deleted from the inbox
+     * this many days after their last change. A DLQ replay of a request already deleted is simply
+     * recorded as new.
+     */
+    MAIL_RETENTION_DAYS: envInt(7, 1, 3650),
   })
   .superRefine((env, ctx) => {
     if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {

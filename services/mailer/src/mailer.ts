@@ -13,6 +13,7 @@ import { createRecordMailRequests } from './domain/record-mail-requests';
 import { CIRCUIT_STATE_VALUE, createSmtpCircuit } from './domain/smtp-circuit';
 import { createDispatcher } from './entry-points/dispatcher';
 import { createMailRequestsConsumer } from './entry-points/mail-requests-consumer';
+import { createRetentionJob } from './entry-points/retention-job';
 import { createStatusPublisher } from './entry-points/status-publisher';
 import { createMailerMetrics } from './mailer-metrics';
 
@@ -29,6 +30,8 @@ export type MailerDeps = {
   pollMs?: number;
   /** How often leftover statuses are republished. */
   sweepMs?: number;
+  /** How often finished requests past MAIL_RETENTION_DAYS are deleted (default 5 minutes). */
+  retentionEveryMs?: number;
 };
 
 export type Mailer = {
@@ -53,8 +56,11 @@ export function createMailer(deps: MailerDeps): Mailer {
   const clock = deps.clock ?? (() => new Date());
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool));
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-  const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
+  // A factory: the publisher replaces its producer when the broker no longer accepts its idempotent state.
+  const createProducer = (): Producer =>
+    kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  const publisher = createStatusPublisher({ pool, createProducer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
+  const retention = createRetentionJob({ pool, retentionDays: config.MAIL_RETENTION_DAYS, logger, ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}) });
   const circuit = createSmtpCircuit({ transport: deps.transport, config, logger });
   const deliver = createDeliverRequest({
     pool,
@@ -107,16 +113,25 @@ export function createMailer(deps: MailerDeps): Mailer {
         } finally {
           await admin.disconnect();
         }
-        await producer.connect();
+        await publisher.connect();
         // Statuses left by a previous run (a crash, a Kafka outage) go out first.
         await publisher.start();
       },
       stop: async () => {
         await publisher.stop();
-        await producer.disconnect();
       },
     },
-    dispatcher: { name: 'dispatcher', start: () => dispatcher.start(), stop: () => dispatcher.stop() },
+    dispatcher: {
+      name: 'dispatcher',
+      start: async () => {
+        await dispatcher.start();
+        await retention.start();
+      },
+      stop: async () => {
+        await retention.stop();
+        await dispatcher.stop();
+      },
+    },
     consumer: { name: 'consumer', start: () => consumer.start(), stop: () => consumer.stop() },
   } satisfies Mailer['components'];
   const inOrder: Component[] = [components.producer, components.dispatcher, components.consumer];

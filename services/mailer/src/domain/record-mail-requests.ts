@@ -15,7 +15,7 @@ export type IncomingMessage = { topic: string; partition: number; offset: string
 
 /**
  * The consumer's whole job: make a batch of mail.requests durable. Valid requests go into the inbox
- * (a redelivered request_id is ignored), a newer request supersedes the same user's older unsent ones
+ * (a redelivered request is ignored; a DLQ replay of a failed one makes it pending again), a newer request supersedes the same user's older unsent ones
  * (they get a `failed` status with error_class null: not an error, a newer code replaced them), and
  * poison messages become DLQ records — all in ONE transaction, so the caller may commit the offsets
  * as soon as this resolves.
@@ -60,14 +60,14 @@ export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetr
     const dlqEvents = poison.map(({ message, error }) =>
       dlqRecordEvent({ reason: 'invalid_request', error, errorClass: null, original: message.value, source: { topic: message.topic, partition: message.partition, offset: message.offset } }, now),
     );
-    const { inserted, superseded } = await withTransaction(deps.pool, async (client) => {
-      const insertedIds = await recordRequests(client, requests);
-      const replaced = await supersedeOlderUnsent(client, insertedIds);
+    const { inserted, replayed, superseded } = await withTransaction(deps.pool, async (client) => {
+      const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
+      const replaced = await supersedeOlderUnsent(client, recorded);
       const statuses: OutboxEvent[] = replaced.map((r) =>
         deliveryStatusEvent({ request_id: r.requestId, user_id: r.userId, status: 'failed', attempt: r.attempts, error_class: null }, now),
       );
       await insertOutboxEvents(client, [...statuses, ...dlqEvents]);
-      return { inserted: insertedIds, superseded: replaced };
+      return { inserted: recorded, replayed: replayedIds, superseded: replaced };
     });
 
     for (const { message, error } of poison) {
@@ -79,6 +79,7 @@ export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetr
       deps.metrics.countSuperseded(superseded.length);
       for (const r of superseded) log.info({ request_id: r.requestId, user_id: r.userId }, 'superseded by a newer request of the same user');
     }
+    for (const id of replayed) log.info({ request_id: id }, 'failed request replayed from the DLQ: pending again');
     const duplicates = requests.length - inserted.length;
     if (inserted.length > 0 || duplicates > 0) log.debug({ recorded: inserted.length, duplicates }, 'mail requests recorded');
     if (duplicates > 0) log.info({ duplicates }, 'redelivered mail requests ignored');
