@@ -1,7 +1,7 @@
 import { isRetriable } from './errors';
 
-// Shared by every service that publishes with an idempotent kafkajs producer (services must not import
-// each other). services/relay still has its own copy in src/domain/publish-error.ts.
+// Shared by every service that publishes with an idempotent kafkajs producer: the relay and the
+// mailer's status publisher decide reset / retry / dead-letter from it.
 
 /**
  * What a failed send means for the rows in it:

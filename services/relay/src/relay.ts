@@ -8,7 +8,7 @@ import { errorMessage } from '@shared/errors';
 import type { RelayConfig } from './config';
 import { backoffDelay } from './domain/backoff';
 import { publishBatch, type SendBatch } from './domain/publish-batch';
-import { classifyPublishError } from './domain/publish-error';
+import { classifyPublishError } from '@shared/kafka-errors';
 import { createRelayMetrics, topicLabel } from './domain/relay-metrics';
 import { claimOutboxBatch, deletePublished, moveToDeadLetters, readBacklog } from './data-access/outbox-repository';
 import { createOutboxListener } from './entry-points/outbox-listener';

@@ -1,6 +1,6 @@
 import type { TopicMessages } from 'kafkajs';
 import { errorMessage } from '@shared/errors';
-import { classifyPublishError } from './publish-error';
+import { classifyPublishError } from '@shared/kafka-errors';
 import { isContractTopic, toKafkaMessage, type OutboxRow } from './outbox-message';
 
 /** Sends messages and resolves once the broker acknowledged all of them (acks = all). */
