@@ -123,6 +123,18 @@ describe('end to end, real processes', () => {
     const resent = await call(api, 'POST', '/api/v1/usr/email/resend', undefined, token);
     expect(resent.status).toBe(202);
     const newRequest = (resent.body.email_confirmation as Json).request_id;
+    const firstRequest = (registered.body.email_confirmation as Json).request_id;
+
+    // The mailer learns of the newer request through Kafka; once it has, the older one ends `failed`
+    // with no error class (superseded) and is never sent. (Had SMTP recovered before that, the older
+    // mail could go out first: two mails, and only the newest code works.)
+    await waitFor(
+      async () => {
+        const { rows } = await db.pool.query<{ status: string; error_class: string | null }>('SELECT status, error_class FROM mail_delivery_status WHERE request_id = $1', [firstRequest]);
+        return rows[0]?.status === 'failed' && rows[0].error_class === null;
+      },
+      { timeoutMs: 30_000, message: 'the first request superseded by the resend' },
+    );
 
     await system.smtp.setFault({ mode: 'healthy' });
     const [mail] = await waitFor(() => mailsTo(email).length >= 1 && mailsTo(email), { timeoutMs: 60_000, message: 'the mail after SMTP recovered' });
