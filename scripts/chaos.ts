@@ -232,7 +232,22 @@ async function main(): Promise<void> {
     console.log('\n| figure | value |\n|---|---|');
     for (const [k, v] of Object.entries(result)) console.log(`| ${k} | ${v} |`);
     console.log(`\ninjected: ${Object.entries(faultsByKind).map(([k, v]) => `${k} ×${v}`).join(', ') || 'nothing'}`);
-    if (lost.length) console.log(`lost (first 10): ${lost.slice(0, 10).join(', ')}`);
+    if (lost.length) {
+      console.log(`lost (first 10): ${lost.slice(0, 10).join(', ')}`);
+      // Where each lost mail stopped: the accounts side, the outbox, the relay's dead letters, the mailer.
+      const { rows: trail } = await pool.query(
+        `SELECT u.email, c.request_id, c.state AS confirmation, s.status, s.attempt, s.error_class,
+                (SELECT count(*) FROM outbox o WHERE o.key = u.id::text) AS outbox_rows,
+                (SELECT count(*) FROM outbox_dead_letters d WHERE d.key = u.id::text) AS dead_letters,
+                m.state AS mailer_state, m.attempts AS mailer_attempts, m.last_error_class, m.next_attempt_at, m.lease_until
+           FROM users u JOIN email_confirmations c ON c.user_id = u.id
+           LEFT JOIN mail_delivery_status s ON s.request_id = c.request_id
+           LEFT JOIN mailer_requests m ON m.request_id = c.request_id
+          WHERE u.email = ANY($1)`,
+        [lost.slice(0, 10)],
+      );
+      console.log(`where they stopped: ${JSON.stringify(trail)}`);
+    }
     if (duplicated.length) console.log(`duplicated (first 10): ${duplicated.slice(0, 10).join(', ')}`);
 
     const dir = path.join(__dirname, '..', 'bench', 'results');
@@ -244,7 +259,8 @@ async function main(): Promise<void> {
   } finally {
     await system?.stop().catch(() => undefined);
     await pool.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    if (process.env.CHAOS_KEEP_DB === '1') log(`database kept for inspection: ${dbName}`);
+    else await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
   }
 }
