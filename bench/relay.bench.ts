@@ -84,16 +84,12 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const baselineStart = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < messages.length) {
-          const batch: TopicMessages = { topic: baselineTopic, messages: messages.slice(next, next + BATCH_SIZE) };
-          next += BATCH_SIZE;
-          await producer.sendBatch({ topicMessages: [batch], acks: -1 });
-        }
-      }),
-    );
+    // One send at a time, like the relay: kafkajs' idempotent producer is not safe for concurrent
+    // sends (a concurrent send can be acked as a duplicate and dropped: tulios/kafkajs#353).
+    for (let next = 0; next < messages.length; next += BATCH_SIZE) {
+      const batch: TopicMessages = { topic: baselineTopic, messages: messages.slice(next, next + BATCH_SIZE) };
+      await producer.sendBatch({ topicMessages: [batch], acks: -1 });
+    }
     const baselineSeconds = (performance.now() - baselineStart) / 1000;
     await producer.disconnect();
     const baselineRate = rows / baselineSeconds;

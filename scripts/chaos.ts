@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import type { ServiceName } from '../infra/dev/service-process';
 import { migrate } from './migrate';
@@ -64,8 +65,9 @@ async function main(): Promise<void> {
     system = await startSystem({
       databaseUrl,
       counts: { accounts: 2, relay: 2, mailer: 2 },
+      ...(process.env.CHAOS_LOG_FILE ? { onLine: (label: string, line: string) => appendFileSync(process.env.CHAOS_LOG_FILE as string, `${label} ${line}\n`) } : {}),
       env: {
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn',
         SMTP_TIMEOUT_MS: '1500',
         MAIL_RETRY_BASE_MS: '500',
         MAIL_RETRY_MAX_MS: '5000',
@@ -247,6 +249,22 @@ async function main(): Promise<void> {
         [lost.slice(0, 10)],
       );
       console.log(`where they stopped: ${JSON.stringify(trail)}`);
+      // Did the lost requests reach Kafka? A fresh consumer group reads mail.requests from the start.
+      const lostIds = new Set(trail.map((t: { request_id: string }) => t.request_id));
+      const found = new Map<string, string>();
+      const kafka = new Kafka({ brokers: [sys.brokers], clientId: 'chaos-audit', logLevel: logLevel.NOTHING });
+      const audit = kafka.consumer({ groupId: `chaos-audit-${Date.now()}` });
+      await audit.connect();
+      await audit.subscribe({ topics: ['mail.requests'], fromBeginning: true });
+      await audit.run({
+        eachMessage: async ({ partition, message }) => {
+          const requestId = (JSON.parse(message.value?.toString() ?? '{}') as { payload?: { request_id?: string } }).payload?.request_id;
+          if (requestId && lostIds.has(requestId)) found.set(requestId, `partition ${partition} offset ${message.offset}`);
+        },
+      });
+      await sleep(8000);
+      await audit.disconnect();
+      console.log(`lost requests found in Kafka: ${JSON.stringify(Object.fromEntries(found))} (of ${lostIds.size})`);
     }
     if (duplicated.length) console.log(`duplicated (first 10): ${duplicated.slice(0, 10).join(', ')}`);
 

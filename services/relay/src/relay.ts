@@ -106,11 +106,25 @@ export function createRelay(opts: RelayOptions): Relay {
   };
 
   /**
+   * One produce request at a time on the shared producer. kafkajs' idempotent producer assigns
+   * sequence numbers per partition and is not safe for concurrent sends: two loops sending at once
+   * (worst around a retried NOT_LEADER at start-up) made the broker take a batch for a duplicate and
+   * ack it without appending it — the loop then deleted rows that never reached Kafka (found by
+   * `npm run chaos`; tulios/kafkajs#353). The loops still claim and delete in parallel.
+   */
+  let sendChain: Promise<unknown> = Promise.resolve();
+  const serializeSend = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = sendChain.then(work, work);
+    sendChain = next.catch(() => undefined);
+    return next;
+  };
+
+  /**
    * One round: claim, publish with `active`, delete what was acknowledged, commit. Returns the rows
    * handled.
    */
   const relayRound = async (active: Producer): Promise<number> => {
-    const send: SendBatch = (topicMessages) => active.sendBatch({ topicMessages, acks: -1 }).then(() => undefined);
+    const send: SendBatch = (topicMessages) => serializeSend(() => active.sendBatch({ topicMessages, acks: -1 }).then(() => undefined));
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
