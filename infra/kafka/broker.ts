@@ -58,7 +58,15 @@ export type BrokerOptions = {
   detached?: boolean;
   /** Default partitions for auto-created topics. */
   partitions?: number;
+  /**
+   * More PLAINTEXT listeners, each advertised at another address (tests put a TCP proxy there: Kafka answers
+   * metadata with the advertised address of the listener the client connected to, so a client bootstrapped
+   * through `advertisedPort` sends everything through the proxy). Names: upper-case letters, e.g. `PROXIED`.
+   */
+  extraListeners?: ExtraListener[];
 };
+
+export type ExtraListener = { name: string; port: number; advertisedPort: number };
 
 export type BrokerHandle = {
   brokers: string;
@@ -68,6 +76,27 @@ export type BrokerHandle = {
   logFile: string;
   stop: () => Promise<void>;
 };
+
+function listenerLines(port: number, controllerPort: number, extra: ExtraListener[]): string[] {
+  for (const l of extra) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(l.name) || ['PLAINTEXT', 'CONTROLLER'].includes(l.name)) {
+      throw new Error(`extra listener name ${l.name} must be upper-case and not PLAINTEXT/CONTROLLER`);
+    }
+  }
+  const listeners = [`PLAINTEXT://127.0.0.1:${port}`, `CONTROLLER://127.0.0.1:${controllerPort}`];
+  const advertised = [`PLAINTEXT://127.0.0.1:${port}`];
+  const protocols = ['PLAINTEXT:PLAINTEXT', 'CONTROLLER:PLAINTEXT'];
+  for (const l of extra) {
+    listeners.push(`${l.name}://127.0.0.1:${l.port}`);
+    advertised.push(`${l.name}://127.0.0.1:${l.advertisedPort}`);
+    protocols.push(`${l.name}:PLAINTEXT`);
+  }
+  return [
+    `listeners=${listeners.join(',')}`,
+    `advertised.listeners=${advertised.join(',')}`,
+    `listener.security.protocol.map=${protocols.join(',')}`,
+  ];
+}
 
 function writeConfig(opts: Required<Omit<BrokerOptions, 'detached'>>): { propsFile: string; log4jFile: string; logFile: string } {
   const logDir = path.join(opts.dataDir, 'logs');
@@ -80,11 +109,9 @@ function writeConfig(opts: Required<Omit<BrokerOptions, 'detached'>>): { propsFi
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${opts.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${opts.port},CONTROLLER://127.0.0.1:${opts.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${opts.port}`,
+      ...listenerLines(opts.port, opts.controllerPort, opts.extraListeners),
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
       `log.dirs=${path.join(opts.dataDir, 'kraft')}`,
       `num.partitions=${opts.partitions}`,
       'offsets.topic.replication.factor=1',
@@ -152,6 +179,7 @@ export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHa
     controllerPort: options.port + 1,
     heapMb: 512,
     partitions: 3,
+    extraListeners: [],
     ...options,
   };
   const jars = ensureKafkaJars();
