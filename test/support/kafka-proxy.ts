@@ -29,7 +29,7 @@ const PRODUCE = 0;
 
 /** Splits a byte stream into Kafka frames (4-byte big-endian size + payload). */
 function framer(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
-  let buffered = Buffer.alloc(0);
+  let buffered: Buffer = Buffer.alloc(0);
   return (chunk) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     while (buffered.length >= 4) {
