@@ -82,7 +82,7 @@ export const bench: Bench = {
 
       const registry = new Registry();
       const deps = createDomainDeps({ config, logger, registry, pool });
-      const server = await listen(createAccountsApp({ ...deps, registry, checks: [] }), 0, '127.0.0.1');
+      const server = await listen(createAccountsApp({ ...deps, registry }), 0, '127.0.0.1');
       ctx.log(`registration over HTTP: concurrency ${CONCURRENCY}, ${seconds} s`);
       const runId = Date.now().toString(36);
       const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });

@@ -11,10 +11,13 @@ import { migrate } from './migrate';
  * is set, a dev mail catcher unless SMTP_HOST is set, then accounts, relay and mailer, each its own
  * process with prefixed log lines. Ctrl-C / SIGTERM stops everything it started, Kafka included.
  */
-const SERVICES: { name: ServiceName; port: number }[] = [
-  { name: 'accounts', port: Number(process.env.ACCOUNTS_PORT ?? 3000) },
-  { name: 'relay', port: Number(process.env.RELAY_PORT ?? 3001) },
-  { name: 'mailer', port: Number(process.env.MAILER_PORT ?? 3002) },
+const ACCOUNTS_PORT = Number(process.env.ACCOUNTS_PORT ?? 3000);
+/** accounts serves /metrics and /readyz only on its ops port (OPS_PORT), never on the API port. */
+const ACCOUNTS_OPS_PORT = Number(process.env.ACCOUNTS_OPS_PORT ?? 3010);
+const SERVICES: { name: ServiceName; port: number; opsPort: number }[] = [
+  { name: 'accounts', port: ACCOUNTS_PORT, opsPort: ACCOUNTS_OPS_PORT },
+  { name: 'relay', port: Number(process.env.RELAY_PORT ?? 3001), opsPort: Number(process.env.RELAY_PORT ?? 3001) },
+  { name: 'mailer', port: Number(process.env.MAILER_PORT ?? 3002), opsPort: Number(process.env.MAILER_PORT ?? 3002) },
 ];
 
 const COLORS: Record<string, string> = { accounts: '\x1b[36m', relay: '\x1b[35m', mailer: '\x1b[33m', kafka: '\x1b[32m', stack: '\x1b[1m', mail: '\x1b[34m' };
@@ -96,8 +99,8 @@ async function main(): Promise<void> {
     }
 
     // 4. The services, each its own process.
-    for (const { name, port } of SERVICES) {
-      const child = spawnService(name, { env: { ...env, PORT: String(port) }, onLine: (l) => say(name, l) });
+    for (const { name, port, opsPort } of SERVICES) {
+      const child = spawnService(name, { env: { ...env, PORT: String(port), ...(opsPort !== port ? { OPS_PORT: String(opsPort) } : {}) }, onLine: (l) => say(name, l) });
       children.push(child);
       void child.exited.then((code) => {
         if (!stopping) {
@@ -106,13 +109,14 @@ async function main(): Promise<void> {
         }
       });
     }
-    await Promise.all(SERVICES.map(({ name, port }, i) => waitForReady(`http://127.0.0.1:${port}/readyz`, 90_000, () => children[i]?.child.exitCode !== null).then(() => say(name, 'ready'))));
+    await Promise.all(SERVICES.map(({ name, opsPort }, i) => waitForReady(`http://127.0.0.1:${opsPort}/readyz`, 90_000, () => children[i]?.child.exitCode !== null).then(() => say(name, 'ready'))));
 
     say('stack', 'the stack is up:');
     const [a, r, m] = SERVICES.map((s) => s.port);
+    const ao = ACCOUNTS_OPS_PORT;
     say('stack', `  accounts API   http://127.0.0.1:${a}/api/v1/usr/register  (OpenAPI: http://127.0.0.1:${a}/api/v1/openapi.json)`);
-    say('stack', `  metrics        http://127.0.0.1:${a}/metrics  http://127.0.0.1:${r}/metrics  http://127.0.0.1:${m}/metrics`);
-    say('stack', `  health         /healthz and /readyz on ports ${a}, ${r}, ${m}`);
+    say('stack', `  metrics        http://127.0.0.1:${ao}/metrics (accounts ops)  http://127.0.0.1:${r}/metrics  http://127.0.0.1:${m}/metrics`);
+    say('stack', `  health         /healthz and /readyz on ports ${ao} (accounts ops), ${r}, ${m}; /healthz also on ${a}`);
     say('stack', `  kafka          ${env.KAFKA_BROKERS}`);
     if (catcher) say('stack', `  dev inbox      http://127.0.0.1:${catcher.webPort}/  (SMTP 127.0.0.1:${catcher.smtpPort})`);
     say('stack', 'Ctrl-C stops everything.');

@@ -58,7 +58,7 @@ describe('Prometheus against the running services', () => {
     });
     workDir = mkdtempSync(path.join(tmpdir(), 'rp-prom-'));
     const port = await freePort();
-    const targets = (name: string) => system.instances.filter((i) => i.name === name).map((i) => `'127.0.0.1:${i.port}'`).join(', ');
+    const targets = (name: string) => system.instances.filter((i) => i.name === name).map((i) => `'127.0.0.1:${i.opsPort}'`).join(', ');
     const config = path.join(workDir, 'prometheus.yml');
     writeFileSync(
       config,
@@ -96,7 +96,7 @@ describe('Prometheus against the running services', () => {
   it('every metric the dashboard and the alerts name is exported by a running service', async () => {
     await register('healthy');
     await waitFor(() => system.smtp.messages.length >= 1, { timeoutMs: 30_000, message: 'one mail delivered' });
-    const exposition = (await Promise.all(system.instances.map(async (i) => (await fetch(`${i.url}/metrics`)).text()))).join('\n');
+    const exposition = (await Promise.all(system.instances.map(async (i) => (await fetch(`${i.opsUrl}/metrics`)).text()))).join('\n');
     const missing = referencedMetricNames().filter((name) => name !== 'up' && !new RegExp(`^# TYPE ${name} `, 'm').test(exposition));
     expect(missing).toEqual([]);
   });

@@ -77,9 +77,9 @@ describe('scrape configs', () => {
   const load = (file: string) => parseYaml(readFileSync(path.join(PROM_DIR, file), 'utf8')) as Config;
   const targets = (config: Config) => Object.fromEntries(config.scrape_configs.map((s) => [s.job_name, s.static_configs.flatMap((c) => c.targets)]));
 
-  test('the local config scrapes the three services on 127.0.0.1 and Prometheus itself', () => {
+  test('the local config scrapes the three services on 127.0.0.1 (accounts on its ops port, never the API port) and Prometheus itself', () => {
     expect(targets(load('prometheus.yml'))).toEqual({
-      accounts: ['127.0.0.1:3000'],
+      accounts: ['127.0.0.1:3010'],
       relay: ['127.0.0.1:3001'],
       mailer: ['127.0.0.1:3002'],
       prometheus: ['127.0.0.1:9090'],
@@ -89,7 +89,7 @@ describe('scrape configs', () => {
   test('the docker config is the same config with the compose service names', () => {
     const local = load('prometheus.yml');
     const docker = load('prometheus.docker.yml');
-    expect(targets(docker)).toEqual({ accounts: ['accounts:3000'], relay: ['relay:3001'], mailer: ['mailer:3002'], prometheus: ['localhost:9090'] });
+    expect(targets(docker)).toEqual({ accounts: ['accounts:3010'], relay: ['relay:3001'], mailer: ['mailer:3002'], prometheus: ['localhost:9090'] });
     const withoutTargets = (c: Config) => ({ ...c, scrape_configs: c.scrape_configs.map((s) => ({ ...s, static_configs: [] })) });
     expect(withoutTargets(docker)).toEqual(withoutTargets(local));
   });

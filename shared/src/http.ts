@@ -48,19 +48,42 @@ export function observability(opts: { logger: Logger; registry: Registry }) {
   };
 }
 
-/** GET /healthz (process alive), GET /readyz (every check answers, else 503), GET /metrics. */
-export function mountOpsRoutes(app: Express, opts: { registry: Registry; checks: ReadinessCheck[]; checkTimeoutMs?: number }): void {
+/** The usual API security headers (what helmet would set for a JSON API, without the dependency). */
+export function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.set({
+    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+    'Cross-Origin-Resource-Policy': 'same-origin',
+    'Referrer-Policy': 'no-referrer',
+    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Cache-Control': 'no-store',
+  });
+  next();
+}
+
+/** GET /healthz: the process is alive. */
+export function mountHealthz(app: Express): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+}
+
+/**
+ * GET /healthz (process alive), GET /readyz (every check answers, else 503), GET /metrics.
+ * /readyz names the failing dependency only: its error text (host names, SQL states) goes to the log.
+ */
+export function mountOpsRoutes(app: Express, opts: { registry: Registry; checks: ReadinessCheck[]; checkTimeoutMs?: number }): void {
+  mountHealthz(app);
+  app.get('/readyz', async (req, res) => {
     const results = await Promise.all(
       opts.checks.map(async ({ name, check }) => {
         try {
           await withTimeout(check(), opts.checkTimeoutMs ?? 2_000, `${name} did not answer in time`);
-          return { name, ok: true as const };
+          return { name, ok: true };
         } catch (err) {
-          return { name, ok: false as const, error: err instanceof Error ? err.message : String(err) };
+          req.log.warn({ check: name, err: { message: err instanceof Error ? err.message : String(err) } }, 'readiness check failed');
+          return { name, ok: false };
         }
       }),
     );
@@ -73,11 +96,13 @@ export function mountOpsRoutes(app: Express, opts: { registry: Registry; checks:
   });
 }
 
-/** A small express app for the relay and the mailer: observability + ops routes + JSON 404. */
+/** A small express app for the relay, the mailer and accounts' ops port: observability + ops routes + JSON 404. */
 export function createOpsApp(opts: { logger: Logger; registry: Registry; checks: ReadinessCheck[] }): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
   app.use(observability(opts));
+  app.use(securityHeaders);
   mountOpsRoutes(app, opts);
   app.use(notFoundHandler);
   return app;

@@ -11,7 +11,10 @@ export function createMetricsRegistry(service: string): Registry {
 /** Latency buckets that resolve both a fast HTTP call and a 30 s SMTP timeout. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** The registry's http_request_duration_seconds (created once; accounts' API and ops apps share it). */
 export function createHttpDurationHistogram(registry: Registry): Histogram<'method' | 'route' | 'status_code'> {
+  const existing = registry.getSingleMetric('http_request_duration_seconds');
+  if (existing) return existing as Histogram<'method' | 'route' | 'status_code'>;
   return new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request latency by method, route template and status code',

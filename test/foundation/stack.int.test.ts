@@ -31,6 +31,7 @@ describe('npm start (the whole stack)', () => {
 
   it('starts Kafka, the mail catcher and the three services, serves /readyz and /metrics, and SIGINT stops every process', async () => {
     const ports = { accounts: await freePort(), relay: await freePort(), mailer: await freePort() };
+    const opsPorts = { accounts: await freePort(), relay: ports.relay, mailer: ports.mailer };
     const env = {
       ...process.env,
       DATABASE_URL: db.url,
@@ -41,6 +42,7 @@ describe('npm start (the whole stack)', () => {
       MAIL_CATCHER_SMTP_PORT: String(await freePort()),
       MAIL_CATCHER_WEB_PORT: String(await freePort()),
       ACCOUNTS_PORT: String(ports.accounts),
+      ACCOUNTS_OPS_PORT: String(opsPorts.accounts),
       RELAY_PORT: String(ports.relay),
       MAILER_PORT: String(ports.mailer),
       FORCE_COLOR: '0',
@@ -53,7 +55,7 @@ describe('npm start (the whole stack)', () => {
     try {
       await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000, message: `stack did not come up:\n${lines.join('\n')}` });
 
-      for (const port of Object.values(ports)) {
+      for (const port of Object.values(opsPorts)) {
         const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
         expect(ready.status).toBe(200);
         const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -62,6 +64,8 @@ describe('npm start (the whole stack)', () => {
       }
       const out = lines.join('\n');
       expect(out).toContain(`http://127.0.0.1:${ports.accounts}/api/v1/usr/register`);
+      expect(out).toContain(`http://127.0.0.1:${opsPorts.accounts}/metrics`);
+      expect((await fetch(`http://127.0.0.1:${ports.accounts}/metrics`)).status).toBe(404);
       expect(out).toMatch(/dev inbox\s+http:\/\/127\.0\.0\.1:\d+/);
       const brokerPid = Number(readFileSync(path.join(dataDir, 'kafka', 'broker.pid'), 'utf8'));
       expect(alive(brokerPid)).toBe(true);

@@ -37,7 +37,7 @@ describe('secrets never reach metrics, error responses or events', () => {
         await accounts.http.post('/api/v1/usr/register').send({ email: 'x@example.com', password: 'p'.repeat(70 * 1024) }),
         await accounts.http.get('/api/v1/nope'),
       ];
-      const metrics = await accounts.http.get('/metrics');
+      const metrics = await accounts.opsHttp.get('/metrics');
 
       expect(metrics.status).toBe(200);
       expectNoSecret(metrics.text, TEST_JWT_SECRET);

@@ -25,7 +25,8 @@ export type SystemOptions = {
   smtpAuth?: { user: string; pass: string };
 };
 
-export type Instance = { name: ServiceName; index: number; port: number; proc: ServiceProcess | undefined; url: string };
+/** `url` is the service's PORT; `opsUrl` serves /metrics and /readyz (accounts: OPS_PORT, else the same). */
+export type Instance = { name: ServiceName; index: number; port: number; proc: ServiceProcess | undefined; url: string; opsPort: number; opsUrl: string };
 
 export type System = {
   brokers: string;
@@ -74,7 +75,8 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   for (const name of ['accounts', 'relay', 'mailer'] as const) {
     for (let index = 0; index < counts[name]; index++) {
       const port = await freePort();
-      instances.push({ name, index, port, proc: undefined, url: `http://127.0.0.1:${port}` });
+      const opsPort = name === 'accounts' ? await freePort() : port;
+      instances.push({ name, index, port, proc: undefined, url: `http://127.0.0.1:${port}`, opsPort, opsUrl: `http://127.0.0.1:${opsPort}` });
     }
   }
   const find = (name: ServiceName, index: number): Instance => {
@@ -85,7 +87,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   const launch = async (instance: Instance): Promise<void> => {
     const label = `${instance.name}#${instance.index}`;
     const proc = spawnService(instance.name, {
-      env: { ...baseEnv, PORT: String(instance.port) },
+      env: { ...baseEnv, PORT: String(instance.port), ...(instance.name === 'accounts' ? { OPS_PORT: String(instance.opsPort), OPS_HOST: '127.0.0.1' } : {}) },
       label,
       onLine: (line) => {
         logs.push(`${label} ${line}`);
@@ -109,7 +111,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   process.on('exit', killAll);
   await Promise.all(instances.map(launch));
   // Ready means its dependencies answer; with the broker up every instance must get there.
-  await Promise.all(instances.map((i) => waitForReady(`${i.url}/readyz`, 60_000)));
+  await Promise.all(instances.map((i) => waitForReady(`${i.opsUrl}/readyz`, 60_000)));
 
   return {
     brokers,

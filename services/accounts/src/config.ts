@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnv, envInt, loadConfigOrExit, type Env, parseEnv, type RawCheck } from '@shared/config';
+import { commonEnv, envInt, envPort, loadConfigOrExit, type Env, parseEnv, type RawCheck } from '@shared/config';
 
 /** A duration like 900, 30s, 15m, 12h or 7d, in seconds. */
 const duration = (def: string) =>
@@ -14,8 +14,22 @@ const duration = (def: string) =>
     })
     .pipe(z.number().int().positive('must be positive'));
 
+/** TRUST_PROXY: express' `trust proxy` — false (default), true, a hop count, or addresses/subnets. */
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((v): boolean | number | string => {
+    if (['false', '0', 'no', 'off'].includes(v)) return false;
+    if (['true', 'yes', 'on'].includes(v)) return true;
+    return /^\d+$/.test(v) ? Number(v) : v;
+  });
+
 const schema = z.object({
     ...commonEnv(3000),
+    /** OPS_PORT / OPS_HOST: the ops listener (/metrics, /readyz, /healthz), never the public port. */
+    OPS_PORT: envPort(3010),
+    OPS_HOST: z.string().min(1).default('0.0.0.0'),
+    TRUST_PROXY: trustProxy,
     /** JWT_SECRET: HS256 key; REQUIRED and >= 32 bytes when NODE_ENV=production, random per process otherwise. */
     JWT_SECRET: z
       .string()

@@ -2,7 +2,7 @@ import { createLogger } from '@shared/logger';
 import { createPool, checkDatabaseReady } from '@shared/db';
 import { createKafka } from '@shared/kafka';
 import { createMetricsRegistry } from '@shared/metrics';
-import { listen, type HttpServer } from '@shared/http';
+import { createOpsApp, listen, type HttpServer } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadAccountsConfig } from './config';
 import { createDomainDeps } from './composition';
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     config: { intervalS: config.HOUSEKEEPING_INTERVAL_S, processedEventsRetentionS: config.PROCESSED_EVENTS_RETENTION_DAYS * 86_400, loginFailureWindowS: config.LOGIN_FAILURE_WINDOW_S },
   });
   let http: HttpServer | undefined;
+  let ops: HttpServer | undefined;
 
   await runService({
     logger,
@@ -45,12 +46,20 @@ async function main(): Promise<void> {
       { name: 'kafka-admin', stop: () => admin.disconnect() },
       { name: 'delivery-status-consumer', start: () => consumer.start(), stop: () => consumer.stop() },
       {
-        name: 'http',
+        name: 'ops-http',
         start: async () => {
           // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
           // not take the API out of a load balancer.
-          const app = createAccountsApp({ ...deps, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] });
-          http = await listen(app, config.PORT);
+          const app = createOpsApp({ logger, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] });
+          ops = await listen(app, config.OPS_PORT, config.OPS_HOST);
+          logger.info({ port: ops.port, host: config.OPS_HOST }, 'accounts ops listening (/metrics, /readyz, /healthz)');
+        },
+        stop: async () => ops?.close(),
+      },
+      {
+        name: 'http',
+        start: async () => {
+          http = await listen(createAccountsApp({ ...deps, registry }), config.PORT);
           logger.info({ port: http.port }, 'accounts listening');
         },
         stop: async () => http?.close(),

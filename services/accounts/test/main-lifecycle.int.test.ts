@@ -12,12 +12,15 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
   let child: ChildProcess;
   let stdout = '';
   let url: string;
+  let opsUrl: string;
   let exit: Promise<number | null>;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
+    const opsPort = await freePort();
+    opsUrl = `http://127.0.0.1:${opsPort}`;
     child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['services/accounts/src/main.ts'], {
       cwd: ROOT,
       env: {
@@ -26,21 +29,44 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
         KAFKA_BROKERS: testBrokers().join(','),
         KAFKA_TOPIC_PREFIX: uniquePrefix('acc-main'),
         PORT: String(port),
+        OPS_PORT: String(opsPort),
+        OPS_HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
       },
     });
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-    await waitFor(async () => (await fetch(`${url}/healthz`)).ok, { timeoutMs: 30_000, message: 'accounts did not start' });
+    await waitFor(async () => (await fetch(`${url}/healthz`)).ok && (await fetch(`${opsUrl}/healthz`)).ok, { timeoutMs: 30_000, message: 'accounts did not start' });
   });
   afterAll(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
     await db.drop();
   });
 
-  test('serves readiness, the contract metrics at 0 and a registration; then drains and exits 0 on SIGTERM, with JSON logs free of secrets', async () => {
+  test('the public port serves /healthz but answers 404 for /metrics and /readyz (the resend counters would enumerate accounts)', async () => {
+    const health = await fetch(`${url}/healthz`);
+    const metrics = await fetch(`${url}/metrics`);
     const ready = await fetch(`${url}/readyz`);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect([health.status, metrics.status, ready.status]).toEqual([200, 404, 404]);
+    expect(await metrics.text()).not.toContain('accounts_resend_requests_total');
+  });
+
+  test('the ops port (OPS_PORT) serves /readyz and every contract metric accounts owns, with the security headers', async () => {
+    const ready = await fetch(`${opsUrl}/readyz`);
+    const metrics = await fetch(`${opsUrl}/metrics`);
+    const text = await metrics.text();
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: [{ name: 'postgres', ok: true }] });
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
+    expect(metrics.headers.get('x-content-type-options')).toBe('nosniff');
+    for (const name of ['http_request_duration_seconds', 'accounts_registrations_total', 'accounts_resend_requests_total', 'mail_delivery_status_total']) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
+    }
+  });
+
+  test('serves readiness, the contract metrics at 0 and a registration; then drains and exits 0 on SIGTERM, with JSON logs free of secrets', async () => {
+    const ready = await fetch(`${opsUrl}/readyz`);
+    const metrics = await (await fetch(`${opsUrl}/metrics`)).text();
     const res = await fetch(`${url}/api/v1/usr/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-request-id': 'main-test-1' },

@@ -187,7 +187,7 @@ describe('POST /api/v1/usr/register', () => {
 
   test('when a request outlives the request timeout, the client gets a JSON 503 timeout instead of hanging', async () => {
     const slow = startTestAccounts({ databaseUrl: db.url });
-    const app = createAccountsApp({ ...slow.deps, commonPasswords: new Set(), registry: new Registry(), checks: [], requestTimeoutMs: 300 });
+    const app = createAccountsApp({ ...slow.deps, commonPasswords: new Set(), registry: new Registry(), requestTimeoutMs: 300 });
     try {
       const res = await request(app).post('/api/v1/usr/register').set('Prefer', 'wait=5').send({ email: uniqueEmail('slow'), password: strongPassword });
 

@@ -3,6 +3,7 @@ import request from 'supertest';
 import { Registry } from 'prom-client';
 import { createPool, type Pool } from '@shared/db';
 import { createLogger } from '@shared/logger';
+import { createOpsApp } from '@shared/http';
 import { parseAccountsConfig, type AccountsConfig } from '../../src/config';
 import { createDomainDeps } from '../../src/composition';
 import type { Clock } from '../../src/domain/clock';
@@ -21,6 +22,8 @@ export function createTestClock(start = new Date()): Clock & { advance: (seconds
 export type TestAccounts = {
   app: Express;
   http: ReturnType<typeof request>;
+  /** The ops listener's app (/metrics, /readyz, /healthz), as main.ts serves it on OPS_PORT. */
+  opsHttp: ReturnType<typeof request>;
   deps: DomainDeps;
   registry: Registry;
   config: AccountsConfig;
@@ -44,8 +47,9 @@ export function startTestAccounts(opts: { databaseUrl: string; env?: Record<stri
   const registry = new Registry();
   const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'accounts-test', max: 20 });
   const deps = createDomainDeps({ config, logger, registry, pool, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = createAccountsApp({ ...deps, registry, checks: [] });
-  return { app, http: request(app), deps, registry, config, pool, close: () => pool.end() };
+  const app = createAccountsApp({ ...deps, registry });
+  const ops = createOpsApp({ logger, registry, checks: [] });
+  return { app, http: request(app), opsHttp: request(ops), deps, registry, config, pool, close: () => pool.end() };
 }
 
 export const strongPassword = 'correct horse battery staple';

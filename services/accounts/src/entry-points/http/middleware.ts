@@ -3,20 +3,6 @@ import { errorBody } from '@shared/http';
 import type { TokenService } from '../../domain/token-service';
 import { InvalidTokenError } from '../../domain/errors';
 
-/** The usual API security headers (what helmet would set for a JSON API, without the dependency). */
-export function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
-  res.set({
-    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
-    'Cross-Origin-Resource-Policy': 'same-origin',
-    'Referrer-Policy': 'no-referrer',
-    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
-    'X-Content-Type-Options': 'nosniff',
-    'X-Frame-Options': 'DENY',
-    'Cache-Control': 'no-store',
-  });
-  next();
-}
-
 /** 415 for a body that is not JSON (a request without a body passes: its fields are then missing). */
 export function requireJsonBody(req: Request, res: Response, next: NextFunction): void {
   // type-is counts `Content-Length: 0` as a body; an empty POST (Bearer resend) has none.
