@@ -7,26 +7,12 @@ import { parseAccountsConfig } from '../services/accounts/src/config';
 import { createDomainDeps } from '../services/accounts/src/composition';
 import { createAccountsApp } from '../services/accounts/src/entry-points/http/app';
 import { createArgon2Hasher } from '../services/accounts/src/domain/password-hasher';
+import { postJson } from './load';
 import { percentile, round, type Bench, type BenchRow } from './lib';
 
 const CONCURRENCY = 16;
 const TARGET_RATIO = 0.8;
 const PASSWORD = 'correct horse battery staple';
-
-/**
- * POSTs JSON over a keep-alive node:http agent: a real HTTP round trip, with a client much lighter
- * than fetch (undici), whose CPU would otherwise be charged to the service in this one process.
- */
-function postJson(agent: http.Agent, url: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 type Sample = { ops: number; latenciesMs: number[]; errors: number; seconds: number };
 

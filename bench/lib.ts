@@ -26,6 +26,10 @@ export type BenchContext = {
   log: (line: string) => void;
   /** Scale factor from BENCH_SCALE (default 1): a quick smoke run uses e.g. 0.05. */
   scale: number;
+  /** The PostgreSQL server's admin URL (a database that is not a bench's own: for pg_stat_activity). */
+  adminUrl: string;
+  /** pid of the Kafka JVM when the run launched its own broker (its CPU is then charged to the stack). */
+  brokerPid?: number;
 };
 
 export type Bench = { name: string; run: (ctx: BenchContext) => Promise<BenchRow[]> };

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { percentile, round } from './lib';
 
 /**
@@ -48,4 +49,21 @@ export async function closedLoop(opts: {
     p99_ms: round(percentile(latencies, 99), 1),
     max_ms: round(Math.max(...latencies), 1),
   };
+}
+
+/**
+ * POSTs JSON over a keep-alive node:http agent: a real HTTP round trip, with a client much lighter
+ * than fetch (undici), whose CPU would otherwise be charged to the service in this one process (and
+ * which competes for the same cores as the stack under test).
+ */
+export function postJson(agent: http.Agent, url: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -60,6 +60,8 @@ async function main(): Promise<void> {
     brokers,
     scale,
     log,
+    adminUrl,
+    ...(broker ? { brokerPid: broker.pid } : {}),
     uniquePrefix: (label) => `bench-${label}-${randomBytes(3).toString('hex')}.`,
     createDatabase: async () => {
       const name = `${runId}_${randomBytes(3).toString('hex')}`;

@@ -26,9 +26,16 @@ export type ServiceProcess = {
 
 export function spawnService(
   name: ServiceName,
-  opts: { env: NodeJS.ProcessEnv; label?: string; onLine?: (line: string, stream: 'stdout' | 'stderr') => void },
+  opts: {
+    env: NodeJS.ProcessEnv;
+    label?: string;
+    onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+    /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…'] (not allowed in NODE_OPTIONS). */
+    nodeArgs?: string[];
+  },
 ): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'services', name, 'src', 'main.ts')], {
+  const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', main], {
     cwd: REPO_ROOT,
     env: opts.env,
     stdio: ['ignore', 'pipe', 'pipe'],

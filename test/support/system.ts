@@ -23,6 +23,8 @@ export type SystemOptions = {
   topicPrefix?: string;
   /** Make the SMTP test server require AUTH with these credentials (the mailer gets them). */
   smtpAuth?: { user: string; pass: string };
+  /** Extra node flags for every service process (the bench's `--cpu-prof`). */
+  nodeArgs?: (label: string) => string[];
 };
 
 /** `url` is the service's PORT; `opsUrl` serves /metrics and /readyz (accounts: OPS_PORT, else the same). */
@@ -89,6 +91,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     const proc = spawnService(instance.name, {
       env: { ...baseEnv, PORT: String(instance.port), ...(instance.name === 'accounts' ? { OPS_PORT: String(instance.opsPort), OPS_HOST: '127.0.0.1' } : {}) },
       label,
+      ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs(label) } : {}),
       onLine: (line) => {
         logs.push(`${label} ${line}`);
         opts.onLine?.(label, line);

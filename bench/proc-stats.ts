@@ -1,0 +1,194 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import pg from 'pg';
+
+/**
+ * CPU time and memory of the stack's processes, read from /proc (Linux): what `npm run bench` and
+ * `npm run soak` charge to each component. A component is a set of root pids (a service process and
+ * its descendants, the Kafka JVM) or PostgreSQL backends found by database name. The load generator
+ * and the SMTP test server run in the driving process and are never part of a component.
+ */
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Fields of /proc/<pid>/stat after the command name (which may contain spaces and parentheses). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU time of one process (all its threads) in ms; undefined once it has exited. */
+export function processCpuMs(pid: number): number | undefined {
+  const f = statFields(pid);
+  // After the name: state(0) ppid(1) ... utime(11) stime(12).
+  if (!f) return undefined;
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+/** Resident set size in bytes (VmRSS); undefined once the process has exited. */
+export function processRssBytes(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid` and every process below it (e.g. a helper binary a service spawned). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const ppid = Number(statFields(Number(entry))?.[1]);
+    if (!Number.isFinite(ppid)) continue;
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift() as number;
+    out.push(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** How a component's pids are found at each sample. */
+export type PidSource = () => number[] | Promise<number[]>;
+
+/** The process trees under these roots (roots that have exited are skipped). */
+export const treesOf =
+  (roots: () => (number | undefined)[]): PidSource =>
+  () =>
+    roots()
+      .filter((p): p is number => p !== undefined)
+      .flatMap((p) => processTree(p));
+
+/**
+ * PostgreSQL backends connected to any of `databases` (pg_stat_activity), read through a connection
+ * to `adminUrl`'s database — so the sampler's own backend is never counted unless that database is
+ * one of `databases`, and it is excluded by pid anyway.
+ */
+export function postgresBackends(adminUrl: string, databases: string[]): PidSource & { close: () => Promise<void> } {
+  let client: pg.Client | undefined;
+  let ownPid = 0;
+  const source = async (): Promise<number[]> => {
+    if (!client) {
+      client = new pg.Client({ connectionString: adminUrl, application_name: 'bench-cpu-sampler' });
+      client.on('error', () => undefined);
+      await client.connect();
+      ownPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+    }
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> $2', [databases, ownPid]);
+    return rows.map((r) => r.pid);
+  };
+  return Object.assign(source, { close: async () => void (await client?.end().catch(() => undefined)) });
+}
+
+/** The database name in a PostgreSQL URL. */
+export const databaseOf = (url: string): string => decodeURIComponent(new URL(url).pathname.slice(1));
+
+export type ComponentUsage = { cpu_ms: number; rss_mb: number; pids: number };
+
+/**
+ * Samples every `intervalMs`: per pid, the CPU time used since the window began (a pid first seen
+ * after the start counts from zero: it was created inside the window), and per component the summed
+ * RSS. CPU of a process that exits between two samples is lost for that interval only.
+ */
+export class CpuSampler {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private readonly owner = new Map<number, string>();
+  private readonly rss = new Map<string, number[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+  private startedAt = 0;
+
+  constructor(
+    private readonly components: Record<string, PidSource>,
+    private readonly intervalMs = 250,
+  ) {}
+
+  /** Begins a window: every current pid's CPU time is its baseline. */
+  async start(): Promise<void> {
+    this.first.clear();
+    this.last.clear();
+    this.rss.clear();
+    this.startedAt = performance.now();
+    await this.sample(true);
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.sample(false)).catch(() => undefined);
+    }, this.intervalMs);
+  }
+
+  /** RSS samples from now on only (e.g. after a warm-up inside the window). */
+  resetRss(): void {
+    this.rss.clear();
+  }
+
+  /** Ends the window: per component CPU ms over it and its mean RSS (MiB) over the samples kept. */
+  async stop(): Promise<{ seconds: number; components: Record<string, ComponentUsage> }> {
+    clearInterval(this.timer);
+    await this.sampling;
+    await this.sample(false);
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const components: Record<string, ComponentUsage> = {};
+    for (const name of Object.keys(this.components)) components[name] = { cpu_ms: 0, rss_mb: 0, pids: 0 };
+    for (const [pid, name] of this.owner) {
+      const c = components[name] as ComponentUsage;
+      c.cpu_ms += (this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0);
+      c.pids += 1;
+    }
+    for (const [name, values] of this.rss) {
+      const c = components[name] as ComponentUsage;
+      c.rss_mb = values.length ? values.reduce((a, b) => a + b, 0) / values.length / 2 ** 20 : 0;
+    }
+    return { seconds, components };
+  }
+
+  /** The latest RSS per component in MiB (for per-minute soak lines). */
+  async rssNow(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [name, source] of Object.entries(this.components)) {
+      const pids = await source();
+      out[name] = pids.reduce((sum, pid) => sum + (processRssBytes(pid) ?? 0), 0) / 2 ** 20;
+    }
+    return out;
+  }
+
+  private async sample(atStart: boolean): Promise<void> {
+    for (const [name, source] of Object.entries(this.components)) {
+      let pids: number[];
+      try {
+        pids = await source();
+      } catch {
+        continue;
+      }
+      let rss = 0;
+      for (const pid of pids) {
+        const cpu = processCpuMs(pid);
+        if (cpu === undefined) continue;
+        if (!this.first.has(pid)) this.first.set(pid, atStart ? cpu : 0);
+        this.last.set(pid, cpu);
+        this.owner.set(pid, name);
+        rss += processRssBytes(pid) ?? 0;
+      }
+      const list = this.rss.get(name) ?? [];
+      list.push(rss);
+      this.rss.set(name, list);
+    }
+  }
+}
