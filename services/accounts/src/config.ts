@@ -50,8 +50,14 @@ const schema = z.object({
     CONFIRMATION_CODE_TTL_S: envInt(900, 30, 7 * 86_400),
     /** CONFIRMATION_MAX_ATTEMPTS: wrong codes allowed per request before 429 too_many_attempts. */
     CONFIRMATION_MAX_ATTEMPTS: envInt(5, 1, 100),
-    /** LOGIN_MAX_FAILURES / LOGIN_FAILURE_WINDOW_S: failed logins per address before 429. */
+    /**
+     * LOGIN_MAX_FAILURES: login attempts per (address, client IP) in the window before 429;
+     * LOGIN_MAX_FAILURES_PER_ADDRESS: the higher ceiling per address across every client IP (what a
+     * distributed guesser gets, and what it takes to lock the owner out); LOGIN_FAILURE_WINDOW_S.
+     * A successful login clears its client's and its address's counters.
+     */
     LOGIN_MAX_FAILURES: envInt(5, 1, 1_000),
+    LOGIN_MAX_FAILURES_PER_ADDRESS: envInt(50, 1, 100_000),
     LOGIN_FAILURE_WINDOW_S: envInt(900, 1, 86_400),
     /** ARGON2_MEMORY_KIB / ARGON2_TIME_COST / ARGON2_PARALLELISM: at least OWASP's minimum. */
     ARGON2_MEMORY_KIB: envInt(19_456, 19_456, 4_194_304),

@@ -20,5 +20,10 @@ export async function deleteExpiredLoginThrottles(pool: Pool, opts: { windowS: n
        SELECT address FROM login_throttle WHERE window_started_at < now() - make_interval(secs => $1) LIMIT $2)`,
     [opts.windowS, opts.limit],
   );
-  return result.rowCount ?? 0;
+  const pairs = await pool.query(
+    `DELETE FROM login_attempts WHERE ctid IN (
+       SELECT ctid FROM login_attempts WHERE window_started_at < now() - make_interval(secs => $1) LIMIT $2)`,
+    [opts.windowS, opts.limit],
+  );
+  return (result.rowCount ?? 0) + (pairs.rowCount ?? 0);
 }

@@ -59,7 +59,7 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
   });
 
   app.post(`${API}/usr/login`, requireJsonBody, async (req: Request, res: Response) => {
-    const { user, session } = await login(req.body);
+    const { user, session } = await login(req.body, req.ip);
     res.json({ access_token: session.access_token, refresh_token: session.refresh_token, user_data: user });
   });
 
