@@ -9,23 +9,16 @@ import { generateConfirmationCode, hashConfirmationCode } from './confirmation-c
 
 export type Recipient = { id: string; email: string; first_name: string | null; last_name: string | null };
 
+export type NewConfirmationRequest = { requestId: string; codeHash: string; expiresAt: Date; mailRequested: OutboxEvent };
+
 /**
- * Inside the caller's transaction: store a new hashed code and a `queued` delivery status, and return
- * the `mail.requested` event for the caller to put in the outbox with its other events. (A resend
- * supersedes older codes first; a new user has none.) The plain code exists only in the outbox
- * payload the mailer needs; it is never logged or returned.
+ * A new confirmation request, not yet stored: a fresh code (only its hash is stored) and the
+ * `mail.requested` event carrying the plain code — the only place it exists; it is never logged or
+ * returned.
  */
-export async function createConfirmationRequest(
-  db: Queryable,
-  user: Recipient,
-  now: Date,
-  codeTtlS: number,
-  requestId: string = randomUUID(),
-): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
+export function newConfirmationRequest(user: Recipient, now: Date, codeTtlS: number, requestId: string = randomUUID()): NewConfirmationRequest {
   const code = generateConfirmationCode();
   const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
-  await insertConfirmation(db, { requestId, userId: user.id, codeHash: hashConfirmationCode(code), expiresAt, createdAt: now });
-  await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
   const envelope = buildEnvelope({
     type: EVENT_TYPE.mailRequested,
     aggregateType: 'user',
@@ -40,5 +33,23 @@ export async function createConfirmationRequest(
       requested_at: now.toISOString(),
     },
   });
-  return { requestId, mailRequested: { topic: TOPIC.mailRequests, envelope } };
+  return { requestId, codeHash: hashConfirmationCode(code), expiresAt, mailRequested: { topic: TOPIC.mailRequests, envelope } };
+}
+
+/**
+ * Inside the caller's transaction: store a new hashed code and a `queued` delivery status, and return
+ * the `mail.requested` event for the caller to put in the outbox with its other events. (A resend
+ * supersedes older codes first.)
+ */
+export async function createConfirmationRequest(
+  db: Queryable,
+  user: Recipient,
+  now: Date,
+  codeTtlS: number,
+  requestId: string = randomUUID(),
+): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
+  const request = newConfirmationRequest(user, now, codeTtlS, requestId);
+  await insertConfirmation(db, { requestId, userId: user.id, codeHash: request.codeHash, expiresAt: request.expiresAt, createdAt: now });
+  await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
+  return { requestId, mailRequested: request.mailRequested };
 }

@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { withTransaction, isDatabaseUnavailable } from '@shared/db';
+import { isDatabaseUnavailable } from '@shared/db';
 import { buildEnvelope, EVENT_TYPE } from '@shared/events';
 import { TOPIC } from '@shared/topics';
 import { uniqueViolationOf } from '../data-access/queryable';
-import { emailIsRegistered, findUserIdByReferralCode, insertAffiliate, insertUser } from '../data-access/users-repository';
-import { insertOutboxEvents } from '../data-access/outbox-repository';
+import { emailIsRegistered, findUserIdByReferralCode } from '../data-access/users-repository';
+import { insertRegistration } from '../data-access/registration-repository';
 import type { RegistrationResult } from '../metrics';
-import { createConfirmationRequest } from './confirmation-request';
+import { newConfirmationRequest } from './confirmation-request';
 import type { DomainDeps } from './deps';
 import { AccountsError, EmailTakenError, InvalidReferralCodeError } from './errors';
 import { generateReferralCode } from './referral-code';
 import { registerBody, validate, type RegisterBody } from './schemas';
-import { issueSession, type Session } from './session';
+import type { Session } from './session';
 import type { PublicUser } from './public-user';
 
 export type Registration = { user: PublicUser; session: Session; requestId: string };
@@ -19,9 +19,10 @@ export type Registration = { user: PublicUser; session: Session; requestId: stri
 const REFERRAL_CODE_TRIES = 5;
 
 /**
- * Registration: validate, hash the password, then ONE transaction writes the user, the affiliate
- * link, the confirmation request, its `queued` delivery status, both outbox events and the refresh
- * token. Email and Kafka are not on this path: the relay and the mailer take it from the outbox.
+ * Registration: validate, hash the password, then ONE statement (so one transaction and one round
+ * trip: data-access/registration-repository.ts) writes the user, the affiliate link, the confirmation
+ * request, its `queued` delivery status, both outbox events and the refresh token. Email and Kafka are
+ * not on this path: the relay and the mailer take it from the outbox.
  */
 export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string }) {
   const schema = registerBody(deps.commonPasswords);
@@ -34,7 +35,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     const passwordHash = await deps.hasher.hash(input.password);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await withTransaction(deps.pool, (client) => saveRegistration(client, input, passwordHash, newReferralCode()));
+        return await saveRegistration(input, passwordHash, newReferralCode());
       } catch (err) {
         const constraint = uniqueViolationOf(err);
         if (constraint === 'users_email_lower_key') throw new EmailTakenError();
@@ -45,14 +46,11 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     }
   }
 
-  async function saveRegistration(
-    client: Parameters<Parameters<typeof withTransaction>[1]>[0],
-    input: RegisterBody,
-    passwordHash: string,
-    referralCode: string,
-  ): Promise<Registration> {
+  async function saveRegistration(input: RegisterBody, passwordHash: string, referralCode: string): Promise<Registration> {
     const now = deps.clock.now();
-    const referrerId = input.referral_code ? await findUserIdByReferralCode(client, input.referral_code) : null;
+    // Users are never deleted, so a referrer found here still exists when the insert runs (and the
+    // affiliate's foreign key would refuse the registration otherwise).
+    const referrerId = input.referral_code ? await findUserIdByReferralCode(deps.pool, input.referral_code) : null;
     if (input.referral_code && !referrerId) throw new InvalidReferralCodeError();
     const user: PublicUser = {
       id: randomUUID(),
@@ -63,9 +61,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
       referral_code: referralCode,
       referred_by: referrerId,
     };
-    await insertUser(client, { id: user.id, email: user.email, passwordHash, firstName: user.first_name, lastName: user.last_name, referralCode, createdAt: now });
-    if (referrerId) await insertAffiliate(client, { referredUserId: user.id, referrerUserId: referrerId, createdAt: now });
-    const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+    const confirmation = newConfirmationRequest(user, now, deps.config.CONFIRMATION_CODE_TTL_S);
     const userRegistered = {
       topic: TOPIC.userEvents,
       envelope: buildEnvelope({
@@ -84,9 +80,17 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
         },
       }),
     };
-    await insertOutboxEvents(client, [userRegistered, mailRequested]);
-    const session = await issueSession(client, deps, user.id);
-    return { user, session, requestId };
+    const refresh = deps.tokens.issueRefresh(user.id);
+    await insertRegistration(deps.pool, {
+      user: { id: user.id, email: user.email, passwordHash, firstName: user.first_name, lastName: user.last_name, referralCode },
+      referrerId,
+      confirmation,
+      refreshToken: { jti: refresh.jti, familyId: refresh.familyId, expiresAt: refresh.expiresAt },
+      events: [userRegistered, confirmation.mailRequested],
+      at: now,
+    });
+    const session: Session = { access_token: deps.tokens.issueAccess(user.id), refresh_token: refresh.token };
+    return { user, session, requestId: confirmation.requestId };
   }
 
   return async function registerUser(body: unknown): Promise<Registration> {
