@@ -40,6 +40,8 @@ export type System = {
   stopBroker: () => Promise<void>;
   startBroker: () => Promise<void>;
   brokerRunning: () => boolean;
+  /** pid of the system's own Kafka JVM while it runs (undefined with external brokers). */
+  brokerPid: () => number | undefined;
   stop: () => Promise<void>;
   logs: string[];
 };
@@ -142,6 +144,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
       await startBroker();
     },
     brokerRunning: () => broker !== undefined,
+    brokerPid: () => broker?.pid,
     stop: async () => {
       process.off('exit', killAll);
       await Promise.all(instances.map((i) => i.proc?.stop(10_000)));
