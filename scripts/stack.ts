@@ -2,6 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { startKafkaBroker, runningBrokerPid, type BrokerHandle } from '../infra/kafka/broker';
+import { startKafkaCluster } from '../infra/kafka/cluster';
 import { startMailCatcher, type MailCatcher } from '../infra/dev/mail-catcher';
 import { REPO_ROOT, spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../infra/dev/service-process';
 import { migrate } from './migrate';
@@ -10,6 +11,8 @@ import { migrate } from './migrate';
  * `npm start`: the whole stack on one machine — migrations, a local Kafka broker unless KAFKA_BROKERS
  * is set, a dev mail catcher unless SMTP_HOST is set, then accounts, relay and mailer, each its own
  * process with prefixed log lines. Ctrl-C / SIGTERM stops everything it started, Kafka included.
+ * KAFKA_CLUSTER_SIZE=3: three combined KRaft nodes on KAFKA_PORT, +1, +2 (9092-9094; controllers on
+ * 9095-9097), replication 3 and min.insync.replicas 2.
  */
 const ACCOUNTS_PORT = Number(process.env.ACCOUNTS_PORT ?? 3000);
 /** accounts serves /metrics and /readyz only on its ops port (OPS_PORT), never on the API port. */
@@ -39,11 +42,24 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
+/** Starts a KRaft cluster of `size` nodes on port, port+1, ... (controllers on port+size, ...). */
+async function startCluster(size: number, port: number, keep: (nodes: BrokerHandle[]) => void): Promise<string> {
+  const ports = Array.from({ length: size }, (_, i) => port + i);
+  const controllerPorts = Array.from({ length: size }, (_, i) => port + size + i);
+  for (const p of [...ports, ...controllerPorts]) if (await portOpen(p)) throw new Error(`port ${p} is in use: stop what listens there or set KAFKA_PORT`);
+  const dataDir = path.resolve(process.env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', `kafka-cluster-${size}`));
+  say('kafka', `starting a ${size}-node KRaft cluster on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} (controllers ${controllerPorts.join(', ')}; data in ${path.relative(REPO_ROOT, dataDir)})...`);
+  const cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir });
+  keep(cluster.nodes);
+  say('kafka', `ready (pids ${cluster.nodes.map((n) => n.pid).join(', ')}; replication ${cluster.replicationFactor}, min.insync.replicas ${cluster.replicationFactor >= 3 ? 2 : 1})`);
+  return cluster.brokers;
+}
+
 async function main(): Promise<void> {
   const env = { ...process.env };
   const databaseUrl = env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
   env.DATABASE_URL = databaseUrl;
-  let broker: BrokerHandle | undefined;
+  let kafkaNodes: BrokerHandle[] = [];
   let catcher: MailCatcher | undefined;
   const children: ServiceProcess[] = [];
   let stopping = false;
@@ -54,9 +70,9 @@ async function main(): Promise<void> {
     say('stack', 'stopping...');
     await Promise.all([...children].reverse().map((c) => c.stop()));
     if (catcher) await catcher.close();
-    if (broker) {
-      say('kafka', 'stopping the broker...');
-      await broker.stop();
+    if (kafkaNodes.length) {
+      say('kafka', `stopping ${kafkaNodes.length === 1 ? 'the broker' : `${kafkaNodes.length} brokers`}...`);
+      await Promise.all(kafkaNodes.map((n) => n.stop()));
     }
     say('stack', 'stopped');
     process.exit(code);
@@ -79,17 +95,24 @@ async function main(): Promise<void> {
 
     // 2. Kafka: the one in KAFKA_BROKERS, else a local KRaft broker (reused if kafka:start runs one).
     if (!env.KAFKA_BROKERS) {
-      const dataDir = path.resolve(env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', 'kafka'));
+      const clusterSize = Number(env.KAFKA_CLUSTER_SIZE ?? 1);
+      if (!Number.isInteger(clusterSize) || clusterSize < 1 || clusterSize > 5) throw new Error('KAFKA_CLUSTER_SIZE must be 1..5');
       const port = Number(env.KAFKA_PORT ?? 9092);
-      if (runningBrokerPid(dataDir) || (await portOpen(port))) {
-        say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
-      } else {
-        say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in .run/kafka)...`);
-        broker = await startKafkaBroker({ port, dataDir });
-        say('kafka', `ready (pid ${broker.pid})`);
+      if (clusterSize > 1) env.KAFKA_BROKERS = await startCluster(clusterSize, port, (nodes) => (kafkaNodes = nodes));
+      else {
+        const dataDir = path.resolve(env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', 'kafka'));
+        if (runningBrokerPid(dataDir) || (await portOpen(port))) {
+          say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
+        } else {
+          say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in .run/kafka)...`);
+          const broker = await startKafkaBroker({ port, dataDir });
+          kafkaNodes = [broker];
+          say('kafka', `ready (pid ${broker.pid})`);
+        }
+        env.KAFKA_BROKERS = `127.0.0.1:${port}`;
       }
-      env.KAFKA_BROKERS = `127.0.0.1:${port}`;
     }
+    say('stack', `Kafka bootstrap brokers: ${env.KAFKA_BROKERS}`);
 
     // 3. Mail: the SMTP server in SMTP_HOST, else the dev catcher.
     if (!env.SMTP_HOST) {

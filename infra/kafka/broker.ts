@@ -58,6 +58,16 @@ export type BrokerOptions = {
   detached?: boolean;
   /** Default partitions for auto-created topics. */
   partitions?: number;
+  /** KRaft node id (1 for a single broker; 1..N in a cluster). */
+  nodeId?: number;
+  /** `controller.quorum.voters` of a cluster (default: this node alone). */
+  quorumVoters?: string;
+  /** KRaft cluster id shared by every node of a cluster (default: a random one for a lone broker). */
+  clusterId?: string;
+  /** Replication of internal topics and default topic settings (1 alone; 3 in a 3-node cluster). */
+  replicationFactor?: number;
+  /** Skip waiting until this node serves metadata (a cluster waits for all nodes together). */
+  noWait?: boolean;
   /**
    * More PLAINTEXT listeners, each advertised at another address (tests put a TCP proxy there: Kafka answers
    * metadata with the advertised address of the listener the client connected to, so a client bootstrapped
@@ -71,10 +81,18 @@ export type ExtraListener = { name: string; port: number; advertisedPort: number
 export type BrokerHandle = {
   brokers: string;
   port: number;
+  /** The current JVM's pid (it changes on restart). */
   pid: number;
+  nodeId: number;
   dataDir: string;
   logFile: string;
+  /** SIGTERM: Kafka shuts down cleanly. */
   stop: () => Promise<void>;
+  /** SIGKILL (kill -9): no shutdown code runs, the data directory is left as a crash leaves it. */
+  crash: () => Promise<void>;
+  /** Starts the JVM again on the same data directory (after stop or crash); resolves once it serves metadata. */
+  restart: (opts?: { noWait?: boolean }) => Promise<void>;
+  running: () => boolean;
 };
 
 function listenerLines(port: number, controllerPort: number, extra: ExtraListener[]): string[] {
@@ -98,33 +116,46 @@ function listenerLines(port: number, controllerPort: number, extra: ExtraListene
   ];
 }
 
-function writeConfig(opts: Required<Omit<BrokerOptions, 'detached'>>): { propsFile: string; log4jFile: string; logFile: string } {
+type ResolvedOptions = Required<Omit<BrokerOptions, 'detached' | 'clusterId' | 'noWait'>>;
+
+function writeConfig(opts: ResolvedOptions): { propsFile: string; log4jFile: string; logFile: string } {
   const logDir = path.join(opts.dataDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(opts.dataDir, 'broker.log');
   const propsFile = path.join(opts.dataDir, 'server.properties');
+  const rf = opts.replicationFactor;
+  // With replication 3, a write needs 2 replicas in sync (acks=all), so one broker may die at any time.
+  const minIsr = rf >= 3 ? 2 : 1;
   writeFileSync(
     propsFile,
     [
       'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.voters=1@127.0.0.1:${opts.controllerPort}`,
+      `node.id=${opts.nodeId}`,
+      `controller.quorum.voters=${opts.quorumVoters}`,
       ...listenerLines(opts.port, opts.controllerPort, opts.extraListeners),
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
       `log.dirs=${path.join(opts.dataDir, 'kraft')}`,
       `num.partitions=${opts.partitions}`,
-      'offsets.topic.replication.factor=1',
+      `default.replication.factor=${rf}`,
+      `min.insync.replicas=${minIsr}`,
+      // Never elect an out-of-sync replica: that would silently drop acknowledged records.
+      'unclean.leader.election.enable=false',
+      `offsets.topic.replication.factor=${rf}`,
       'offsets.topic.num.partitions=10',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
-      'share.coordinator.state.topic.replication.factor=1',
-      'share.coordinator.state.topic.min.isr=1',
+      `transaction.state.log.replication.factor=${rf}`,
+      `transaction.state.log.min.isr=${minIsr}`,
+      `share.coordinator.state.topic.replication.factor=${rf}`,
+      `share.coordinator.state.topic.min.isr=${minIsr}`,
       // A test or a freshly started consumer should not wait 3 s for the first rebalance.
       'group.initial.rebalance.delay.ms=0',
       'auto.create.topics.enable=true',
       'log.retention.hours=24',
       'log.segment.bytes=67108864',
+      // A killed peer is noticed in seconds, not the 18 s / 30 s defaults (crash tests and chaos).
+      'replica.lag.time.max.ms=10000',
+      'broker.session.timeout.ms=6000',
+      'broker.heartbeat.interval.ms=1000',
       '',
     ].join('\n'),
   );
@@ -162,63 +193,104 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
 }
 
 /** Formats KRaft storage once per data dir (a restart keeps the topics and offsets). */
-function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string): void {
+function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string, clusterId: string): void {
   if (existsSync(path.join(dataDir, 'kraft', 'meta.properties'))) return;
-  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. It may start with '-',
-  // which argparse would read as an option after `-t`: pass it as `--cluster-id=<id>`.
-  const clusterId = randomBytes(16).toString('base64url');
   const result = spawnSync('java', [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile], {
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`kafka storage format failed: ${result.stderr || result.stdout}`);
 }
 
+/**
+ * A KRaft cluster id is 16 random bytes in URL-safe base64 without padding. It may start with '-',
+ * which argparse would read as an option after `-t`: formatStorage passes it as `--cluster-id=<id>`.
+ */
+export function newClusterId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
 /** Starts the broker and resolves once it serves metadata (a kafkajs admin describes the cluster). */
 export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHandle> {
-  const opts = {
-    controllerPort: options.port + 1,
+  const nodeId = options.nodeId ?? 1;
+  const controllerPort = options.controllerPort ?? options.port + 1;
+  const opts: ResolvedOptions = {
     heapMb: 512,
     partitions: 3,
+    replicationFactor: 1,
     extraListeners: [],
+    quorumVoters: `${nodeId}@127.0.0.1:${controllerPort}`,
     ...options,
+    nodeId,
+    controllerPort,
   };
   const jars = ensureKafkaJars();
   mkdirSync(opts.dataDir, { recursive: true });
   const { propsFile, log4jFile, logFile } = writeConfig(opts);
-  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir);
-
-  const out = openSync(path.join(opts.dataDir, 'broker.stdout'), 'a');
-  const child: ChildProcess = spawn('java', [...javaArgs(jars, opts.heapMb, log4jFile), 'kafka.Kafka', propsFile], {
-    detached: opts.detached ?? false,
-    stdio: ['ignore', out, out],
-  });
-  if (opts.detached) child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn java (is Java 17+ installed?)');
-  writeFileSync(path.join(opts.dataDir, 'broker.pid'), String(pid));
-
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
-  });
-
+  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir, options.clusterId ?? newClusterId());
   const brokers = `127.0.0.1:${opts.port}`;
-  try {
-    await waitForBroker(brokers, 90_000, () => exited);
-  } catch (err) {
-    if (!exited) killAndWait(pid, 5_000);
-    throw new Error(`${(err as Error).message}; see ${logFile} and ${path.join(opts.dataDir, 'broker.stdout')}`);
-  }
-  return {
+
+  let child: ChildProcess | undefined;
+  let exited = true;
+  const launch = async (noWait: boolean): Promise<void> => {
+    const out = openSync(path.join(opts.dataDir, 'broker.stdout'), 'a');
+    const proc = spawn('java', [...javaArgs(jars, opts.heapMb, log4jFile), 'kafka.Kafka', propsFile], {
+      detached: options.detached ?? false,
+      stdio: ['ignore', out, out],
+    });
+    if (options.detached) proc.unref();
+    if (proc.pid === undefined) throw new Error('could not spawn java (is Java 17+ installed?)');
+    child = proc;
+    exited = false;
+    proc.once('exit', () => {
+      if (child === proc) exited = true;
+    });
+    handle.pid = proc.pid;
+    writeFileSync(path.join(opts.dataDir, 'broker.pid'), String(proc.pid));
+    if (noWait) return;
+    try {
+      await waitForBroker(brokers, 90_000, () => exited);
+    } catch (err) {
+      if (!exited) killAndWait(proc.pid, 5_000);
+      throw new Error(`${(err as Error).message}; see ${logFile} and ${path.join(opts.dataDir, 'broker.stdout')}`);
+    }
+  };
+  const waitExit = async (): Promise<void> => {
+    const proc = child;
+    if (!proc || exited) return;
+    await new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+      else proc.once('exit', () => resolve());
+    });
+  };
+
+  const handle: BrokerHandle = {
     brokers,
     port: opts.port,
-    pid,
+    pid: 0,
+    nodeId,
     dataDir: opts.dataDir,
     logFile,
     stop: async () => {
-      if (!exited) await stopPid(pid);
+      if (!exited) await stopPid(handle.pid);
+      await waitExit();
     },
+    crash: async () => {
+      if (exited) return;
+      try {
+        process.kill(handle.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await waitExit();
+    },
+    restart: async (restartOpts) => {
+      if (!exited) throw new Error(`broker ${nodeId} is still running (pid ${handle.pid})`);
+      await launch(restartOpts?.noWait ?? false);
+    },
+    running: () => !exited,
   };
+  await launch(options.noWait ?? false);
+  return handle;
 }
 
 /** Polls until the broker answers metadata requests. */

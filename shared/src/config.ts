@@ -105,6 +105,9 @@ export const envLogLevel = () => z.enum(['fatal', 'error', 'warn', 'info', 'debu
 export const commonEnv = (defaultPort: number) => ({
   /** DATABASE_URL: PostgreSQL connection string. */
   DATABASE_URL: envDatabaseUrl(),
+  /** DB_CONNECT_TIMEOUT_MS / DB_STATEMENT_TIMEOUT_MS: bound every PostgreSQL wait (see createPool in db.ts). */
+  DB_CONNECT_TIMEOUT_MS: envInt(5_000, 100, 120_000),
+  DB_STATEMENT_TIMEOUT_MS: envInt(10_000, 100, 600_000),
   /** KAFKA_BROKERS: comma-separated bootstrap brokers. */
   KAFKA_BROKERS: envBrokers(),
   /** KAFKA_TOPIC_PREFIX: prepended to every topic and consumer group name (tests isolate with it). */
@@ -113,9 +116,13 @@ export const commonEnv = (defaultPort: number) => ({
   PORT: envPort(defaultPort),
   /** LOG_LEVEL: pino level. */
   LOG_LEVEL: envLogLevel(),
-  /** KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used by whichever service first creates a missing contract topic. */
+  /**
+   * KAFKA_TOPIC_PARTITIONS / KAFKA_REPLICATION_FACTOR: used by whichever service first creates a missing
+   * contract topic. Replication 0 (the default) follows the cluster: min(3, brokers), with
+   * min.insync.replicas 2 when it is 3 or more.
+   */
   KAFKA_TOPIC_PARTITIONS: envInt(6, 1, 1_000),
-  KAFKA_REPLICATION_FACTOR: envInt(1, 1, 10),
+  KAFKA_REPLICATION_FACTOR: envInt(0, 0, 10),
   /** NODE_ENV: production tightens secret requirements. */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
 });

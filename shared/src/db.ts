@@ -4,14 +4,36 @@ import type { Logger } from './logger';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-/** A pg pool whose idle-client errors are logged rather than crashing the process. */
-export function createPool(opts: { connectionString: string; max?: number; logger: Logger; applicationName: string }): pg.Pool {
+/**
+ * A pg pool whose idle-client errors are logged rather than crashing the process, and whose every
+ * wait is bounded, so a dead or hung PostgreSQL turns into an error (a 503) instead of a hang:
+ *  - connecting (and waiting for a free client) gives up after `connectTimeoutMs` (DB_CONNECT_TIMEOUT_MS, 5 s);
+ *  - the server cancels a statement after `statementTimeoutMs` (DB_STATEMENT_TIMEOUT_MS, 10 s) and
+ *    a lock wait after the same;
+ *  - the client gives up on an answer 5 s after that (a server that stopped answering cannot cancel);
+ *  - the server ends a session idle inside a transaction for 60 s (a frozen client holds no locks for ever);
+ *  - TCP keep-alive notices a vanished server on an idle connection.
+ */
+export function createPool(opts: {
+  connectionString: string;
+  max?: number;
+  logger: Logger;
+  applicationName: string;
+  connectTimeoutMs?: number;
+  statementTimeoutMs?: number;
+}): pg.Pool {
+  const statementTimeoutMs = opts.statementTimeoutMs ?? 10_000;
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     application_name: opts.applicationName,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
+    statement_timeout: statementTimeoutMs,
+    lock_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5_000,
+    idle_in_transaction_session_timeout: 60_000,
+    keepAlive: true,
   });
   pool.on('error', (err) => opts.logger.warn({ err: { message: err.message } }, 'idle PostgreSQL client failed'));
   return pool;
@@ -20,28 +42,53 @@ export function createPool(opts: { connectionString: string; max?: number; logge
 /** Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A ROLLBACK that fails means the connection is gone or unusable: never hand it to the next caller.
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
-const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '53300']);
+// 57014 query_canceled (statement_timeout), 55P03 lock_not_available (lock_timeout): the database is
+// too slow to answer in time, which the client sees as unavailable, not as a fault of its request.
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '53300',
+  '57014',
+  '55P03',
+]);
+const UNAVAILABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|not queryable|unexpected postmaster exit|the database system is (starting up|shutting down|in recovery mode)/i;
 
-/** True when the error means PostgreSQL cannot be reached or is shutting down (a 503, not a 500). */
+/** True when the error means PostgreSQL cannot be reached, is shutting down or does not answer in time (a 503, not a 500). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
   const message = (err as { message?: unknown }).message;
-  return typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(message);
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);
 }
 
 /** Readiness probe: PostgreSQL answers and the schema is migrated (the migrations table exists). */

@@ -9,9 +9,25 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+/**
+ * Consumer-group timing for every long-running consumer (mailer, accounts), chosen so that a killed
+ * member or a crashed broker stalls its partitions for seconds, not the 30-60 s of kafkajs' defaults:
+ *  - sessionTimeout 8 s: a SIGKILLed member is evicted 8 s after its last heartbeat (the broker's
+ *    group.min.session.timeout.ms is 6 s). After a broker restart the coordinator reloads the old
+ *    members from __consumer_offsets and evicts the ones that never come back after this long too.
+ *  - heartbeatInterval 1 s and maxWaitTimeInMs 1 s: kafkajs 2.2.4 heartbeats between fetches, so an idle
+ *    fetch must return within a second for a member to learn of a rebalance quickly.
+ *  - rebalanceTimeout 10 s: how long the coordinator waits for known members to rejoin before it
+ *    completes a rebalance without them (default 60 s: one member gone for good stalls everyone).
+ * kafkajs 2.2.4 offers neither static membership (group.instance.id) nor cooperative rebalancing, so
+ * these timeouts are the only levers.
+ */
+export const CONSUMER_TIMING = { sessionTimeout: 8_000, heartbeatInterval: 1_000, rebalanceTimeout: 10_000, maxWaitTimeInMs: 1_000 } as const;
+
 /** A kafkajs client whose own log lines go through our structured logger (one JSON line each). */
 export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger; connectionTimeout?: number }): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
+  opts.logger.info({ kafka_brokers: opts.brokers.join(',') }, 'Kafka bootstrap brokers');
   return new Kafka({
     clientId: opts.clientId,
     brokers: [...opts.brokers],
@@ -29,16 +45,34 @@ export function createKafka(opts: { brokers: readonly string[]; clientId: string
   });
 }
 
+/** min.insync.replicas for a replication factor: 2 of 3 (one broker may die under acks=all), else 1. */
+export function minInsyncReplicas(replicationFactor: number): number {
+  return replicationFactor >= 3 ? 2 : 1;
+}
+
 /**
  * Creates missing topics (idempotent; several instances may race, which kafkajs reports as
- * "already exists" and we accept).
+ * "already exists" and we accept). A topic without a replication factor (or 0) follows the cluster:
+ * min(3, brokers in the cluster). Every created topic gets min.insync.replicas for its replication
+ * (2 of 3) and unclean leader election off, unless the caller names those configs itself.
  */
 export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t.topic));
   if (missing.length === 0) return;
+  const followCluster = missing.some((t) => !t.replicationFactor || t.replicationFactor <= 0);
+  const clusterSize = followCluster ? (await admin.describeCluster()).brokers.length : 0;
+  const withReplication = missing.map((t) => {
+    const replicationFactor = t.replicationFactor && t.replicationFactor > 0 ? t.replicationFactor : Math.max(1, Math.min(3, clusterSize));
+    const given = new Set((t.configEntries ?? []).map((c) => c.name));
+    const defaults = [
+      { name: 'min.insync.replicas', value: String(minInsyncReplicas(replicationFactor)) },
+      { name: 'unclean.leader.election.enable', value: 'false' },
+    ].filter((c) => !given.has(c.name));
+    return { ...t, replicationFactor, configEntries: [...(t.configEntries ?? []), ...defaults] };
+  });
   try {
-    await admin.createTopics({ topics: missing, waitForLeaders: true });
+    await admin.createTopics({ topics: withReplication, waitForLeaders: true });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!/already exists/i.test(message)) throw err;

@@ -21,6 +21,7 @@ export function topicNames(prefix = ''): TopicNames {
 /**
  * The four contract topics as every service creates them when missing (same partitions everywhere:
  * whichever service starts first creates them, and one user's key must map to one partition).
+ * replicationFactor 0 follows the cluster (min(3, brokers)); see ensureTopics in kafka.ts.
  */
 export function contractTopicConfigs(prefix: string, opts: { partitions: number; replicationFactor: number }): { topic: string; numPartitions: number; replicationFactor: number }[] {
   return Object.values(topicNames(prefix)).map((topic) => ({ topic, numPartitions: opts.partitions, replicationFactor: opts.replicationFactor }));

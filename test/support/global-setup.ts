@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startKafkaBroker } from '../../infra/kafka/broker';
+import { startKafkaCluster } from '../../infra/kafka/cluster';
 import { migrate } from '../../scripts/migrate';
 import { freePort } from './ports';
 import { withDatabase } from './database-url';
@@ -13,7 +14,8 @@ import { INFRA_ENV, type InfraState } from './infra-state';
  * Provides PostgreSQL and Kafka for the whole run, in this order of preference:
  *  1. TEST_DATABASE_URL / TEST_KAFKA_BROKERS when set;
  *  2. testcontainers when a Docker engine answers;
- *  3. the machine's PostgreSQL (127.0.0.1:5432) and a Kafka broker launched from infra/kafka.
+ *  3. the machine's PostgreSQL (127.0.0.1:5432) and a Kafka broker launched from infra/kafka
+ *     (TEST_KAFKA_CLUSTER_SIZE=3: a 3-node KRaft cluster instead, replication 3, min.insync.replicas 2).
  * A template database is migrated once; each test file clones it (CREATE DATABASE … TEMPLATE),
  * so files run in parallel on their own schema. Everything created here is removed in teardown.
  */
@@ -52,10 +54,22 @@ export default async function globalSetup(): Promise<void> {
       cleanup.containers.push(container);
       kafkaBrokers = `127.0.0.1:${port}`;
       kafkaSource = 'testcontainers';
+    } else if (Number(process.env.TEST_KAFKA_CLUSTER_SIZE ?? 1) > 1) {
+      const size = Number(process.env.TEST_KAFKA_CLUSTER_SIZE);
+      const ports: number[] = [];
+      const controllerPorts: number[] = [];
+      for (let i = 0; i < size; i++) {
+        ports.push(await freePort());
+        controllerPorts.push(await freePort());
+      }
+      const cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir: path.join(stateDir, 'kafka') });
+      cleanup.brokerPids = cluster.nodes.map((n) => n.pid);
+      kafkaBrokers = cluster.brokers;
+      kafkaSource = 'local';
     } else {
       const port = await freePort();
       const broker = await startKafkaBroker({ port, controllerPort: await freePort(), dataDir: path.join(stateDir, 'kafka'), heapMb: 512 });
-      cleanup.brokerPid = broker.pid;
+      cleanup.brokerPids = [broker.pid];
       kafkaBrokers = broker.brokers;
       kafkaSource = 'local';
     }
@@ -85,7 +99,7 @@ export default async function globalSetup(): Promise<void> {
   process.stderr.write(`\n[test-infra] postgres: ${pgSource}, kafka: ${kafkaSource} (${kafkaBrokers}), template db: ${templateDatabase}\n`);
 }
 
-export type CleanupState = { stateDir: string; brokerPid?: number; containers: { stop: () => Promise<unknown> }[] };
+export type CleanupState = { stateDir: string; brokerPids?: number[]; containers: { stop: () => Promise<unknown> }[] };
 
 function dockerEngineAnswers(): boolean {
   if (process.env.TEST_NO_DOCKER === '1') return false;

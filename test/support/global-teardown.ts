@@ -22,7 +22,7 @@ export default async function globalTeardown(): Promise<void> {
     }
   }
   if (cleanup) {
-    if (cleanup.brokerPid) await stopPid(cleanup.brokerPid);
+    await Promise.all((cleanup.brokerPids ?? []).map((pid) => stopPid(pid)));
     for (const container of cleanup.containers) await container.stop().catch(() => undefined);
     rmSync(cleanup.stateDir, { recursive: true, force: true });
   }

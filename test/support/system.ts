@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startKafkaBroker, type BrokerHandle } from '../../infra/kafka/broker';
+import { startKafkaCluster, waitForClusterSize, type KafkaCluster } from '../../infra/kafka/cluster';
 import { spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../../infra/dev/service-process';
 import { freePort } from './ports';
 import { startSmtpTestServer, type SmtpTestServer } from './smtp-test-server';
@@ -18,6 +19,8 @@ export type SystemOptions = {
   env?: Record<string, string>;
   /** Use these brokers instead of starting an own broker (then stopBroker/startBroker are unavailable). */
   brokers?: string;
+  /** Own Kafka: 1 broker (default) or a KRaft cluster of this many nodes (replication 3, min ISR 2). */
+  kafkaClusterSize?: number;
   /** Collects every log line of every process (for the secrets-in-logs check). */
   onLine?: (label: string, line: string) => void;
   topicPrefix?: string;
@@ -37,11 +40,23 @@ export type System = {
   accountsUrls: () => string[];
   kill: (name: ServiceName, index: number) => Promise<void>;
   restart: (name: ServiceName, index: number) => Promise<void>;
+  /** SIGTERM every Kafka node (a clean stop of the whole cluster). */
   stopBroker: () => Promise<void>;
+  /** Starts every stopped or crashed Kafka node again on its data directory. */
   startBroker: () => Promise<void>;
   brokerRunning: () => boolean;
-  /** pid of the system's own Kafka JVM while it runs (undefined with external brokers). */
+  /** pid of the system's own (first) Kafka JVM while it runs (undefined with external brokers). */
   brokerPid: () => number | undefined;
+  /** The Kafka nodes this system owns (one, or the cluster's). */
+  kafkaNodes: () => BrokerHandle[];
+  /** SIGKILL one Kafka node (kill -9; default the first). */
+  crashBroker: (node?: BrokerHandle) => Promise<void>;
+  /** Restarts one node on its data directory and waits until it serves metadata. */
+  restartBroker: (node?: BrokerHandle) => Promise<void>;
+  /** The node leading `topic`'s `partition` (a cluster only). */
+  leaderOf: (topic: string, partition: number) => Promise<BrokerHandle>;
+  /** Waits until every running node is back in the ISR of `topics` (a cluster only; a no-op alone). */
+  waitKafkaInSync: (topics: string[]) => Promise<void>;
   stop: () => Promise<void>;
   logs: string[];
 };
@@ -50,14 +65,31 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   const counts = { accounts: 1, relay: 2, mailer: 2, ...opts.counts };
   const workDir = mkdtempSync(path.join(tmpdir(), 'rp-system-'));
   const logs: string[] = [];
-  let broker: BrokerHandle | undefined;
-  const brokerPort = await freePort();
-  const controllerPort = await freePort();
-  const startBroker = async () => {
-    broker = await startKafkaBroker({ port: brokerPort, controllerPort, dataDir: path.join(workDir, 'kafka') });
+  let nodes: BrokerHandle[] = [];
+  let cluster: KafkaCluster | undefined;
+  let brokers = opts.brokers ?? '';
+  if (!opts.brokers) {
+    const size = opts.kafkaClusterSize ?? 1;
+    if (size > 1) {
+      const ports: number[] = [];
+      const controllerPorts: number[] = [];
+      for (let i = 0; i < size; i++) {
+        ports.push(await freePort());
+        controllerPorts.push(await freePort());
+      }
+      cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir: path.join(workDir, 'kafka') });
+      nodes = cluster.nodes;
+      brokers = cluster.brokers;
+    } else {
+      const broker = await startKafkaBroker({ port: await freePort(), controllerPort: await freePort(), dataDir: path.join(workDir, 'kafka') });
+      nodes = [broker];
+      brokers = broker.brokers;
+    }
+  }
+  const ownKafka = () => {
+    if (nodes.length === 0) throw new Error('the system does not own its broker');
+    return nodes;
   };
-  if (!opts.brokers) await startBroker();
-  const brokers = opts.brokers ?? `127.0.0.1:${brokerPort}`;
   const smtp = await startSmtpTestServer(opts.smtpAuth ? { auth: opts.smtpAuth } : {});
 
   const baseEnv: NodeJS.ProcessEnv = {
@@ -105,9 +137,10 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   // If the driving process dies (a crashed chaos run, an aborted test), nothing it started survives it.
   const killAll = () => {
     for (const i of instances) if (i.proc && i.proc.child.exitCode === null) i.proc.child.kill('SIGKILL');
-    if (broker) {
+    for (const node of nodes) {
+      if (!node.running()) continue;
       try {
-        process.kill(broker.pid, 'SIGKILL');
+        process.kill(node.pid, 'SIGKILL');
       } catch {
         // already stopped
       }
@@ -135,21 +168,37 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
       await launch(instance);
     },
     stopBroker: async () => {
-      if (!broker) throw new Error('the system does not own its broker');
-      await broker.stop();
-      broker = undefined;
+      await Promise.all(ownKafka().map((n) => n.stop()));
     },
     startBroker: async () => {
-      if (broker) return;
-      await startBroker();
+      const stopped = ownKafka().filter((n) => !n.running());
+      // A cluster's nodes must come back together (a KRaft quorum needs a majority), then serve.
+      await Promise.all(stopped.map((n) => n.restart({ noWait: nodes.length > 1 })));
+      if (nodes.length > 1) await waitForClusterSize(brokers, nodes.length, 120_000);
     },
-    brokerRunning: () => broker !== undefined,
-    brokerPid: () => broker?.pid,
+    brokerRunning: () => nodes.some((n) => n.running()),
+    brokerPid: () => (nodes[0]?.running() ? nodes[0].pid : undefined),
+    kafkaNodes: () => nodes,
+    crashBroker: async (node) => {
+      await (node ?? ownKafka()[0])?.crash();
+    },
+    restartBroker: async (node) => {
+      const target = node ?? ownKafka()[0];
+      if (!target || target.running()) return;
+      await target.restart();
+    },
+    leaderOf: async (topic, partition) => {
+      if (!cluster) return ownKafka()[0] as BrokerHandle;
+      return cluster.leaderOf(topic, partition);
+    },
+    waitKafkaInSync: async (topics) => {
+      if (cluster) await cluster.waitInSync(topics);
+    },
     stop: async () => {
       process.off('exit', killAll);
       await Promise.all(instances.map((i) => i.proc?.stop(10_000)));
       await smtp.close();
-      if (broker) await broker.stop();
+      await Promise.all(nodes.map((n) => n.stop()));
       rmSync(workDir, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,5 @@
 import type { Consumer, Kafka } from 'kafkajs';
+import { CONSUMER_TIMING } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import type { IncomingMessage } from '../domain/record-mail-requests';
 
@@ -31,7 +32,7 @@ export function createMailRequestsConsumer(opts: {
 
   return {
     start: async () => {
-      consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+      consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false, ...CONSUMER_TIMING });
       await consumer.connect();
       await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
       await consumer.run({

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { ensureTopics } from '@shared/kafka';
+import { CONSUMER_TIMING, ensureTopics } from '@shared/kafka';
 import { EVENT_TYPE, InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { errorMessage } from '@shared/errors';
@@ -112,8 +112,8 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
       try {
         await deps.admin.connect();
         if (stopping) return;
-        await ensureTopics(deps.admin, contractTopicConfigs(deps.topicPrefix, { partitions: deps.partitions ?? 6, replicationFactor: deps.replicationFactor ?? 1 }));
-        consumer = deps.kafka.consumer({ groupId, sessionTimeout: 15_000, heartbeatInterval: 1_000 });
+        await ensureTopics(deps.admin, contractTopicConfigs(deps.topicPrefix, { partitions: deps.partitions ?? 6, replicationFactor: deps.replicationFactor ?? 0 }));
+        consumer = deps.kafka.consumer({ groupId, ...CONSUMER_TIMING });
         await consumer.connect();
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
         if (stopping) {

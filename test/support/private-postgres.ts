@@ -1,0 +1,127 @@
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort } from './ports';
+
+/**
+ * A PostgreSQL server of our own — initdb into a temp dir with Debian's binaries
+ * (/usr/lib/postgresql/<version>/bin), any free port, trust auth — that a test or the chaos run can
+ * crash (SIGKILL of the postmaster) and restart (crash recovery on the same data directory). The
+ * machine's PostgreSQL is never touched. As root the server runs as the `postgres` user
+ * (initdb refuses root).
+ */
+export type PrivatePostgres = {
+  port: number;
+  dataDir: string;
+  /** postgres://postgres@127.0.0.1:<port>/<database> */
+  url: (database?: string) => string;
+  /** The postmaster's pid (changes on restart). */
+  pid: () => number | undefined;
+  /** kill -9 of the postmaster; resolves once its backends are gone too (they exit on postmaster death). */
+  crash: () => Promise<void>;
+  /** Starts the server again on its data directory (crash recovery) and waits until it accepts connections. */
+  start: () => Promise<void>;
+  running: () => boolean;
+  /** Stops it (immediate) and removes its data directory. */
+  destroy: () => Promise<void>;
+};
+
+export function postgresBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'initdb'))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (!newest) throw new Error('no PostgreSQL binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)');
+  return path.join(root, newest, 'bin');
+}
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0) throw new Error('running as root needs a `postgres` user to run a private PostgreSQL');
+  return { uid, gid };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the processes whose parent is `pid` (the postmaster's backends and workers), from /proc. */
+function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) kids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return kids;
+}
+
+export async function startPrivatePostgres(opts: { port?: number } = {}): Promise<PrivatePostgres> {
+  const bin = postgresBinDir();
+  const user = postgresUser();
+  const base = mkdtempSync(path.join(tmpdir(), 'rp-pg-'));
+  const dataDir = path.join(base, 'data');
+  const logFile = path.join(base, 'postgres.log');
+  if (user) {
+    chownSync(base, user.uid, user.gid);
+    chmodSync(base, 0o755);
+  }
+  const run = (cmd: string, args: string[], extra: SpawnSyncOptions = {}) => {
+    const result = spawnSync(path.join(bin, cmd), args, { encoding: 'utf8', ...(user ? { uid: user.uid, gid: user.gid } : {}), ...extra });
+    if (result.status !== 0) throw new Error(`${cmd} failed (${result.status}): ${String(result.stderr || result.stdout).slice(0, 800)}`);
+    return result;
+  };
+  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+  const port = opts.port ?? (await freePort());
+  // Sockets in the data dir (never /var/run/postgresql, the machine server's); fsync off: a SIGKILL
+  // of the server keeps the kernel's page cache, so crash recovery is exercised without disk flushes.
+  const serverOptions = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dataDir} -c fsync=off -c max_connections=200`;
+  let pid: number | undefined;
+  const readPid = () => Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const start = async () => {
+    run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOptions, '-w', '-t', '60', 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    pid = readPid();
+  };
+  await start();
+  const running = () => pid !== undefined && alive(pid);
+
+  return {
+    port,
+    dataDir,
+    url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    pid: () => pid,
+    running,
+    start: async () => {
+      if (running()) return;
+      await start();
+    },
+    crash: async () => {
+      if (pid === undefined || !alive(pid)) return;
+      const backends = childrenOf(pid);
+      process.kill(pid, 'SIGKILL');
+      // Orphaned backends notice the postmaster's death and exit; until they have, a new postmaster
+      // would refuse the data directory (its shared memory is still attached).
+      const deadline = Date.now() + 10_000;
+      while (backends.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const b of backends.filter(alive)) process.kill(b, 'SIGKILL');
+      while (alive(pid) || backends.some(alive)) await new Promise((r) => setTimeout(r, 20));
+      pid = undefined;
+    },
+    destroy: async () => {
+      if (running()) spawnSync(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { ...(user ? { uid: user.uid, gid: user.gid } : {}), stdio: 'ignore' });
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
