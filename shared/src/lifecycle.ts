@@ -1,4 +1,5 @@
 import type { Logger } from './logger';
+import { createWorkLoop } from './work-loop';
 
 /** Anything long-lived: started in order, stopped in reverse order. */
 export type Component = { name: string; start?: () => Promise<void>; stop: () => Promise<void> };
@@ -69,43 +70,40 @@ export async function runService(opts: { logger: Logger; components: Component[]
  * comes up, answers /healthz (and a /readyz that says what is missing) and connects when it can,
  * instead of crash-looping. stop() cancels the retries, or stops the component once it started.
  */
-export function startInBackground(component: Component, opts: { logger: Logger; baseMs?: number; maxMs?: number }): Component & { started: () => boolean } {
-  let stopped = false;
+export function startInBackground(
+  component: Component,
+  opts: { logger: Logger; baseMs?: number; maxMs?: number },
+): Component & { started: () => boolean } {
   let started = false;
-  let wake: (() => void) | undefined;
-  let loop: Promise<void> | undefined;
+  let attempts = 0;
+  const log = opts.logger.child({ component: component.name });
+  const tryStart = async (): Promise<void> => {
+    if (started) return;
+    attempts += 1;
+    try {
+      await component.start?.();
+    } catch (err) {
+      // A half-started component (say, a connected admin but no producer) is reset before the next try.
+      await component.stop().catch(() => undefined);
+      throw err;
+    }
+    started = true;
+    if (attempts > 1) log.info({ attempt: attempts }, 'started after retries');
+  };
+  const loop = createWorkLoop({
+    runOnce: tryStart,
+    // Once started there is nothing to do until stop.
+    idleMs: () => undefined,
+    backoff: { baseMs: opts.baseMs ?? 1_000, maxMs: opts.maxMs ?? 30_000 },
+    logger: log,
+    failureMessage: 'start failed; retrying',
+  });
   return {
     name: component.name,
     started: () => started,
-    start: async () => {
-      loop = (async () => {
-        for (let attempt = 1; !stopped; attempt++) {
-          try {
-            await component.start?.();
-            started = true;
-            if (attempt > 1) opts.logger.info({ component: component.name, attempt }, 'started after retries');
-            return;
-          } catch (err) {
-            const delay = Math.min(opts.maxMs ?? 30_000, (opts.baseMs ?? 1_000) * 2 ** (attempt - 1));
-            opts.logger.warn({ component: component.name, attempt, retry_in_ms: delay, err: { message: err instanceof Error ? err.message : String(err) } }, 'start failed; retrying');
-            // A half-started component (say, a connected admin but no producer) is reset before the next try.
-            await component.stop().catch(() => undefined);
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, delay);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            });
-            wake = undefined;
-          }
-        }
-      })();
-    },
+    start: loop.start,
     stop: async () => {
-      stopped = true;
-      wake?.();
-      await loop;
+      await loop.stop();
       if (started) await component.stop();
     },
   };

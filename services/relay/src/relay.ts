@@ -6,7 +6,7 @@ import { ensureTopics } from '@shared/kafka';
 import { contractTopicConfigs } from '@shared/topics';
 import { errorMessage } from '@shared/errors';
 import type { RelayConfig } from './config';
-import { backoffDelay } from './domain/backoff';
+import { backoffDelay } from '@shared/backoff';
 import { publishBatch, type SendBatch } from './domain/publish-batch';
 import { classifyPublishError } from '@shared/kafka-errors';
 import { createRelayMetrics, topicLabel } from './domain/relay-metrics';
@@ -49,6 +49,7 @@ export function createRelay(opts: RelayOptions): Relay {
   const metrics = createRelayMetrics(opts.registry);
   const requeryDelayMs = opts.requeryDelayMs ?? 25;
   const wakeup = createWakeup();
+  const retryPolicy = { baseMs: config.RELAY_RETRY_BASE_MS, maxMs: config.RELAY_RETRY_MAX_MS, jitter: 'equal' } as const;
 
   let running = false;
   let producer: Producer | undefined;
@@ -180,7 +181,7 @@ export function createRelay(opts: RelayOptions): Relay {
         failures = 0;
       } catch (err) {
         failures += 1;
-        const delay = backoffDelay(failures, config.RELAY_RETRY_BASE_MS, config.RELAY_RETRY_MAX_MS);
+        const delay = backoffDelay(failures, retryPolicy);
         const kind = classifyPublishError(err);
         log.warn({ worker: index, err: { message: errorMessage(err) }, kind, failures, retry_in_ms: delay }, 'relay round failed: rows stay pending');
         if (kind === 'producer_state' && used) await resetProducer(used);
@@ -209,7 +210,7 @@ export function createRelay(opts: RelayOptions): Relay {
         await ensureProducer();
         return true;
       } catch (err) {
-        const delay = backoffDelay(attempt, config.RELAY_RETRY_BASE_MS, config.RELAY_RETRY_MAX_MS);
+        const delay = backoffDelay(attempt, retryPolicy);
         log.warn({ err: { message: errorMessage(err) }, retry_in_ms: delay }, 'Kafka not ready: retrying');
         await wakeup.sleep(delay);
       } finally {

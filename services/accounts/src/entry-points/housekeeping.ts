@@ -1,20 +1,18 @@
-import { errorMessage } from '@shared/errors';
 import type { Logger } from '@shared/logger';
 import type { Pool } from '@shared/db';
+import { createWorkLoop } from '@shared/work-loop';
 import { deleteExpiredLoginThrottles, deleteOldProcessedEvents } from '../data-access/retention-repository';
 
 export type HousekeepingConfig = { intervalS: number; processedEventsRetentionS: number; loginFailureWindowS: number; batchSize?: number };
 
 /**
  * A periodic job: delete dedupe records older than the retention (a redelivery older than that cannot
- * happen: Kafka's own retention is shorter) and login-failure windows that have expired. Several
- * accounts instances may run it at once: the deletes are idempotent.
+ * happen: Kafka's own retention is shorter) and login-failure windows that have expired, at start and
+ * then every `intervalS`. Several accounts instances may run it at once: the deletes are idempotent.
  */
 export function createHousekeeping(deps: { pool: Pool; logger: Logger; config: HousekeepingConfig }) {
   const log = deps.logger.child({ component: 'housekeeping' });
   const batch = deps.config.batchSize ?? 1_000;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
 
   /** One pass: batches until nothing old is left. */
   const runOnce = async (): Promise<{ processedEvents: number; loginThrottles: number }> => {
@@ -34,21 +32,13 @@ export function createHousekeeping(deps: { pool: Pool; logger: Logger; config: H
     return { processedEvents, loginThrottles };
   };
 
-  const tick = () => {
-    running = runOnce()
-      .then(() => undefined)
-      .catch((err: unknown) => log.warn({ err: { message: errorMessage(err) } }, 'housekeeping failed; next pass retries'));
-  };
+  const loop = createWorkLoop({
+    runOnce: async () => void (await runOnce()),
+    idleMs: deps.config.intervalS * 1000,
+    backoff: { baseMs: 1_000, maxMs: deps.config.intervalS * 1000, jitter: 'equal' },
+    logger: log,
+    failureMessage: 'housekeeping failed; retrying',
+  });
 
-  return {
-    runOnce,
-    start: async () => {
-      timer = setInterval(tick, deps.config.intervalS * 1000);
-      timer.unref();
-    },
-    stop: async () => {
-      if (timer) clearInterval(timer);
-      await running;
-    },
-  };
+  return { runOnce, start: loop.start, stop: loop.stop };
 }

@@ -1,6 +1,7 @@
 import { errorMessage } from '@shared/errors';
 import type { Logger } from '@shared/logger';
 import type { Pool } from '@shared/db';
+import { createWorkLoop } from '@shared/work-loop';
 import { claimDueRequests, type ClaimedRequest } from '../data-access/requests-repository';
 import type { CircuitState } from '../domain/smtp-circuit';
 
@@ -23,82 +24,47 @@ export function createDispatcher(opts: {
 }): Dispatcher {
   const log = opts.logger.child({ component: 'dispatcher' });
   const inFlight = new Set<Promise<void>>();
-  let running = false;
-  let kicked = false;
-  let wake: (() => void) | undefined;
-  let loop: Promise<void> | undefined;
 
-  const kick = () => {
-    kicked = true;
-    wake?.();
-  };
-
-  const sleep = (ms: number | undefined) =>
-    new Promise<void>((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
-      wake = () => {
-        if (timer) clearTimeout(timer);
-        resolve();
-      };
-    }).finally(() => {
-      wake = undefined;
-    });
-
-  const run = async () => {
-    let failures = 0;
-    while (running) {
-      kicked = false;
-      const state = opts.circuitState();
-      if (state === 'open') {
-        // Only a breaker state change (or stop) wakes us: no polling, no SMTP, nothing claimed.
-        await sleep(undefined);
-        continue;
-      }
-      const capacity = state === 'half-open' ? Math.max(0, 1 - inFlight.size) : opts.concurrency - inFlight.size;
-      let claimed = 0;
-      if (capacity > 0) {
-        try {
-          const claims = await claimDueRequests(opts.pool, { limit: capacity, leaseMs: opts.leaseMs });
-          failures = 0;
-          claimed = claims.length;
-          for (const claim of claims) {
-            const task: Promise<void> = opts
-              .deliver(claim)
-              .catch((err: unknown) => log.error({ request_id: claim.requestId, err: { message: errorMessage(err) } }, 'delivery crashed'))
-              .finally(() => {
-                inFlight.delete(task);
-                kick();
-              });
-            inFlight.add(task);
-          }
-        } catch (err) {
-          failures += 1;
-          log.warn({ err: { message: errorMessage(err) } }, 'claiming due mail requests failed');
-          await sleep(Math.min(opts.pollMs * 2 ** failures, 5_000));
-          continue;
-        }
-      }
-      if (!running) break;
-      // A full claim may mean more rows are due: go again at once. Otherwise wait for a kick
-      // (new requests, a finished send, a breaker change) or the poll that finds retries come due.
-      if (claimed > 0 && claimed === capacity && opts.circuitState() === 'closed') continue;
-      if (kicked) continue;
-      await sleep(opts.pollMs);
+  /** One round: claim what the breaker admits and start sending; true when more rows may be due. */
+  const claimAndSend = async (): Promise<boolean> => {
+    const state = opts.circuitState();
+    // Open: only a breaker state change (or stop) wakes us — no polling, no SMTP, nothing claimed.
+    if (state === 'open') return false;
+    const capacity = state === 'half-open' ? Math.max(0, 1 - inFlight.size) : opts.concurrency - inFlight.size;
+    if (capacity <= 0) return false;
+    const claims = await claimDueRequests(opts.pool, { limit: capacity, leaseMs: opts.leaseMs });
+    for (const claim of claims) {
+      const task: Promise<void> = opts
+        .deliver(claim)
+        .catch((err: unknown) =>
+          log.error({ request_id: claim.requestId, err: { message: errorMessage(err) } }, 'delivery crashed'),
+        )
+        .finally(() => {
+          inFlight.delete(task);
+          loop.kick();
+        });
+      inFlight.add(task);
     }
+    // A full claim may mean more rows are due: go again at once. Otherwise wait for a kick
+    // (new requests, a finished send, a breaker change) or the poll that finds retries come due.
+    return claims.length > 0 && claims.length === capacity && opts.circuitState() === 'closed';
   };
+
+  const loop = createWorkLoop({
+    runOnce: claimAndSend,
+    idleMs: () => (opts.circuitState() === 'open' ? undefined : opts.pollMs),
+    backoff: { baseMs: opts.pollMs * 2, maxMs: 5_000 },
+    logger: log,
+    failureMessage: 'claiming due mail requests failed',
+  });
 
   return {
-    start: async () => {
-      running = true;
-      loop = run();
-    },
+    start: loop.start,
     stop: async () => {
-      running = false;
-      wake?.();
-      await loop;
+      await loop.stop();
       // Finish in-flight sends so their outcomes are recorded, not left to a lease.
       await Promise.allSettled([...inFlight]);
     },
-    kick,
+    kick: loop.kick,
   };
 }

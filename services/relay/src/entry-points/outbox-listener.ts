@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '@shared/logger';
 import { errorMessage } from '@shared/errors';
-import { backoffDelay } from '../domain/backoff';
+import { backoffDelay } from '@shared/backoff';
 
 /**
  * LISTEN outbox on a dedicated connection (never a pooled one: a pooled client would drop the
@@ -29,7 +29,7 @@ export function createOutboxListener(opts: {
     lost.removeAllListeners('notification');
     lost.end().catch(() => undefined);
     failures += 1;
-    const delay = backoffDelay(failures, opts.retryBaseMs, opts.retryMaxMs);
+    const delay = backoffDelay(failures, { baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs, jitter: 'equal' });
     log.warn({ retry_in_ms: delay }, 'LISTEN connection lost: reconnecting');
     reconnectTimer = setTimeout(() => void connect(), delay);
   };
