@@ -4,7 +4,7 @@ import { createPool } from '@shared/db';
 import { listen } from '@shared/http';
 import { createLogger } from '@shared/logger';
 import { parseAccountsConfig } from '../services/accounts/src/config';
-import { createDomainDeps } from '../services/accounts/src/composition';
+import { createDomainDeps } from '../services/accounts/src/accounts';
 import { createAccountsApp } from '../services/accounts/src/entry-points/http/app';
 import { createArgon2Hasher } from '../services/accounts/src/domain/password-hasher';
 import { postJson } from './load';

@@ -5,7 +5,7 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { createOpsApp, listen, type HttpServer } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadAccountsConfig } from './config';
-import { createDomainDeps } from './composition';
+import { createDomainDeps } from './accounts';
 import { createAccountsApp } from './entry-points/http/app';
 import { createDeliveryStatusConsumer } from './entry-points/kafka/delivery-status-consumer';
 import { createHousekeeping } from './entry-points/housekeeping';

@@ -15,7 +15,7 @@ import { createDispatcher } from './entry-points/dispatcher';
 import { createMailRequestsConsumer } from './entry-points/mail-requests-consumer';
 import { createRetentionJob } from './entry-points/retention-job';
 import { createStatusPublisher } from './entry-points/status-publisher';
-import { createMailerMetrics } from './mailer-metrics';
+import { createMailerMetrics } from './metrics';
 
 export type MailerDeps = {
   pool: Pool;

@@ -9,7 +9,7 @@ import type { RelayConfig } from './config';
 import { backoffDelay } from '@shared/backoff';
 import { publishBatch, type SendBatch } from './domain/publish-batch';
 import { classifyPublishError } from '@shared/kafka-errors';
-import { createRelayMetrics, topicLabel } from './domain/relay-metrics';
+import { createRelayMetrics, topicLabel } from './metrics';
 import { claimOutboxBatch, deletePublished, moveToDeadLetters, readBacklog } from './data-access/outbox-repository';
 import { createOutboxListener } from './entry-points/outbox-listener';
 

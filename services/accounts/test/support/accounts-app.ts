@@ -5,7 +5,7 @@ import { createPool, type Pool } from '@shared/db';
 import { createLogger } from '@shared/logger';
 import { createOpsApp } from '@shared/http';
 import { parseAccountsConfig, type AccountsConfig } from '../../src/config';
-import { createDomainDeps } from '../../src/composition';
+import { createDomainDeps } from '../../src/accounts';
 import type { Clock } from '../../src/domain/clock';
 import type { DomainDeps } from '../../src/domain/deps';
 import { createAccountsApp } from '../../src/entry-points/http/app';

@@ -6,7 +6,7 @@ import type { Logger } from '@shared/logger';
 import type { MailerConfig } from '../config';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
 import { markDeferred, markFailed, markSent, type ClaimedRequest } from '../data-access/requests-repository';
-import type { MailerMetrics } from '../mailer-metrics';
+import type { MailerMetrics } from '../metrics';
 import { classifySmtpError } from './classify-smtp-error';
 import { deliveryStatusEvent, dlqRecordEvent, type OutboxEvent } from './delivery-events';
 import { renderConfirmationMail } from './render-confirmation-mail';

@@ -1,6 +1,6 @@
 import { TOPIC } from '@shared/topics';
 import { buildEnvelope, envelopeHeaders, type ErrorClass, type MailDeliveryStatusPayload } from '@shared/events';
-import type { DlqReason } from '../mailer-metrics';
+import type { DlqReason } from '../metrics';
 
 /** An event the mailer owes Kafka; stored in mailer_outbox in the transaction of its outcome. */
 export type OutboxEvent = {

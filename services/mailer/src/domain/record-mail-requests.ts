@@ -3,7 +3,7 @@ import { InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
 import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../data-access/requests-repository';
-import type { MailerMetrics } from '../mailer-metrics';
+import type { MailerMetrics } from '../metrics';
 import { deliveryStatusEvent, dlqRecordEvent, type OutboxEvent } from './delivery-events';
 
 /** A mail request is a few hundred bytes; anything far larger is poison, not a request. */

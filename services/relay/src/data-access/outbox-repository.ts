@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from '@shared/db';
 import type { OutboxRow } from '../domain/outbox-message';
-import { BACKLOG_COUNT_CAP } from '../domain/relay-metrics';
+import { BACKLOG_COUNT_CAP } from '../metrics';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
 

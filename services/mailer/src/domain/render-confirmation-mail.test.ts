@@ -1,5 +1,5 @@
-import { renderConfirmationMail, validateRecipient } from '../src/domain/render-confirmation-mail';
-import { SendFailure } from '../src/domain/send-failure';
+import { renderConfirmationMail, validateRecipient } from './render-confirmation-mail';
+import { SendFailure } from './send-failure';
 
 describe('renderConfirmationMail', () => {
   it('puts the code in both bodies and the UTF-8 name in the subject and greeting', () => {

@@ -1,4 +1,4 @@
-import { retryDelayMs } from '../src/domain/retry-schedule';
+import { retryDelayMs } from './retry-schedule';
 
 describe('retryDelayMs (exponential backoff, full jitter)', () => {
   const opts = { baseMs: 100, maxMs: 1_000 };

@@ -1,4 +1,4 @@
-import { classifySmtpError } from '../src/domain/classify-smtp-error';
+import { classifySmtpError } from './classify-smtp-error';
 
 const err = (fields: Record<string, unknown>, message = 'boom') => Object.assign(new Error(message), fields);
 
