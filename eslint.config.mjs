@@ -3,6 +3,15 @@ import tseslint from 'typescript-eslint';
 
 const services = ['accounts', 'relay', 'mailer'];
 
+/** The import patterns a service's files may not use: any other service. */
+const serviceBoundary = (name) =>
+  services
+    .filter((other) => other !== name)
+    .map((other) => ({
+      group: [`**/services/${other}/**`, `**/${other}/src/**`],
+      message: `services/${name} must not import services/${other}; move shared code to shared/`,
+    }));
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'bench/results/**', 'infra/grafana/**'] },
   js.configs.recommended,
@@ -18,16 +27,23 @@ export default tseslint.config(
   // Services never import each other: only shared/ is shared. The build fails on a cross import.
   ...services.map((name) => ({
     files: [`services/${name}/**/*.ts`],
+    rules: { 'no-restricted-imports': ['error', { patterns: serviceBoundary(name) }] },
+  })),
+  // Layers point one way: data-access never imports the domain or the entry points (row types live in
+  // data-access or shared/). Flat config replaces a rule per file, so the boundary patterns repeat here.
+  ...services.map((name) => ({
+    files: [`services/${name}/src/data-access/**/*.ts`],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          patterns: services
-            .filter((other) => other !== name)
-            .map((other) => ({
-              group: [`**/services/${other}/**`, `**/${other}/src/**`],
-              message: `services/${name} must not import services/${other}; move shared code to shared/`,
-            })),
+          patterns: [
+            ...serviceBoundary(name),
+            {
+              group: ['**/domain', '**/domain/**', '**/entry-points', '**/entry-points/**'],
+              message: 'data-access must not import domain/ or entry-points/: move the type to data-access or shared/',
+            },
+          ],
         },
       ],
     },

@@ -5,7 +5,8 @@ import { Registry } from 'prom-client';
 import { createLogger } from '../shared/src/logger';
 import { parseRelayConfig } from '../services/relay/src/config';
 import { createRelay } from '../services/relay/src/relay';
-import { toKafkaMessage, type OutboxRow } from '../services/relay/src/domain/outbox-message';
+import type { OutboxRow } from '../services/relay/src/data-access/outbox-row';
+import { toKafkaMessage } from '../services/relay/src/domain/outbox-message';
 import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
 
 /**

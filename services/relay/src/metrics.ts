@@ -1,14 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '@shared/metrics';
 import { TOPIC } from '@shared/topics';
-
-/**
- * Where the backlog count stops: beyond it `outbox_backlog` stays at this value. Counting reads every
- * pending row, once a second on each relay; during a long outage with millions of rows that would be a
- * full scan a second. 100,000 unpublished rows is far past any alert threshold; how long the outage
- * lasts is still told by outbox_oldest_unpublished_age_seconds, which has no cap.
- */
-export const BACKLOG_COUNT_CAP = 100_000;
+import { BACKLOG_COUNT_CAP } from './data-access/outbox-repository';
 
 /** The relay's metrics (names fixed by the contract and the dashboards); topic = contract topic name. */
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

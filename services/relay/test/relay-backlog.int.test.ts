@@ -1,7 +1,8 @@
 import { Registry } from 'prom-client';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { readBacklog } from '../src/data-access/outbox-repository';
-import { BACKLOG_COUNT_CAP, createRelayMetrics } from '../src/metrics';
+import { BACKLOG_COUNT_CAP } from '../src/data-access/outbox-repository';
+import { createRelayMetrics } from '../src/metrics';
 import { insertOutboxRows } from './relay-harness';
 
 describe('relay backlog gauges', () => {

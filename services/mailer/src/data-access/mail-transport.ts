@@ -4,7 +4,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Logger } from '@shared/logger';
 import type { MailerConfig } from '../config';
-import type { RenderedMail } from '../domain/render-confirmation-mail';
+import type { RenderedMail } from './rendered-mail';
 
 export type SendResult = { messageId: string; response: string };
 

@@ -1,5 +1,14 @@
 import type { Pool, PoolClient } from '@shared/db';
-import type { OutboxEvent } from '../domain/delivery-events';
+import type { TOPIC } from '@shared/topics';
+
+/** An event the mailer owes Kafka; stored in mailer_outbox in the transaction of its outcome. */
+export type OutboxEvent = {
+  /** The contract's topic name (the instance's prefix is added when publishing). */
+  topic: typeof TOPIC.mailDeliveryStatus | typeof TOPIC.mailRequestsDlq;
+  key: string | null;
+  value: string;
+  headers: Record<string, string>;
+};
 
 export type StoredOutboxEvent = OutboxEvent & { id: string };
 

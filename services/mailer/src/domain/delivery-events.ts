@@ -1,15 +1,7 @@
 import { TOPIC } from '@shared/topics';
 import { buildEnvelope, envelopeHeaders, type ErrorClass, type MailDeliveryStatusPayload } from '@shared/events';
+import type { OutboxEvent } from '../data-access/mailer-outbox';
 import type { DlqReason } from '../metrics';
-
-/** An event the mailer owes Kafka; stored in mailer_outbox in the transaction of its outcome. */
-export type OutboxEvent = {
-  /** The contract's topic name (the instance's prefix is added when publishing). */
-  topic: typeof TOPIC.mailDeliveryStatus | typeof TOPIC.mailRequestsDlq;
-  key: string | null;
-  value: string;
-  headers: Record<string, string>;
-};
 
 /**
  * A `mail.delivery_status` event. Built once, when the outcome is recorded: a republish after a crash

@@ -4,7 +4,8 @@ import type { Logger } from '@shared/logger';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
 import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../data-access/requests-repository';
 import type { MailerMetrics } from '../metrics';
-import { deliveryStatusEvent, dlqRecordEvent, type OutboxEvent } from './delivery-events';
+import type { OutboxEvent } from '../data-access/mailer-outbox';
+import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';
 
 /** A mail request is a few hundred bytes; anything far larger is poison, not a request. */
 export const MAX_REQUEST_BYTES = 64 * 1024;

@@ -1,13 +1,6 @@
 import type { MailRequestedPayload } from '@shared/events';
+import type { RenderedMail } from '../data-access/rendered-mail';
 import { SendFailure } from './send-failure';
-
-export type RenderedMail = {
-  /** Exactly one bare address: the SMTP envelope and the To header both use it. */
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-};
 
 // One plain address and nothing else: no display name, no list, no whitespace or control characters
 // (so CR/LF can never start a header or add a recipient), no quoting or comments.

@@ -3,7 +3,7 @@ import type { Logger } from '@shared/logger';
 import type { MailerConfig } from '../config';
 import type { MailTransport, SendResult } from '../data-access/mail-transport';
 import { classifySmtpError } from './classify-smtp-error';
-import type { RenderedMail } from './render-confirmation-mail';
+import type { RenderedMail } from '../data-access/rendered-mail';
 
 export type CircuitState = 'closed' | 'half-open' | 'open';
 export const CIRCUIT_STATE_VALUE: Record<CircuitState, 0 | 1 | 2> = { closed: 0, 'half-open': 1, open: 2 };

@@ -1,6 +1,5 @@
 import type { Pool, PoolClient } from '@shared/db';
-import type { OutboxRow } from '../domain/outbox-message';
-import { BACKLOG_COUNT_CAP } from '../metrics';
+import type { OutboxRow } from './outbox-row';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
 
@@ -101,6 +100,14 @@ export async function moveToDeadLetters(client: PoolClient, entries: { id: strin
     [entries.map((e) => e.id), entries.map((e) => e.error.slice(0, 2_000))],
   );
 }
+
+/**
+ * Where the backlog count stops: beyond it `outbox_backlog` stays at this value. Counting reads every
+ * pending row, once a second on each relay; during a long outage with millions of rows that would be a
+ * full scan a second. 100,000 unpublished rows is far past any alert threshold; how long the outage
+ * lasts is still told by outbox_oldest_unpublished_age_seconds, which has no cap.
+ */
+export const BACKLOG_COUNT_CAP = 100_000;
 
 /**
  * Pending depth (at most `countCap`) and age of the oldest pending row. Both read only pending rows

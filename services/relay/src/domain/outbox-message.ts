@@ -1,23 +1,7 @@
 import type { Message } from 'kafkajs';
 import { envelopeHeaders, type Envelope } from '@shared/events';
 import { TOPIC } from '@shared/topics';
-
-/** One pending outbox row as the relay reads it. */
-export type OutboxRow = {
-  id: string;
-  eventId: string;
-  /** The contract's topic name, without the deployment's prefix. */
-  topic: string;
-  key: string;
-  type: string;
-  version: number;
-  aggregateType: string;
-  occurredAt: Date;
-  payload: unknown;
-  headers: Record<string, unknown>;
-  /** When the row was inserted (PostgreSQL clock), for outbox_commit_to_publish_seconds. */
-  createdAtMs: number;
-};
+import type { OutboxRow } from '../data-access/outbox-row';
 
 const CONTRACT_TOPICS: ReadonlySet<string> = new Set(Object.values(TOPIC));
 

@@ -1,7 +1,8 @@
 import type { TopicMessages } from 'kafkajs';
 import { errorMessage } from '@shared/errors';
 import { classifyPublishError } from '@shared/kafka-errors';
-import { isContractTopic, toKafkaMessage, type OutboxRow } from './outbox-message';
+import type { OutboxRow } from '../data-access/outbox-row';
+import { isContractTopic, toKafkaMessage } from './outbox-message';
 
 /** Sends messages and resolves once the broker acknowledged all of them (acks = all). */
 export type SendBatch = (topicMessages: TopicMessages[]) => Promise<void>;

@@ -1,0 +1,8 @@
+/** A mail ready for the transport: what the domain renders and the SMTP transport sends. */
+export type RenderedMail = {
+  /** Exactly one bare address: the SMTP envelope and the To header both use it. */
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+};
