@@ -5,7 +5,7 @@ import { createLogger } from '@shared/logger';
 import { buildEnvelope, EVENT_TYPE } from '@shared/events';
 import { migrate } from '../scripts/migrate';
 import { parseAccountsConfig } from '../services/accounts/src/config';
-import { createDomainDeps } from '../services/accounts/src/composition';
+import { createDomainDeps } from '../services/accounts/src/accounts';
 import { createRegisterUser } from '../services/accounts/src/domain/register-user';
 import { createRecordDeliveryStatus } from '../services/accounts/src/domain/record-delivery-status';
 
