@@ -2,8 +2,8 @@ import type { Pool } from '@shared/db';
 
 /**
  * Batched deletes of state that only matters for a while: one bounded statement at a time, so the
- * cleanup never holds long locks or bloats one transaction (FIELD-NOTES: an unbounded DELETE caused
- * deadlocks elsewhere). Each returns how many rows it removed.
+ * cleanup never holds long locks or bloats one transaction (an unbounded DELETE caused deadlocks
+ * elsewhere: docs/field-notes.md). Each returns how many rows it removed.
  */
 export async function deleteOldProcessedEvents(pool: Pool, opts: { olderThanS: number; limit: number }): Promise<number> {
   const result = await pool.query(
