@@ -9,6 +9,7 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { topicNames } from '@shared/topics';
 import { startSmtpTestServer } from '../test/support/smtp-test-server';
 import { parseMailerConfig } from '../services/mailer/src/config';
+import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
 import { createSmtpTransport } from '../services/mailer/src/data-access/mail-transport';
 import { renderConfirmationMail } from '../services/mailer/src/domain/render-confirmation-mail';
 import { createMailer } from '../services/mailer/src/mailer';
@@ -85,6 +86,7 @@ async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSeco
     SMTP_PORT: String(smtp.port),
     SMTP_POOL_SIZE: String(POOL_SIZE),
     LOG_LEVEL: 'warn',
+    MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
   });
   const pool = createPool({ connectionString: database.url, logger, applicationName: 'mailer-bench' });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-bench', logger });
@@ -102,14 +104,17 @@ async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSeco
         const wait = started + (i * 1000) / mode.ratePerSecond - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
-      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => ({
-        request_id: randomUUID(),
-        user_id: randomUUID(),
-        to: `e2e-${i + j}@example.test`,
-        template: 'email_confirmation',
-        vars: { code: String(randomInt(1e6)).padStart(6, '0') },
-        requested_at: new Date().toISOString(),
-      }));
+      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => {
+        const requestId = randomUUID();
+        return {
+          request_id: requestId,
+          user_id: randomUUID(),
+          to: `e2e-${i + j}@example.test`,
+          template: 'email_confirmation',
+          vars: { code: sealTestCode(String(randomInt(1e6)).padStart(6, '0'), requestId) },
+          requested_at: new Date().toISOString(),
+        };
+      });
       for (const p of batch) requestedAt.set(p.to, Date.now());
       await producer.send({
         topic: topicNames(prefix).mailRequests,

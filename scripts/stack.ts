@@ -6,6 +6,7 @@ import { startKafkaCluster } from '../infra/kafka/cluster';
 import { startMailCatcher, type MailCatcher } from '../infra/dev/mail-catcher';
 import { REPO_ROOT, spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../infra/dev/service-process';
 import { migrate } from './migrate';
+import { generatePayloadKey } from '../shared/src/payload-crypto';
 
 /**
  * `npm start`: the whole stack on one machine — migrations, a local Kafka broker unless KAFKA_BROKERS
@@ -121,7 +122,9 @@ async function main(): Promise<void> {
       env.SMTP_PORT = String(catcher.smtpPort);
     }
 
-    // 4. The services, each its own process.
+    // 4. The services, each its own process. accounts seals the code the mailer opens: both get ONE key
+    // (a fresh one per run unless MAIL_PAYLOAD_KEY is set; each service alone would pick its own).
+    if (!env.MAIL_PAYLOAD_KEY) env.MAIL_PAYLOAD_KEY = generatePayloadKey();
     for (const { name, port, opsPort } of SERVICES) {
       const child = spawnService(name, { env: { ...env, PORT: String(port), ...(opsPort !== port ? { OPS_PORT: String(opsPort) } : {}) }, onLine: (l) => say(name, l) });
       children.push(child);

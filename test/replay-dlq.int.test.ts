@@ -2,6 +2,7 @@ import { buildEnvelope } from '@shared/events';
 import { topicNames } from '@shared/topics';
 import { replayDlq } from '../scripts/replay-dlq';
 import { dlqRecordEvent, type DlqRecordInput } from '../services/mailer/src/domain/delivery-events';
+import { sealTestCode } from './support/payload-key';
 import { collectMessages, createTopic, testKafka, uniquePrefix } from './support/infra';
 
 function mailRequested(n: number, expiresAt = '2099-01-01T00:00:00.000Z') {
@@ -10,7 +11,7 @@ function mailRequested(n: number, expiresAt = '2099-01-01T00:00:00.000Z') {
     type: 'mail.requested',
     aggregateType: 'user',
     aggregateId: userId,
-    payload: { request_id: `8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d1${n}`, user_id: userId, to: `user${n}@example.com`, template: 'email_confirmation', vars: { code: '123456', expires_at: expiresAt } },
+    payload: { request_id: `8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d1${n}`, user_id: userId, to: `user${n}@example.com`, template: 'email_confirmation', vars: { code: sealTestCode('123456', `8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d1${n}`), expires_at: expiresAt } },
   });
 }
 

@@ -1,4 +1,5 @@
 import { buildEnvelope, InvalidEventError } from '@shared/events';
+import { sealTestCode } from './support/payload-key';
 import { maskAddress, parseDlqRecord, planReplay } from '../scripts/replay-dlq';
 import { DLQ_ORIGINAL_MAX_BYTES, dlqRecordEvent, type DlqRecordInput } from '../services/mailer/src/domain/delivery-events';
 
@@ -11,7 +12,7 @@ const envelope = buildEnvelope({
     user_id: '5b0f3c52-3c84-4b53-9a43-3d3b1f3e0a01',
     to: 'jane@example.com',
     template: 'email_confirmation',
-    vars: { code: '123456', expires_at: '2030-01-01T00:00:00.000Z' },
+    vars: { code: sealTestCode('123456', '8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d11'), expires_at: '2030-01-01T00:00:00.000Z' },
   },
 });
 const at = new Date('2025-01-01T00:00:00Z');

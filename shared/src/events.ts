@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { SEALED_PATTERN } from './payload-crypto';
 
 /**
  * The event envelope and every event payload, typed once and validated at runtime where consumed.
@@ -49,7 +50,8 @@ export const mailRequestedPayload = z.object({
   to: z.string().min(3).max(320),
   template: z.enum(MAIL_TEMPLATES),
   vars: z.object({
-    code: z.string().regex(/^\d{6}$/),
+    /** The 6-digit code sealed under MAIL_PAYLOAD_KEY (payload-crypto.ts); never in clear. */
+    code: z.string().regex(SEALED_PATTERN, 'must be a sealed code (v1.<key id>.<iv>.<ciphertext>)'),
     first_name: z.string().max(200).nullable().optional(),
     last_name: z.string().max(200).nullable().optional(),
     expires_at: isoTimestamp.optional(),

@@ -32,6 +32,42 @@ describe('abuse caps hold across two accounts instances on one database', () => 
   const resend = (app: TestAccounts, token: string) => app.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${token}`);
   const confirm = (app: TestAccounts, token: string, code: string) => app.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${token}`).send({ code });
 
+  test('when wrong codes are spread over resends and both instances, the per-user cap (CONFIRMATION_MAX_FAILURES_PER_DAY) stops them, even the right code of a fresh request, until a day has passed', async () => {
+    const capped = { ...env, RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', CONFIRMATION_MAX_FAILURES_PER_DAY: '5' };
+    const [c, d] = [startTestAccounts({ databaseUrl: db.url, env: capped, clock }), startTestAccounts({ databaseUrl: db.url, env: capped, clock })];
+    try {
+      const user = await register();
+      const answers: number[] = [];
+      let requestId = user.requestId;
+      for (let round = 0; round < 3; round++) {
+        const right = await codeOf(db.pool, requestId);
+        const wrong = String((Number(right) + 1) % 1_000_000).padStart(6, '0');
+        for (const app of [c, d]) answers.push((await confirm(app, user.token, wrong)).status);
+        const resent = await resend(round % 2 ? c : d, user.token);
+        expect(resent.status).toBe(202);
+        requestId = resent.body.email_confirmation.request_id;
+      }
+      const fresh = await confirm(c, user.token, await codeOf(db.pool, requestId));
+
+      expect(answers).toEqual([400, 400, 400, 400, 400, 429]);
+      expect(fresh.status).toBe(429);
+      expect(fresh.body.error.code).toBe('too_many_attempts');
+      clock.advance(86_400 + 901);
+      try {
+        // The access token expired meanwhile: log in again.
+        const { email } = (await db.pool.query(`SELECT email FROM users WHERE id = $1`, [user.userId])).rows[0];
+        const token = (await d.http.post('/api/v1/usr/login').send({ email, password: strongPassword })).body.access_token as string;
+        const resent = await resend(d, token);
+        expect((await confirm(d, token, await codeOf(db.pool, resent.body.email_confirmation.request_id))).status).toBe(200);
+      } finally {
+        clock.advance(-(86_400 + 901));
+      }
+    } finally {
+      await c.close();
+      await d.close();
+    }
+  });
+
   test('when a user resends on instance B right after one on instance A, B answers 429 resend_cooldown with Retry-After', async () => {
     const user = await register();
     clock.advance(61);

@@ -8,6 +8,7 @@ import { createTestDatabase, testBrokers, testKafka, uniquePrefix, type TestData
 import { waitFor } from '../support/wait-for';
 import { createDeliveryStatusConsumer } from '../../services/accounts/src/entry-points/kafka/delivery-status-consumer';
 import { metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import { sealTestCode } from '../support/payload-key';
 import { mailRequest, startMailerHarness, type MailerHarness } from '../../services/mailer/test/support/mailer-harness';
 
 /** Just under Kafka's default 1 MiB message limit: the largest poison a producer can hand us. */
@@ -147,7 +148,9 @@ describe('poison messages on the consumed topics are logged, counted, parked, an
     });
 
     test('when generated poison (including 900 KB) precedes a valid request on its partition, each gets a DLQ record, is counted, and the valid request is mailed', async () => {
-      const request = mailRequest();
+      const plain = mailRequest();
+      // As accounts sends it: the code sealed under the key the harness gives the mailer.
+      const request = { ...plain, vars: { ...plain.vars, code: sealTestCode(plain.vars.code, plain.request_id) } };
       const valid = buildEnvelope({ type: EVENT_TYPE.mailRequested, aggregateType: 'user', aggregateId: request.user_id, payload: request });
       const poison = poisonValues(valid as unknown as Record<string, unknown>, {
         envelope: ['id', 'type', 'version', 'occurred_at', 'payload'],

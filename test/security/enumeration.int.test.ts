@@ -52,7 +52,7 @@ describe('account enumeration: anonymous resend and login answer alike for exist
     db = await createTestDatabase();
     // No cooldown and a high cap: every anonymous resend of the real account commits a new request,
     // the most expensive path there is; no login throttle, so every login verifies a hash.
-    accounts = startTestAccounts({ databaseUrl: db.url, env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '1000', LOGIN_MAX_FAILURES: '1000' } });
+    accounts = startTestAccounts({ databaseUrl: db.url, env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', LOGIN_MAX_FAILURES: '1000' } });
     existing = uniqueEmail('enum');
     expect((await accounts.http.post('/api/v1/usr/register').send({ email: existing, password: strongPassword })).status).toBe(201);
   });

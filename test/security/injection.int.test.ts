@@ -29,7 +29,7 @@ describe('injection: hostile strings in every field are stored verbatim or rejec
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url, env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '1000', LOGIN_MAX_FAILURES: '1000' } });
+    accounts = startTestAccounts({ databaseUrl: db.url, env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', LOGIN_MAX_FAILURES: '1000' } });
     const email = uniqueEmail('victim');
     const res = await accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword });
     victim = { email, referral: res.body.user_data.referral_code, access: res.body.access_token };

@@ -5,6 +5,7 @@ import { startKafkaBroker, type BrokerHandle } from '../../infra/kafka/broker';
 import { startKafkaCluster, waitForClusterSize, type KafkaCluster } from '../../infra/kafka/cluster';
 import { spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../../infra/dev/service-process';
 import { freePort } from './ports';
+import { TEST_MAIL_PAYLOAD_KEY } from './payload-key';
 import { startSmtpTestServer, type SmtpTestServer } from './smtp-test-server';
 
 /**
@@ -101,6 +102,8 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     KAFKA_BROKERS: brokers,
     KAFKA_TOPIC_PREFIX: opts.topicPrefix ?? '',
     JWT_SECRET: 'e2e-test-secret-that-is-long-enough-0123456789',
+    // One key for accounts and every mailer: the mailer opens the codes accounts sealed.
+    MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
     SMTP_HOST: smtp.host,
     SMTP_PORT: String(smtp.port),
     ...(opts.smtpAuth ? { SMTP_USER: opts.smtpAuth.user, SMTP_PASSWORD: opts.smtpAuth.pass } : {}),

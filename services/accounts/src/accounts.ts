@@ -1,4 +1,5 @@
 import { createBackgroundWork } from './domain/background-work';
+import { keyringFromConfig } from '@shared/payload-crypto';
 import { randomBytes } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
@@ -40,5 +41,8 @@ export function createDomainDeps(opts: { config: AccountsConfig; logger: Logger;
     ),
     commonPasswords: loadCommonPasswords(),
     background: createBackgroundWork(),
+    payloadKeys: keyringFromConfig(config, () =>
+      logger.warn('MAIL_PAYLOAD_KEY is not set: using a random per-process key; a mailer started separately cannot read the codes (development only)'),
+    ),
   };
 }

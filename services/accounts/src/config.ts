@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { payloadKeyEnv, requirePayloadKeyInProduction } from '@shared/payload-crypto';
 import { commonEnv, envInt, envPort, loadConfigOrExit, type Env, parseEnv, type RawCheck } from '@shared/config';
 
 /** A duration like 900, 30s, 15m, 12h or 7d, in seconds. */
@@ -29,6 +30,8 @@ const schema = z.object({
     /** OPS_PORT / OPS_HOST: the ops listener (/metrics, /readyz, /healthz), never the public port. */
     OPS_PORT: envPort(3010),
     OPS_HOST: z.string().min(1).default('0.0.0.0'),
+    /** MAIL_PAYLOAD_KEY (+ MAIL_PAYLOAD_KEYS, older keys): seals the code in mail.requested; REQUIRED in production. */
+    ...payloadKeyEnv(),
     TRUST_PROXY: trustProxy,
     /** JWT_SECRET: HS256 key; REQUIRED and >= 32 bytes when NODE_ENV=production, random per process otherwise. */
     JWT_SECRET: z
@@ -45,11 +48,16 @@ const schema = z.object({
     /** RESEND_COOLDOWN_S: per-user wait between two resends. */
     RESEND_COOLDOWN_S: envInt(60, 0, 86_400),
     /** RESEND_MAX_PER_HOUR: per-user resend cap in any rolling hour. */
-    RESEND_MAX_PER_HOUR: envInt(5, 1, 1_000),
+    RESEND_MAX_PER_HOUR: envInt(5, 1, 100),
     /** CONFIRMATION_CODE_TTL_S: how long a 6-digit code is valid. */
     CONFIRMATION_CODE_TTL_S: envInt(900, 30, 7 * 86_400),
     /** CONFIRMATION_MAX_ATTEMPTS: wrong codes allowed per request before 429 too_many_attempts. */
-    CONFIRMATION_MAX_ATTEMPTS: envInt(5, 1, 100),
+    CONFIRMATION_MAX_ATTEMPTS: envInt(5, 1, 20),
+    /**
+     * CONFIRMATION_MAX_FAILURES_PER_DAY: wrong codes per user across all its requests (resends do not
+     * reset it) in the last 24 h; at most 1,000, so guessing a 6-digit code takes > 1,000 days on average.
+     */
+    CONFIRMATION_MAX_FAILURES_PER_DAY: envInt(20, 1, 1_000),
     /**
      * LOGIN_MAX_FAILURES: login attempts per (address, client IP) in the window before 429;
      * LOGIN_MAX_FAILURES_PER_ADDRESS: the higher ceiling per address across every client IP (what a
@@ -73,6 +81,7 @@ const schema = z.object({
 
 const rawChecks: RawCheck[] = [
   (env) => (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined ? { variable: 'JWT_SECRET', message: 'is required when NODE_ENV=production' } : undefined),
+  requirePayloadKeyInProduction,
 ];
 
 export type AccountsConfig = Readonly<z.infer<typeof schema>>;

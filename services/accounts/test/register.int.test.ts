@@ -62,7 +62,10 @@ describe('POST /api/v1/usr/register', () => {
       expect(row).toMatchObject({ version: 1, aggregate_type: 'user', headers: { id: row.event_id, type: row.type } });
     }
     const mail = mailRequestedPayload.parse(outbox.rows.find((r) => r.type === 'mail.requested').payload);
-    expect(mail).toMatchObject({ request_id: requestId, user_id: userId, to: email, template: 'email_confirmation', vars: { code, first_name: 'Alice', last_name: 'Liddell' } });
+    expect(mail).toMatchObject({ request_id: requestId, user_id: userId, to: email, template: 'email_confirmation', vars: { first_name: 'Alice', last_name: 'Liddell' } });
+    // The code is sealed under MAIL_PAYLOAD_KEY (opened here with the test key): never in clear in the outbox.
+    expect(mail.vars.code).toMatch(/^v1\.[0-9a-f]{8}\./);
+    expect(JSON.stringify(outbox.rows)).not.toContain(code);
     const registered = userRegisteredPayload.parse(outbox.rows.find((r) => r.type === 'user.registered').payload);
     expect(registered).toMatchObject({ user_id: userId, email, referral_code: res.body.user_data.referral_code, referred_by: null });
     expect(await metricValue(accounts.registry, 'accounts_registrations_total', { result: 'created' })).toBeGreaterThanOrEqual(1);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { payloadKeyEnv, requirePayloadKeyInProduction } from '@shared/payload-crypto';
 import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env, type RawCheck } from '@shared/config';
 
 const schema = z
@@ -34,6 +35,8 @@ const schema = z
      * recorded as new.
      */
     MAIL_RETENTION_DAYS: envInt(7, 1, 3650),
+    /** MAIL_PAYLOAD_KEY (+ MAIL_PAYLOAD_KEYS, older keys): opens the sealed code; REQUIRED in production. */
+    ...payloadKeyEnv(),
   })
   .superRefine((env, ctx) => {
     if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {
@@ -45,6 +48,11 @@ const rawChecks: RawCheck[] = [
   (env) =>
     (env.SMTP_USER === undefined) !== (env.SMTP_PASSWORD === undefined)
       ? { variable: env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD', message: 'SMTP_USER and SMTP_PASSWORD go together' }
+      : undefined,
+  requirePayloadKeyInProduction,
+  (env) =>
+    env.NODE_ENV === 'production' && env.MAIL_TRANSPORT === 'console'
+      ? { variable: 'MAIL_TRANSPORT', message: 'console prints codes to the log and is refused when NODE_ENV=production' }
       : undefined,
 ];
 

@@ -5,6 +5,7 @@ import { ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import type { Component } from '@shared/lifecycle';
 import { contractTopicConfigs, topicNames } from '@shared/topics';
+import { keyringFromConfig } from '@shared/payload-crypto';
 import type { MailerConfig } from './config';
 import type { MailTransport } from './data-access/mail-transport';
 import { countRetryPending } from './data-access/requests-repository';
@@ -71,6 +72,9 @@ export function createMailer(deps: MailerDeps): Mailer {
     clock,
     random: deps.random ?? Math.random,
     onOutboxWritten: () => publisher.kick(),
+    payloadKeys: keyringFromConfig(config, () =>
+      logger.warn('MAIL_PAYLOAD_KEY is not set: using a random per-process key; codes sealed by accounts cannot be opened (development only)'),
+    ),
   });
   const dispatcher = createDispatcher({
     pool,

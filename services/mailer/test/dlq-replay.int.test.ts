@@ -21,8 +21,10 @@ describe('mailer + scripts/replay-dlq.ts: a failed request replayed from the DLQ
     await h.produce([request]);
     await h.waitForStatus(request.request_id, 'failed');
     const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), { message: 'DLQ record' });
-    // The DLQ record was built before the row turned failed: it still carries the original, code included.
-    expect(dlq.original_value).toContain(request.vars.code);
+    // The DLQ record was built before the row turned failed: it carries the original — the code sealed, never in clear.
+    expect(dlq.original_value).toContain(request.request_id);
+    expect(dlq.original_value).not.toContain(request.vars.code);
+    expect(dlq.original_value).toMatch(/"code":"v1\.[0-9a-f]{8}\./);
     // The row itself no longer holds the code.
     const { rows: failedRows } = await h.db.pool.query(`SELECT state, vars, original FROM mailer_requests WHERE request_id = $1`, [request.request_id]);
     expect(failedRows[0]).toMatchObject({ state: 'failed', original: '' });

@@ -7,6 +7,7 @@ import { topicNames } from '@shared/topics';
 import { startKafkaBroker, type BrokerHandle } from '../../../infra/kafka/broker';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
+import { sealTestCode } from '../../../test/support/payload-key';
 import { mailRequest, spawnMailer, startMailerHarness, type MailerHarness, type MailerProcess } from './support/mailer-harness';
 
 /** A mailer started while Kafka is down comes up, says it is not ready, and connects when Kafka does. */
@@ -41,7 +42,8 @@ describe('mailer: started while the Kafka broker is down', () => {
     broker = await startKafkaBroker({ port: kafkaPort, controllerPort: await freePort(), dataDir });
     await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, { timeoutMs: 90_000, message: 'readyz once Kafka is up' });
 
-    const request = mailRequest();
+    const plain = mailRequest();
+    const request = { ...plain, vars: { ...plain.vars, code: sealTestCode(plain.vars.code, plain.request_id) } };
     const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'test', logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();

@@ -28,6 +28,15 @@ export async function lockNewestPendingConfirmation(db: Queryable, userId: strin
   return rows[0] ?? null;
 }
 
+/** Wrong codes of every request of a user created since `since` (superseded ones included). */
+export async function countRecentWrongCodes(db: Queryable, userId: string, since: Date): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT coalesce(sum(attempts), 0)::int AS n FROM email_confirmations WHERE user_id = $1 AND created_at > $2`,
+    [userId, since],
+  );
+  return rows[0]?.n ?? 0;
+}
+
 export async function countFailedAttempt(db: Queryable, requestId: string): Promise<void> {
   await db.query(`UPDATE email_confirmations SET attempts = attempts + 1 WHERE request_id = $1`, [requestId]);
 }

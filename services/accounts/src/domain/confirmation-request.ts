@@ -5,18 +5,21 @@ import type { Queryable } from '../data-access/queryable';
 import { insertConfirmation } from '../data-access/confirmations-repository';
 import { insertQueuedDeliveryStatus } from '../data-access/delivery-status-repository';
 import type { OutboxEvent } from '../data-access/outbox-repository';
+import { sealPayloadValue, type PayloadKeyring } from '@shared/payload-crypto';
 import { generateConfirmationCode, hashConfirmationCode } from './confirmation-code';
 
 export type Recipient = { id: string; email: string; first_name: string | null; last_name: string | null };
 
 export type NewConfirmationRequest = { requestId: string; codeHash: string; expiresAt: Date; mailRequested: OutboxEvent };
+export type ConfirmationOptions = { now: Date; codeTtlS: number; payloadKeys: PayloadKeyring };
 
 /**
  * A new confirmation request, not yet stored: a fresh code (only its hash is stored) and the
- * `mail.requested` event carrying the plain code — the only place it exists; it is never logged or
- * returned.
+ * `mail.requested` event carrying the code sealed under MAIL_PAYLOAD_KEY (AES-256-GCM, bound to the
+ * request id) for the mailer to open; in clear it is never stored, logged or returned.
  */
-export function newConfirmationRequest(user: Recipient, now: Date, codeTtlS: number, requestId: string = randomUUID()): NewConfirmationRequest {
+export function newConfirmationRequest(user: Recipient, opts: ConfirmationOptions, requestId: string = randomUUID()): NewConfirmationRequest {
+  const { now, codeTtlS } = opts;
   const code = generateConfirmationCode();
   const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
   const envelope = buildEnvelope({
@@ -29,7 +32,7 @@ export function newConfirmationRequest(user: Recipient, now: Date, codeTtlS: num
       user_id: user.id,
       to: user.email,
       template: 'email_confirmation',
-      vars: { code, first_name: user.first_name, last_name: user.last_name, expires_at: expiresAt.toISOString() },
+      vars: { code: sealPayloadValue(opts.payloadKeys, code, requestId), first_name: user.first_name, last_name: user.last_name, expires_at: expiresAt.toISOString() },
       requested_at: now.toISOString(),
     },
   });
@@ -44,11 +47,11 @@ export function newConfirmationRequest(user: Recipient, now: Date, codeTtlS: num
 export async function createConfirmationRequest(
   db: Queryable,
   user: Recipient,
-  now: Date,
-  codeTtlS: number,
+  opts: ConfirmationOptions,
   requestId: string = randomUUID(),
 ): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
-  const request = newConfirmationRequest(user, now, codeTtlS, requestId);
+  const { now } = opts;
+  const request = newConfirmationRequest(user, opts, requestId);
   await insertConfirmation(db, { requestId, userId: user.id, codeHash: request.codeHash, expiresAt: request.expiresAt, createdAt: now });
   await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
   return { requestId, mailRequested: request.mailRequested };

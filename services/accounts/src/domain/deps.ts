@@ -1,5 +1,6 @@
 import type { Logger } from '@shared/logger';
 import type { Pool } from '@shared/db';
+import type { PayloadKeyring } from '@shared/payload-crypto';
 import type { AccountsConfig } from '../config';
 import type { AccountsMetrics } from '../metrics';
 import type { BackgroundWork } from './background-work';
@@ -18,4 +19,6 @@ export type DomainDeps = {
   logger: Logger;
   /** Work finished after a response (drained at shutdown before the pool closes). */
   background: BackgroundWork;
+  /** Seals the confirmation code for the mailer (MAIL_PAYLOAD_KEY). */
+  payloadKeys: PayloadKeyring;
 };

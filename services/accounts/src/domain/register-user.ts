@@ -61,7 +61,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
       referral_code: referralCode,
       referred_by: referrerId,
     };
-    const confirmation = newConfirmationRequest(user, now, deps.config.CONFIRMATION_CODE_TTL_S);
+    const confirmation = newConfirmationRequest(user, { now, codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S, payloadKeys: deps.payloadKeys });
     const userRegistered = {
       topic: TOPIC.userEvents,
       envelope: buildEnvelope({

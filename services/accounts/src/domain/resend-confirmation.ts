@@ -41,7 +41,7 @@ export function createResendConfirmation(deps: DomainDeps) {
       const decision = decideResend(await readConfirmationHistory(client, userId, now), limits, now);
       if (!decision.allowed) return { kind: 'limited', reason: decision.reason, retryAfterS: decision.retryAfterS };
       await supersedePendingConfirmations(client, user.id);
-      const { requestId, mailRequested } = await createConfirmationRequest(client, user, now, deps.config.CONFIRMATION_CODE_TTL_S, chosenRequestId);
+      const { requestId, mailRequested } = await createConfirmationRequest(client, user, { now, codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S, payloadKeys: deps.payloadKeys }, chosenRequestId);
       await insertOutboxEvents(client, [mailRequested]);
       return { kind: 'queued', requestId };
     });

@@ -10,6 +10,7 @@ import type { Clock } from '../../src/domain/clock';
 import type { DomainDeps } from '../../src/domain/deps';
 import { createAccountsApp } from '../../src/entry-points/http/app';
 import { waitFor } from '../../../../test/support/wait-for';
+import { openTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
 
@@ -40,6 +41,7 @@ export function startTestAccounts(opts: { databaseUrl: string; env?: Record<stri
     NODE_ENV: 'test',
     DATABASE_URL: opts.databaseUrl,
     JWT_SECRET: TEST_JWT_SECRET,
+    MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...opts.env,
   });
@@ -61,7 +63,7 @@ export function uniqueEmail(label = 'user'): string {
   return `${label}.${Date.now().toString(36)}.${counter}@example.com`;
 }
 
-/** The plain code the mailer would send for `requestId` (read from the outbox payload). */
+/** The plain code the mailer would send for `requestId` (read sealed from the outbox payload, opened with the test key). */
 export async function codeOf(pool: Pool, requestId: string): Promise<string> {
   const { rows } = await pool.query<{ code: string }>(
     `SELECT payload->'vars'->>'code' AS code FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
@@ -69,7 +71,7 @@ export async function codeOf(pool: Pool, requestId: string): Promise<string> {
   );
   const code = rows[0]?.code;
   if (!code) throw new Error(`no mail.requested outbox row for ${requestId}`);
-  return code;
+  return openTestCode(code, requestId);
 }
 
 export async function metricValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {

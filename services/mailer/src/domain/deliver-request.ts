@@ -3,6 +3,7 @@ import { withTransaction, type Pool, type PoolClient } from '@shared/db';
 import { errorMessage } from '@shared/errors';
 import type { ErrorClass } from '@shared/events';
 import type { Logger } from '@shared/logger';
+import { openPayloadValue, PayloadKeyError, type PayloadKeyring } from '@shared/payload-crypto';
 import type { MailerConfig } from '../config';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
 import { markDeferred, markFailed, markSent, type ClaimedRequest } from '../data-access/requests-repository';
@@ -12,7 +13,7 @@ import type { OutboxEvent } from '../data-access/mailer-outbox';
 import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';
 import { renderConfirmationMail } from './render-confirmation-mail';
 import { retryDelayMs } from './retry-schedule';
-import type { SendFailure } from './send-failure';
+import { SendFailure } from './send-failure';
 import type { SmtpCircuit } from './smtp-circuit';
 import type { SendResult } from '../data-access/mail-transport';
 
@@ -26,7 +27,23 @@ export type DeliverDeps = {
   random: () => number;
   /** Called after an outcome and its events committed: wakes the status publisher. */
   onOutboxWritten: () => void;
+  /** Opens the sealed code (MAIL_PAYLOAD_KEY, MAIL_PAYLOAD_KEYS). */
+  payloadKeys: PayloadKeyring;
 };
+
+/**
+ * The code in clear, only for rendering. A code sealed under a key this mailer does not have (or
+ * altered) never improves on retry: a permanent failure, so the request goes to the DLQ (still sealed)
+ * and can be replayed once the key is configured.
+ */
+function openCode(keys: PayloadKeyring, claim: ClaimedRequest): string {
+  try {
+    return openPayloadValue(keys, claim.vars.code, claim.requestId);
+  } catch (err) {
+    if (err instanceof PayloadKeyError) throw new SendFailure('unknown', false, `cannot open the confirmation code: ${err.message}`);
+    throw err;
+  }
+}
 
 /**
  * One attempt at one claimed request: render, send through the breaker, then record the outcome and
@@ -132,7 +149,7 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
     let started: number | undefined;
     let sent: SendResult;
     try {
-      const mail = renderConfirmationMail({ to: claim.recipient, vars: claim.vars });
+      const mail = renderConfirmationMail({ to: claim.recipient, vars: { ...claim.vars, code: openCode(deps.payloadKeys, claim) } });
       started = performance.now();
       sent = await deps.circuit.send(mail);
     } catch (err) {

@@ -12,6 +12,7 @@ import { topicNames, type TopicNames } from '@shared/topics';
 import { createTestDatabase, collectMessages, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../../../../test/support/infra';
 import { startSmtpTestServer, type SmtpTestServer } from '../../../../test/support/smtp-test-server';
 import { waitFor } from '../../../../test/support/wait-for';
+import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
 import { parseMailerConfig } from '../../src/config';
 import { createSmtpTransport } from '../../src/data-access/mail-transport';
 import { createMailer, type Mailer } from '../../src/mailer';
@@ -48,6 +49,7 @@ export type MailerHarness = {
   statusesOf: (requestId: string) => StatusEvent[];
   dlqRecords: () => DlqRecord[];
   waitForStatus: (requestId: string, status: StatusEvent['status'], timeoutMs?: number) => Promise<StatusEvent>;
+  /** Publishes requests as accounts would: a plain 6-digit `vars.code` is sealed with the test key first. */
   produce: (requests: MailRequestedPayload[]) => Promise<void>;
   produceRaw: (values: (string | Buffer | null)[]) => Promise<void>;
   metric: (name: string, labels?: Record<string, string>) => Promise<number>;
@@ -84,6 +86,7 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
     SMTP_PORT: String(smtp.port),
     PORT: '0',
     LOG_LEVEL: 'info',
+    MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
     ...(opts.smtpAuth ? { SMTP_USER: opts.smtpAuth.user, SMTP_PASSWORD: opts.smtpAuth.pass } : {}),
     ...opts.env,
   };
@@ -146,7 +149,9 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
         message: `status ${status} for ${requestId} (seen: ${JSON.stringify(harness.statusesOf(requestId).map((s) => [s.status, s.error_class]))})`,
       }),
     produce: async (requests) => {
-      const messages = requests.map((payload) => {
+      const messages = requests.map((plain) => {
+        const code = /^\d{6}$/.test(plain.vars.code) ? sealTestCode(plain.vars.code, plain.request_id) : plain.vars.code;
+        const payload = { ...plain, vars: { ...plain.vars, code } };
         const envelope = buildEnvelope({ type: 'mail.requested', aggregateType: 'user', aggregateId: payload.user_id, payload });
         return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
       });
