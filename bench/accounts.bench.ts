@@ -54,7 +54,7 @@ export const bench: Bench = {
   async run(ctx): Promise<BenchRow[]> {
     const seconds = Math.max(2, 20 * ctx.scale);
     const db = await ctx.createDatabase();
-    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: db.url, LOG_LEVEL: 'silent', JWT_SECRET: 'bench-secret-that-is-at-least-32-bytes-long', DB_POOL_MAX: '20' });
+    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: db.url, LOG_LEVEL: 'silent', JWT_SECRET: 'bench-secret-that-is-at-least-32-bytes-long', DB_POOL_MAX: '20', REGISTER_MAX_PER_IP_PER_HOUR: '1000000' });
     const logger = createLogger({ service: 'accounts-bench', level: 'silent' });
     const pool = createPool({ connectionString: db.url, logger, applicationName: 'accounts-bench', max: config.DB_POOL_MAX });
     const params = { memoryKib: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM };

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   try {
     await migrate({ databaseUrl: url });
     const logger = createLogger({ service: 'round-trips', level: 'silent' });
-    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'round-trips-secret-that-is-at-least-32-bytes' });
+    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'round-trips-secret-that-is-at-least-32-bytes', REGISTER_MAX_PER_IP_PER_HOUR: '1000000' });
     const pool = createPool({ connectionString: url, logger, applicationName: 'round-trips' });
     const deps = createDomainDeps({ config, logger, registry: new Registry(), pool });
     const register = createRegisterUser(deps);

@@ -67,6 +67,8 @@ const schema = z.object({
     LOGIN_MAX_FAILURES: envInt(5, 1, 1_000),
     LOGIN_MAX_FAILURES_PER_ADDRESS: envInt(50, 1, 100_000),
     LOGIN_FAILURE_WINDOW_S: envInt(900, 1, 86_400),
+    /** REGISTER_MAX_PER_IP_PER_HOUR: registrations (409s included) per client IP per hour before 429. */
+    REGISTER_MAX_PER_IP_PER_HOUR: envInt(20, 1, 1_000_000),
     /** ARGON2_MEMORY_KIB / ARGON2_TIME_COST / ARGON2_PARALLELISM: at least OWASP's minimum. */
     ARGON2_MEMORY_KIB: envInt(19_456, 19_456, 4_194_304),
     ARGON2_TIME_COST: envInt(2, 2, 100),

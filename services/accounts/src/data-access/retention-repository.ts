@@ -25,5 +25,11 @@ export async function deleteExpiredLoginThrottles(pool: Pool, opts: { windowS: n
        SELECT ctid FROM login_attempts WHERE window_started_at < now() - make_interval(secs => $1) LIMIT $2)`,
     [opts.windowS, opts.limit],
   );
-  return (result.rowCount ?? 0) + (pairs.rowCount ?? 0);
+  // Registration windows are one hour long, always shorter than a login window's retention use here.
+  const registrations = await pool.query(
+    `DELETE FROM registration_limits WHERE client_ip IN (
+       SELECT client_ip FROM registration_limits WHERE window_started_at < now() - interval '1 hour' LIMIT $1)`,
+    [opts.limit],
+  );
+  return (result.rowCount ?? 0) + (pairs.rowCount ?? 0) + (registrations.rowCount ?? 0);
 }

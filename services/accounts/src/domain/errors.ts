@@ -34,6 +34,12 @@ export class EmailTakenError extends AccountsError {
   }
 }
 
+export class TooManyRegistrationsError extends AccountsError {
+  constructor(retryAfterS: number) {
+    super(429, 'too_many_registrations', 'too many registrations from this network; try again later', undefined, { 'Retry-After': String(retryAfterS) });
+  }
+}
+
 export class InvalidCredentialsError extends AccountsError {
   constructor() {
     super(401, 'invalid_credentials', 'email or password is wrong');

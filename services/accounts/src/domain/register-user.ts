@@ -3,12 +3,13 @@ import { isDatabaseUnavailable } from '@shared/db';
 import { buildEnvelope, EVENT_TYPE } from '@shared/events';
 import { TOPIC } from '@shared/topics';
 import { uniqueViolationOf } from '../data-access/queryable';
-import { emailIsRegistered, findUserIdByReferralCode } from '../data-access/users-repository';
+import { findUserIdByReferralCode } from '../data-access/users-repository';
+import { registrationRetryAfterS, reserveRegistration } from '../data-access/registration-limits-repository';
 import { insertRegistration } from '../data-access/registration-repository';
 import type { RegistrationResult } from '../metrics';
 import { newConfirmationRequest } from './confirmation-request';
 import type { DomainDeps } from './deps';
-import { AccountsError, EmailTakenError, InvalidReferralCodeError } from './errors';
+import { AccountsError, EmailTakenError, InvalidReferralCodeError, TooManyRegistrationsError } from './errors';
 import { generateReferralCode } from './referral-code';
 import { registerBody, validate, type RegisterBody } from './schemas';
 import type { Session } from './session';
@@ -28,10 +29,15 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
   const schema = registerBody(deps.commonPasswords);
   const newReferralCode = deps.newReferralCode ?? generateReferralCode;
 
-  async function register(body: unknown): Promise<Registration> {
+  async function register(body: unknown, clientIp: string): Promise<Registration> {
     const input = validate(schema, body);
-    // Spares an argon2 hash for the obvious duplicate; the unique index still settles races.
-    if (await emailIsRegistered(deps.pool, input.email)) throw new EmailTakenError();
+    // One statement: a slot of the client's REGISTER_MAX_PER_IP_PER_HOUR (409s count: they probe which
+    // addresses exist), and the duplicate check that spares an argon2 hash (the unique index still
+    // settles races).
+    const now = deps.clock.now();
+    const slot = await reserveRegistration(deps.pool, { clientIp, email: input.email, now, maxPerHour: deps.config.REGISTER_MAX_PER_IP_PER_HOUR });
+    if (!slot.reserved) throw new TooManyRegistrationsError(await registrationRetryAfterS(deps.pool, clientIp, now));
+    if (slot.emailTaken) throw new EmailTakenError();
     const passwordHash = await deps.hasher.hash(input.password);
     for (let attempt = 1; ; attempt++) {
       try {
@@ -93,9 +99,9 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     return { user, session, requestId: confirmation.requestId };
   }
 
-  return async function registerUser(body: unknown): Promise<Registration> {
+  return async function registerUser(body: unknown, clientIp = 'unknown'): Promise<Registration> {
     try {
-      const registration = await register(body);
+      const registration = await register(body, clientIp.slice(0, 64));
       deps.metrics.registrations.inc({ result: 'created' });
       return registration;
     } catch (err) {
@@ -107,6 +113,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
 
 function registrationResultOf(err: unknown): RegistrationResult {
   if (err instanceof EmailTakenError) return 'email_taken';
+  if (err instanceof TooManyRegistrationsError) return 'rate_limited';
   if (err instanceof AccountsError && err.status === 400) return 'invalid';
   if (isDatabaseUnavailable(err)) return 'unavailable';
   return 'error';

@@ -31,14 +31,24 @@ function formatExpiry(expiresAt: string | undefined): string | undefined {
   return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-/** The `email_confirmation` mail: the 6-digit code first and large; names are the user's, escaped. */
+/** How much of the user's name the greeting carries (a name is not a place for a message). */
+export const MAX_GREETING_NAME = 40;
+
+/**
+ * The `email_confirmation` mail: the 6-digit code first and large. The user-supplied name appears in
+ * the greeting only — escaped, flattened and cut to MAX_GREETING_NAME characters — never in the
+ * Subject, which inboxes show before the mail is opened: a sign-up form must not let anyone send
+ * "Your account is suspended, call …" under our name.
+ */
 export function renderConfirmationMail(request: Pick<MailRequestedPayload, 'to' | 'vars'>): RenderedMail {
   const to = validateRecipient(request.to);
-  const name = [cleanName(request.vars.first_name), cleanName(request.vars.last_name)].filter(Boolean).join(' ');
+  const fullName = [cleanName(request.vars.first_name), cleanName(request.vars.last_name)].filter(Boolean).join(' ');
+  const chars = [...fullName];
+  const name = chars.length > MAX_GREETING_NAME ? `${chars.slice(0, MAX_GREETING_NAME - 1).join('').trimEnd()}…` : fullName;
   const code = request.vars.code;
   const expiry = formatExpiry(request.vars.expires_at);
   const greeting = name ? `Hello ${name},` : 'Hello,';
-  const subject = name ? `${name}, confirm your email address` : 'Confirm your email address';
+  const subject = 'Confirm your email address';
 
   const text = [
     greeting,
