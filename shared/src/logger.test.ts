@@ -18,4 +18,20 @@ describe('createLogger', () => {
     const text = lines[0] ?? '';
     for (const secret of ['pw-123', 'pw-456', 'rt-789', 'Bearer abc', '123456']) expect(text).not.toContain(secret);
   });
+
+  it('redacts a code nested three levels deep and a password five levels deep', () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const logger = createLogger({ service: 'test', destination });
+    logger.info({ event: { envelope: { payload: { vars: { code: '918273', first_name: 'Ada' } } } }, a: { b: { c: { d: { e: { password: 'deep-pw-5' } } } } } }, 'nested');
+    const text = lines.join('');
+    expect(text).not.toContain('918273');
+    expect(text).not.toContain('deep-pw-5');
+    expect(text).toContain('"first_name":"Ada"');
+  });
 });

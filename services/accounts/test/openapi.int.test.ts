@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Express } from 'express';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { OPENAPI_FILE } from '../src/entry-points/http/routes';
@@ -50,5 +52,31 @@ describe('GET /api/v1/openapi.json', () => {
     for (const code of ['validation_failed', 'invalid_referral_code', 'email_taken', 'unavailable', 'invalid_credentials', 'too_many_attempts', 'token_reused', 'invalid_token', 'token_expired', 'invalid_code', 'code_expired', 'already_confirmed', 'resend_cooldown', 'invalid_json', 'payload_too_large', 'unsupported_media_type', 'too_many_registrations']) {
       expect(text).toContain(code);
     }
+  });
+
+  test('declares each operation\'s security: Bearer where the route checks a token, `security: []` where it is public', () => {
+    const doc = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as { paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>> };
+    const declared = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([m, op]) => [`${m.toUpperCase()} ${p}`, op.security]));
+    expect(Object.fromEntries(declared)).toEqual({
+      'POST /api/v1/usr/register': [],
+      'POST /api/v1/usr/login': [],
+      'POST /api/v1/usr/token/refresh': [],
+      'POST /api/v1/usr/email/confirm': [{ bearerAuth: [] }],
+      'POST /api/v1/usr/email/resend': [{ bearerAuth: [] }, {}],
+      'GET /api/v1/usr/email/status': [{ bearerAuth: [] }],
+      'GET /api/v1/openapi.json': [],
+      'GET /healthz': [],
+    });
+  });
+
+  test('passes `redocly lint` with the recommended rules without an error, offline (what npm run lint runs)', () => {
+    const root = path.resolve(__dirname, '..', '..', '..');
+    const run = spawnSync(process.execPath, [path.join(root, 'node_modules', '@redocly', 'cli', 'bin', 'cli.js'), 'lint', '--extends=recommended', '--format=stylish', OPENAPI_FILE], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      timeout: 60_000,
+    });
+    expect({ status: run.status, errors: `${run.stdout}${run.stderr}`.split('\n').filter((l) => /\berror\b/.test(l)) }).toEqual({ status: 0, errors: [] });
   });
 });

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { isDatabaseUnavailable } from '@shared/db';
+import { errorSummary } from '@shared/errors';
 import { errorBody } from '@shared/http';
 import { AccountsError, UnavailableError } from '../../domain/errors';
 
@@ -10,12 +11,12 @@ import { AccountsError, UnavailableError } from '../../domain/errors';
  */
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   if (res.headersSent) {
-    req.log?.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'error after the response was sent');
+    req.log?.warn({ err: errorSummary(err) }, 'error after the response was sent');
     return;
   }
   const error = toAccountsError(err);
   if (error) {
-    if (error.status >= 500) req.log?.error({ err: { message: err instanceof Error ? err.message : String(err) } }, error.code);
+    if (error.status >= 500) req.log?.error({ err: errorSummary(err) }, error.code);
     res.set(error.headers).status(error.status).json(errorBody(error.code, error.message, error.details));
     return;
   }
@@ -36,7 +37,8 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
     res.status(e.status).json(errorBody('bad_request', 'the request could not be read'));
     return;
   }
-  req.log?.error({ err }, 'unhandled error');
+  // Name, code and message only: a whole PostgreSQL error would log its detail (user data) and schema.
+  req.log?.error({ err: errorSummary(err) }, 'unhandled error');
   res.status(500).json(errorBody('internal', 'internal error'));
 }
 
