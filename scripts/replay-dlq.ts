@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
-import { ConfigError, envBrokers, parseEnv } from '../shared/src/config';
+import { commonEnv, ConfigError, parseEnv } from '../shared/src/config';
+import { kafkaSecurity } from '../shared/src/kafka';
 import { EVENT_TYPE, InvalidEventError, envelopeHeaders, parseEvent, type Envelope, type MailRequestedPayload } from '../shared/src/events';
 import { topicNames } from '../shared/src/topics';
 
@@ -261,7 +262,8 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const env = parseEnv(z.object({ KAFKA_BROKERS: envBrokers(), KAFKA_TOPIC_PREFIX: z.string().default('') }), process.env);
+  const { KAFKA_BROKERS, KAFKA_TOPIC_PREFIX, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD } = commonEnv(0);
+  const env = parseEnv(z.object({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD }), process.env);
   const int = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     if (!/^\d+$/.test(v)) throw new ConfigError([`--${name}: must be a non-negative integer`]);
@@ -276,7 +278,7 @@ async function main(): Promise<void> {
   } else if (values['from-offset'] !== undefined) {
     from = { offset: BigInt(int('from-offset', values['from-offset']) ?? 0) };
   }
-  const kafka = new Kafka({ clientId: 'replay-dlq', brokers: [...env.KAFKA_BROKERS], logLevel: logLevel.WARN });
+  const kafka = new Kafka({ clientId: 'replay-dlq', brokers: [...env.KAFKA_BROKERS], logLevel: logLevel.WARN, ...kafkaSecurity(env) });
   const summary = await replayDlq({
     kafka,
     topicPrefix: env.KAFKA_TOPIC_PREFIX,

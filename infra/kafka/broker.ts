@@ -74,9 +74,30 @@ export type BrokerOptions = {
    * through `advertisedPort` sends everything through the proxy). Names: upper-case letters, e.g. `PROXIED`.
    */
   extraListeners?: ExtraListener[];
+  /** A SASL_PLAINTEXT listener (SCRAM-SHA-256/512) on another port; its users are created at format time. */
+  saslListener?: SaslListener;
 };
 
 export type ExtraListener = { name: string; port: number; advertisedPort: number };
+export type SaslListener = { port: number; users: { username: string; password: string }[] };
+
+/** server.properties lines of the SASL listener (named SASL; PLAINTEXT stays for brokers and probes). */
+function saslLines(sasl: SaslListener | undefined): string[] {
+  if (!sasl) return [];
+  const module = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  return [
+    'sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512',
+    `listener.name.sasl.scram-sha-256.sasl.jaas.config=${module}`,
+    `listener.name.sasl.scram-sha-512.sasl.jaas.config=${module}`,
+  ];
+}
+
+/** `kafka-storage format --add-scram` arguments: each user under both SCRAM mechanisms. */
+function scramFormatArgs(sasl: SaslListener | undefined): string[] {
+  return (sasl?.users ?? []).flatMap(({ username, password }) =>
+    ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${username},password=${password}]`]),
+  );
+}
 
 export type BrokerHandle = {
   brokers: string;
@@ -95,7 +116,7 @@ export type BrokerHandle = {
   running: () => boolean;
 };
 
-function listenerLines(port: number, controllerPort: number, extra: ExtraListener[]): string[] {
+function listenerLines(port: number, controllerPort: number, extra: ExtraListener[], sasl?: SaslListener): string[] {
   for (const l of extra) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(l.name) || ['PLAINTEXT', 'CONTROLLER'].includes(l.name)) {
       throw new Error(`extra listener name ${l.name} must be upper-case and not PLAINTEXT/CONTROLLER`);
@@ -109,6 +130,11 @@ function listenerLines(port: number, controllerPort: number, extra: ExtraListene
     advertised.push(`${l.name}://127.0.0.1:${l.advertisedPort}`);
     protocols.push(`${l.name}:PLAINTEXT`);
   }
+  if (sasl) {
+    listeners.push(`SASL://127.0.0.1:${sasl.port}`);
+    advertised.push(`SASL://127.0.0.1:${sasl.port}`);
+    protocols.push('SASL:SASL_PLAINTEXT');
+  }
   return [
     `listeners=${listeners.join(',')}`,
     `advertised.listeners=${advertised.join(',')}`,
@@ -116,7 +142,7 @@ function listenerLines(port: number, controllerPort: number, extra: ExtraListene
   ];
 }
 
-type ResolvedOptions = Required<Omit<BrokerOptions, 'detached' | 'clusterId' | 'noWait'>>;
+type ResolvedOptions = Required<Omit<BrokerOptions, 'detached' | 'clusterId' | 'noWait' | 'saslListener'>> & Pick<BrokerOptions, 'saslListener'>;
 
 function writeConfig(opts: ResolvedOptions): { propsFile: string; log4jFile: string; logFile: string } {
   const logDir = path.join(opts.dataDir, 'logs');
@@ -132,7 +158,8 @@ function writeConfig(opts: ResolvedOptions): { propsFile: string; log4jFile: str
       'process.roles=broker,controller',
       `node.id=${opts.nodeId}`,
       `controller.quorum.voters=${opts.quorumVoters}`,
-      ...listenerLines(opts.port, opts.controllerPort, opts.extraListeners),
+      ...listenerLines(opts.port, opts.controllerPort, opts.extraListeners, opts.saslListener),
+      ...saslLines(opts.saslListener),
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
       `log.dirs=${path.join(opts.dataDir, 'kraft')}`,
@@ -193,9 +220,10 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
 }
 
 /** Formats KRaft storage once per data dir (a restart keeps the topics and offsets). */
-function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string, clusterId: string): void {
+function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string, clusterId: string, extraArgs: string[] = []): void {
   if (existsSync(path.join(dataDir, 'kraft', 'meta.properties'))) return;
-  const result = spawnSync('java', [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile], {
+  const args = [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile, ...extraArgs];
+  const result = spawnSync('java', args, {
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`kafka storage format failed: ${result.stderr || result.stdout}`);
@@ -226,7 +254,7 @@ export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHa
   const jars = ensureKafkaJars();
   mkdirSync(opts.dataDir, { recursive: true });
   const { propsFile, log4jFile, logFile } = writeConfig(opts);
-  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir, options.clusterId ?? newClusterId());
+  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir, options.clusterId ?? newClusterId(), scramFormatArgs(opts.saslListener));
   const brokers = `127.0.0.1:${opts.port}`;
 
   let child: ChildProcess | undefined;

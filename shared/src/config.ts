@@ -36,7 +36,7 @@ export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env, rawChecks:
       problems.push(`${issue.path.join('.') || '(environment)'}: ${issue.message}`);
     }
   }
-  for (const check of rawChecks) {
+  for (const check of [kafkaSaslCheck, ...rawChecks]) {
     const problem = check(cleaned);
     if (problem) problems.push(`${problem.variable}: ${problem.message}`);
   }
@@ -98,6 +98,16 @@ export const envDatabaseUrl = (def = 'postgres://postgres@127.0.0.1:5432/postgre
 
 export const envLogLevel = () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 
+export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
+/** KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together (every service). */
+const kafkaSaslCheck: RawCheck = (env) => {
+  const set = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].filter((k) => env[k] !== undefined);
+  if (set.length === 0 || set.length === 3) return undefined;
+  const missing = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].find((k) => env[k] === undefined) as string;
+  return { variable: missing, message: 'KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together' };
+};
+
 /**
  * Settings every service shares: where PostgreSQL and Kafka are, its HTTP port, and the topic prefix
  * tests use to keep their topics apart (empty in production: the contract's topic names as they are).
@@ -110,6 +120,12 @@ export const commonEnv = (defaultPort: number) => ({
   DB_STATEMENT_TIMEOUT_MS: envInt(10_000, 100, 600_000),
   /** KAFKA_BROKERS: comma-separated bootstrap brokers. */
   KAFKA_BROKERS: envBrokers(),
+  /** KAFKA_SSL: TLS to the brokers (system CAs). */
+  KAFKA_SSL: envBool(false),
+  /** KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: SASL authentication to the brokers (all three or none). */
+  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS, { errorMap: () => ({ message: 'must be plain, scram-sha-256 or scram-sha-512' }) }).optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
   /** KAFKA_TOPIC_PREFIX: prepended to every topic and consumer group name (tests isolate with it). */
   KAFKA_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, . _ -').default(''),
   /** PORT: HTTP port for the API (accounts) and /healthz, /readyz, /metrics. */

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry, type Admin, type ITopicConfig } from 'kafkajs';
+import { Kafka, logLevel, type LogEntry, type Admin, type ITopicConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from './logger';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -24,13 +24,34 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
  */
 export const CONSUMER_TIMING = { sessionTimeout: 8_000, heartbeatInterval: 1_000, rebalanceTimeout: 10_000, maxWaitTimeInMs: 1_000 } as const;
 
-/** A kafkajs client whose own log lines go through our structured logger (one JSON line each). */
-export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger; connectionTimeout?: number }): Kafka {
+/** The KAFKA_SSL / KAFKA_SASL_* settings of a parsed service config. */
+export type KafkaSecurityConfig = {
+  KAFKA_SSL?: boolean;
+  KAFKA_SASL_MECHANISM?: 'plain' | 'scram-sha-256' | 'scram-sha-512' | undefined;
+  KAFKA_SASL_USERNAME?: string | undefined;
+  KAFKA_SASL_PASSWORD?: string | undefined;
+};
+
+/** kafkajs' `ssl` and `sasl` options for a config (the config check guarantees all SASL fields or none). */
+export function kafkaSecurity(config: KafkaSecurityConfig): { ssl: boolean; sasl?: SASLOptions } {
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = config;
+  const ssl = config.KAFKA_SSL === true;
+  if (!mechanism || username === undefined || password === undefined) return { ssl };
+  return { ssl, sasl: { mechanism, username, password } as SASLOptions };
+}
+
+/**
+ * A kafkajs client whose own log lines go through our structured logger (one JSON line each), with
+ * the service's TLS and SASL settings when `security` is given (KAFKA_SSL, KAFKA_SASL_*).
+ */
+export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger; connectionTimeout?: number; security?: KafkaSecurityConfig }): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
-  opts.logger.info({ kafka_brokers: opts.brokers.join(',') }, 'Kafka bootstrap brokers');
+  const security = kafkaSecurity(opts.security ?? {});
+  opts.logger.info({ kafka_brokers: opts.brokers.join(','), kafka_ssl: security.ssl, kafka_sasl_mechanism: security.sasl?.mechanism ?? null }, 'Kafka bootstrap brokers');
   return new Kafka({
     clientId: opts.clientId,
     brokers: [...opts.brokers],
+    ...security,
     connectionTimeout: opts.connectionTimeout ?? 3_000,
     requestTimeout: 30_000,
     // Our own loops own retries (backoff with jitter, metrics); kafkajs retries briefly underneath.

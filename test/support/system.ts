@@ -152,9 +152,17 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     }
   };
   process.on('exit', killAll);
-  await Promise.all(instances.map(launch));
-  // Ready means its dependencies answer; with the broker up every instance must get there.
-  await Promise.all(instances.map((i) => waitForReady(`${i.opsUrl}/readyz`, 60_000)));
+  try {
+    await Promise.all(instances.map(launch));
+    // Ready means its dependencies answer; with the broker up every instance must get there.
+    await Promise.all(instances.map((i) => waitForReady(`${i.opsUrl}/readyz`, 60_000)));
+  } catch (err) {
+    // The caller gets no System to stop: nothing it started may outlive the failed start.
+    process.off('exit', killAll);
+    killAll();
+    await smtp.close();
+    throw err;
+  }
 
   return {
     brokers,

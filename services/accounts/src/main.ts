@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ service: 'accounts', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('accounts');
   const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'accounts', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, max: config.DB_POOL_MAX });
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'accounts', logger });
+  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'accounts', logger, security: config });
   const admin = kafka.admin();
   const deps = createDomainDeps({ config, logger, registry, pool });
   const consumer = createDeliveryStatusConsumer({

@@ -123,7 +123,7 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
         },
       });
       const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL, destination });
-      const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-test', logger });
+      const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-test', logger, security: config });
       const transport = createSmtpTransport({ config, logger });
       const mailer = createMailer({ pool: db.pool, kafka, transport, logger, registry, config, sweepMs: 200 });
       await mailer.start();
