@@ -39,14 +39,6 @@ export async function findNewestRequestStatus(db: Queryable, userId: string): Pr
   return rows[0] ?? null;
 }
 
-export async function lockDeliveryStatus(db: Queryable, requestId: string): Promise<DeliveryStatusRow | null> {
-  const { rows } = await db.query<DeliveryStatusRow>(
-    `SELECT request_id, user_id, status, attempt, error_class, updated_at FROM mail_delivery_status WHERE request_id = $1 FOR UPDATE`,
-    [requestId],
-  );
-  return rows[0] ?? null;
-}
-
 export type DeliveryStatusUpdate = {
   requestId: string;
   userId: string;
@@ -59,31 +51,64 @@ export type DeliveryStatusUpdate = {
   at: Date;
 };
 
-/** Inserts the status, or does nothing when a row for the request already exists (then lock and compare). */
-export async function insertDeliveryStatusIfAbsent(db: Queryable, u: DeliveryStatusUpdate): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (request_id) DO NOTHING`,
-    [u.requestId, u.userId, u.status, u.attempt, u.errorClass, u.smtpMessageId, u.eventId, u.occurredAt, u.at],
-  );
-  return rowCount === 1;
+/** Records that `consumer` applied these events; returns the ids it had not applied before. */
+export async function markEventsProcessed(db: Queryable, consumer: string, eventIds: string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ event_id: string }>({
+    name: 'accounts-mark-events-processed',
+    text: `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id`,
+    values: [consumer, eventIds],
+  });
+  return new Set(rows.map((r) => r.event_id));
 }
 
-export async function updateDeliveryStatus(db: Queryable, u: DeliveryStatusUpdate): Promise<void> {
-  await db.query(
-    `UPDATE mail_delivery_status
-        SET status = $2, attempt = $3, error_class = $4, smtp_message_id = coalesce($5, smtp_message_id),
-            last_event_id = $6, event_occurred_at = $7, updated_at = $8
-      WHERE request_id = $1`,
-    [u.requestId, u.status, u.attempt, u.errorClass, u.smtpMessageId, u.eventId, u.occurredAt, u.at],
-  );
+/** Locks the stored statuses of these requests (in request_id order, so two lockers never deadlock). */
+export async function lockDeliveryStatuses(db: Queryable, requestIds: string[]): Promise<Map<string, DeliveryStatusRow>> {
+  const { rows } = await db.query<DeliveryStatusRow>({
+    name: 'accounts-lock-delivery-statuses',
+    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at FROM mail_delivery_status
+            WHERE request_id = ANY($1::uuid[]) ORDER BY request_id FOR UPDATE`,
+    values: [requestIds],
+  });
+  return new Map(rows.map((r) => [r.request_id, r]));
 }
 
-/** Records that `consumer` applied `eventId`; false when it already had (a duplicate delivery). */
-export async function markEventProcessed(db: Queryable, consumer: string, eventId: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-    [consumer, eventId],
-  );
-  return rowCount === 1;
+const updateColumns = (updates: DeliveryStatusUpdate[]) => [
+  updates.map((u) => u.requestId),
+  updates.map((u) => u.userId),
+  updates.map((u) => u.status),
+  updates.map((u) => u.attempt),
+  updates.map((u) => u.errorClass),
+  updates.map((u) => u.smtpMessageId),
+  updates.map((u) => u.eventId),
+  updates.map((u) => u.occurredAt),
+  updates.map((u) => u.at),
+];
+const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[])
+  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at)`;
+
+/** Inserts statuses for requests that have none; returns the request ids inserted (a conflict inserts nothing). */
+export async function insertDeliveryStatusesIfAbsent(db: Queryable, updates: DeliveryStatusUpdate[]): Promise<Set<string>> {
+  if (updates.length === 0) return new Set();
+  const { rows } = await db.query<{ request_id: string }>({
+    name: 'accounts-insert-delivery-statuses',
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at)
+           SELECT * FROM ${UPDATES_FROM} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+    values: updateColumns(updates),
+  });
+  return new Set(rows.map((r) => r.request_id));
+}
+
+/** Overwrites the stored statuses of these requests (the caller decided each one supersedes what is stored). */
+export async function updateDeliveryStatuses(db: Queryable, updates: DeliveryStatusUpdate[]): Promise<void> {
+  if (updates.length === 0) return;
+  await db.query({
+    name: 'accounts-update-delivery-statuses',
+    text: `UPDATE mail_delivery_status m
+              SET status = u.status, attempt = u.attempt, error_class = u.error_class,
+                  smtp_message_id = coalesce(u.smtp_message_id, m.smtp_message_id),
+                  last_event_id = u.last_event_id, event_occurred_at = u.event_occurred_at, updated_at = u.updated_at
+             FROM ${UPDATES_FROM}
+            WHERE m.request_id = u.request_id`,
+    values: updateColumns(updates),
+  });
 }

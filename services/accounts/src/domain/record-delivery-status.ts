@@ -1,44 +1,85 @@
 import { withTransaction } from '@shared/db';
 import type { Envelope, MailDeliveryStatusPayload } from '@shared/events';
 import {
-  insertDeliveryStatusIfAbsent,
-  lockDeliveryStatus,
-  markEventProcessed,
-  updateDeliveryStatus,
+  insertDeliveryStatusesIfAbsent,
+  lockDeliveryStatuses,
+  markEventsProcessed,
+  updateDeliveryStatuses,
   type DeliveryStatusUpdate,
 } from '../data-access/delivery-status-repository';
 import type { DomainDeps } from './deps';
-import { supersedes } from './delivery-status-order';
+import { supersedes, type StatusVersion } from './delivery-status-order';
 
 export type RecordOutcome = 'applied' | 'stale' | 'duplicate';
 
+/** A concurrent writer inserted a status this transaction saw absent: retry, and the ordering rule then applies. */
+export class ConcurrentStatusInsertError extends Error {
+  constructor(requestIds: string[]) {
+    super(`delivery status inserted concurrently for ${requestIds.length} request(s); retrying`);
+  }
+}
+
 /**
- * Applies one delivery-status event: once per event id (processed_events, same transaction), and
- * only when it moves the stored status forward by the ordering rule in delivery-status-order.ts.
+ * Applies delivery-status events in ONE transaction, in the order given (a Kafka batch: one
+ * partition's messages in offset order): each once per event id (processed_events), and a request's
+ * stored status moves only when an event supersedes it by the ordering rule in
+ * delivery-status-order.ts, applied event by event exactly as if they came one at a time. Set-based:
+ * about five statements per batch whatever its size, instead of six per event.
  */
-export function createRecordDeliveryStatus(deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & { consumerName: string }) {
-  return async function recordDeliveryStatus(event: Envelope<MailDeliveryStatusPayload>): Promise<RecordOutcome> {
-    const p = event.payload;
-    const update: DeliveryStatusUpdate = {
-      requestId: p.request_id,
-      userId: p.user_id,
-      status: p.status,
-      attempt: p.attempt,
-      errorClass: p.error_class,
-      smtpMessageId: p.smtp_message_id ?? null,
-      eventId: event.id,
-      occurredAt: event.occurred_at,
-      at: deps.clock.now(),
-    };
-    const outcome = await withTransaction(deps.pool, async (client): Promise<RecordOutcome> => {
-      if (!(await markEventProcessed(client, deps.consumerName, event.id))) return 'duplicate';
-      if (await insertDeliveryStatusIfAbsent(client, update)) return 'applied';
-      const current = await lockDeliveryStatus(client, p.request_id);
-      if (!current || !supersedes(p, current)) return 'stale';
-      await updateDeliveryStatus(client, update);
-      return 'applied';
+export function createRecordDeliveryStatuses(deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & { consumerName: string }) {
+  return async function recordDeliveryStatuses(events: Envelope<MailDeliveryStatusPayload>[]): Promise<RecordOutcome[]> {
+    if (events.length === 0) return [];
+    const at = deps.clock.now();
+    const outcomes = await withTransaction(deps.pool, async (client): Promise<RecordOutcome[]> => {
+      const fresh = await markEventsProcessed(client, deps.consumerName, [...new Set(events.map((e) => e.id))]);
+      const stored = await lockDeliveryStatuses(client, [...new Set(events.map((e) => e.payload.request_id))]);
+      const current = new Map<string, StatusVersion>(stored);
+      const inserts = new Map<string, DeliveryStatusUpdate>();
+      const updates = new Map<string, DeliveryStatusUpdate>();
+      const result = events.map((event): RecordOutcome => {
+        // The second copy of an event id within the batch is a duplicate like any redelivery.
+        if (!fresh.delete(event.id)) return 'duplicate';
+        const p = event.payload;
+        const before = current.get(p.request_id);
+        if (before && !supersedes(p, before)) return 'stale';
+        current.set(p.request_id, { status: p.status, attempt: p.attempt });
+        const pending = stored.has(p.request_id) ? updates : inserts;
+        const update = toUpdate(event, at);
+        // As one UPDATE after another would: an SMTP message id once recorded is kept.
+        pending.set(p.request_id, { ...update, smtpMessageId: update.smtpMessageId ?? pending.get(p.request_id)?.smtpMessageId ?? null });
+        return 'applied';
+      });
+      const inserted = await insertDeliveryStatusesIfAbsent(client, [...inserts.values()]);
+      const lost = [...inserts.keys()].filter((id) => !inserted.has(id));
+      if (lost.length > 0) throw new ConcurrentStatusInsertError(lost);
+      await updateDeliveryStatuses(client, [...updates.values()]);
+      return result;
     });
-    if (outcome !== 'duplicate') deps.metrics.deliveryStatuses.inc({ status: p.status, error_class: p.error_class ?? 'none' });
-    return outcome;
+    outcomes.forEach((outcome, i) => {
+      const p = (events[i] as Envelope<MailDeliveryStatusPayload>).payload;
+      if (outcome !== 'duplicate') deps.metrics.deliveryStatuses.inc({ status: p.status, error_class: p.error_class ?? 'none' });
+    });
+    return outcomes;
   };
+}
+
+function toUpdate(event: Envelope<MailDeliveryStatusPayload>, at: Date): DeliveryStatusUpdate {
+  const p = event.payload;
+  return {
+    requestId: p.request_id,
+    userId: p.user_id,
+    status: p.status,
+    attempt: p.attempt,
+    errorClass: p.error_class,
+    smtpMessageId: p.smtp_message_id ?? null,
+    eventId: event.id,
+    occurredAt: event.occurred_at,
+    at,
+  };
+}
+
+/** One event (a batch of one). */
+export function createRecordDeliveryStatus(deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & { consumerName: string }) {
+  const recordMany = createRecordDeliveryStatuses(deps);
+  return async (event: Envelope<MailDeliveryStatusPayload>): Promise<RecordOutcome> => (await recordMany([event]))[0] as RecordOutcome;
 }

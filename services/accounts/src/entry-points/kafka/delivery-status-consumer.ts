@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { CONSUMER_TIMING, ensureTopics } from '@shared/kafka';
-import { EVENT_TYPE, InvalidEventError, parseEvent } from '@shared/events';
+import { EVENT_TYPE, InvalidEventError, parseEvent, type Envelope, type MailDeliveryStatusPayload } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { errorMessage } from '@shared/errors';
 import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
-import { createRecordDeliveryStatus } from '../../domain/record-delivery-status';
+import { createRecordDeliveryStatuses } from '../../domain/record-delivery-status';
 import { parkPoisonMessage } from '../../data-access/poison-events-repository';
 
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
@@ -25,9 +25,9 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
 
 /**
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
- * `Prefer: wait` read). Offsets are committed only after a message's DB transaction committed
- * (kafkajs resolves the offset when eachMessage returns), so a crash re-delivers and the
- * processed_events dedupe absorbs it. A poison message is logged, counted and parked in
+ * `Prefer: wait` read), one DB transaction per Kafka batch (a run of valid messages of one partition,
+ * domain/record-delivery-status.ts). An offset is resolved only after its message's transaction
+ * committed, so a crash re-delivers and the processed_events dedupe absorbs it. A poison message is logged, counted and parked in
  * accounts_poison_events (then its offset is committed): one bad record never stalls its partition.
  * A database outage is retried in place with backoff.
  *
@@ -44,7 +44,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
   const topic = topicNames(deps.topicPrefix).mailDeliveryStatus;
   const groupId = `${deps.topicPrefix}${DELIVERY_STATUS_CONSUMER}`;
   const log: Logger = deps.logger.child({ component: 'delivery-status-consumer' });
-  const record = createRecordDeliveryStatus({ ...deps, consumerName: DELIVERY_STATUS_CONSUMER });
+  const record = createRecordDeliveryStatuses({ ...deps, consumerName: DELIVERY_STATUS_CONSUMER });
   let consumer: Consumer | undefined;
   let stopping = false;
   let abort = new AbortController();
@@ -77,34 +77,61 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
     log.warn({ topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason }, 'invalid delivery-status message parked in accounts_poison_events');
   }
 
-  async function handle(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<void> {
-    let event;
+  type Valid = { message: KafkaMessage; event: Envelope<MailDeliveryStatusPayload> };
+
+  /** The message's event, or null after parking it (not a delivery status). */
+  async function parse(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<Valid['event'] | null> {
     try {
       if (message.value !== null && message.value.length > MAX_EVENT_BYTES) {
         throw new InvalidEventError(`message value is ${message.value.length} bytes, more than ${MAX_EVENT_BYTES}`);
       }
-      event = parseEvent(message.value, EVENT_TYPE.mailDeliveryStatus);
+      return parseEvent(message.value, EVENT_TYPE.mailDeliveryStatus);
     } catch (err) {
       if (!(err instanceof InvalidEventError)) throw err;
       await park(message, partition, heartbeat, err.message);
-      return;
+      return null;
     }
-    const valid = event;
+  }
+
+  /** Stores a run of valid events in one transaction; if PostgreSQL refuses one, one at a time (parking it). */
+  async function store(run: Valid[], partition: number, heartbeat: () => Promise<void>): Promise<void> {
+    if (run.length === 0) return;
+    const context = { partition, first_offset: run[0]?.message.offset, events: run.length };
     try {
-      await untilStored(
-      async () => {
-        const outcome = await record(valid);
-        log.debug({ event_id: valid.id, request_id: valid.payload.request_id, status: valid.payload.status, outcome }, 'delivery status consumed');
-        },
-        heartbeat,
-        { event_id: valid.id },
-      );
+      await untilStored(async () => void (await record(run.map((v) => v.event))), heartbeat, context);
+      log.debug(context, 'delivery statuses consumed');
+      return;
     } catch (err) {
+      if (stopping || !isDataError(err)) throw err;
       // Valid by its schema yet refused by PostgreSQL (a value out of a column's range): retrying
       // would stall the partition for ever, so it is parked like any other poison message.
-      if (stopping || !isDataError(err)) throw err;
-      await park(message, partition, heartbeat, `rejected by PostgreSQL: ${errorMessage(err)}`);
+      if (run.length === 1) {
+        await park(run[0]?.message as KafkaMessage, partition, heartbeat, `rejected by PostgreSQL: ${errorMessage(err)}`);
+        return;
+      }
     }
+    for (const one of run) await store([one], partition, heartbeat);
+  }
+
+  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    let run: Valid[] = [];
+    // A poison message is parked as it is met and ends the run of valid ones before it, which is stored
+    // before the poison message's offset is resolved.
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const event = await parse(message, batch.partition, heartbeat);
+      if (event) {
+        run.push({ message, event });
+        continue;
+      }
+      await store(run, batch.partition, heartbeat);
+      run = [];
+      resolveOffset(message.offset);
+    }
+    await store(run, batch.partition, heartbeat);
+    const last = run.at(-1);
+    if (last) resolveOffset(last.message.offset);
+    await heartbeat();
   }
 
   async function connectAndRun(): Promise<void> {
@@ -120,7 +147,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
           await consumer.disconnect();
           return;
         }
-        await consumer.run({ eachMessage: ({ message, partition, heartbeat }) => handle(message, partition, heartbeat) });
+        await consumer.run({ eachBatchAutoResolve: false, eachBatch: handleBatch });
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
