@@ -50,12 +50,20 @@ async function main(): Promise<void> {
   const dbName = `rp_chaos_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
+  // The mailer runs on a database of its own, as in production: accounts' and the mailer's.
+  const mailerDbName = `${dbName}_mailer`;
   await admin.query(`CREATE DATABASE ${dbName}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${dbName}`;
-  const databaseUrl = url.toString();
-  await migrate({ databaseUrl });
+  await admin.query(`CREATE DATABASE ${mailerDbName}`);
+  const urlOf = (name: string) => {
+    const url = new URL(ADMIN_URL);
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  const databaseUrl = urlOf(dbName);
+  const mailerDatabaseUrl = urlOf(mailerDbName);
+  await migrate({ databaseUrl, mailerDatabaseUrl });
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
+  const mailerPool = new pg.Pool({ connectionString: mailerDatabaseUrl, max: 2 });
 
   let system: System | undefined;
   const started = Date.now();
@@ -64,6 +72,7 @@ async function main(): Promise<void> {
     log('starting 2 accounts, 2 relays, 2 mailers, a Kafka broker and the SMTP test server...');
     system = await startSystem({
       databaseUrl,
+      mailerDatabaseUrl,
       counts: { accounts: 2, relay: 2, mailer: 2 },
       ...(process.env.CHAOS_LOG_FILE ? { onLine: (label: string, line: string) => appendFileSync(process.env.CHAOS_LOG_FILE as string, `${label} ${line}\n`) } : {}),
       env: {
@@ -209,7 +218,7 @@ async function main(): Promise<void> {
     // A duplicate is allowed only in the documented window, where the mailer flags the request as a
     // possible duplicate (and counts it in mail_duplicate_sends_total): compare with its flags.
     const flagged = new Set(
-      (await pool.query<{ recipient: string }>(`SELECT recipient FROM mailer_requests WHERE possible_duplicate AND state = 'sent'`)).rows.map((r) => r.recipient),
+      (await mailerPool.query<{ recipient: string }>(`SELECT recipient FROM mailer_requests WHERE possible_duplicate AND state = 'sent'`)).rows.map((r) => r.recipient),
     );
     const unflaggedDuplicates = duplicated.filter((e) => !flagged.has(e));
     const result = {
@@ -237,17 +246,22 @@ async function main(): Promise<void> {
     if (lost.length) {
       console.log(`lost (first 10): ${lost.slice(0, 10).join(', ')}`);
       // Where each lost mail stopped: the accounts side, the outbox, the relay's dead letters, the mailer.
-      const { rows: trail } = await pool.query(
+      const { rows: accountsTrail } = await pool.query<{ request_id: string }>(
         `SELECT u.email, c.request_id, c.state AS confirmation, s.status, s.attempt, s.error_class,
                 (SELECT count(*) FROM outbox o WHERE o.key = u.id::text) AS outbox_rows,
-                (SELECT count(*) FROM outbox_dead_letters d WHERE d.key = u.id::text) AS dead_letters,
-                m.state AS mailer_state, m.attempts AS mailer_attempts, m.last_error_class, m.next_attempt_at, m.lease_until
+                (SELECT count(*) FROM outbox_dead_letters d WHERE d.key = u.id::text) AS dead_letters
            FROM users u JOIN email_confirmations c ON c.user_id = u.id
            LEFT JOIN mail_delivery_status s ON s.request_id = c.request_id
-           LEFT JOIN mailer_requests m ON m.request_id = c.request_id
           WHERE u.email = ANY($1)`,
         [lost.slice(0, 10)],
       );
+      // The mailer's side lives in its own database.
+      const { rows: mailerRows } = await mailerPool.query<{ request_id: string }>(
+        `SELECT request_id, state AS mailer_state, attempts AS mailer_attempts, last_error_class, next_attempt_at, lease_until
+           FROM mailer_requests WHERE request_id = ANY($1::uuid[])`,
+        [accountsTrail.map((t) => t.request_id)],
+      );
+      const trail = accountsTrail.map((t) => ({ ...t, ...mailerRows.find((m) => m.request_id === t.request_id) }));
       console.log(`where they stopped: ${JSON.stringify(trail)}`);
       // Did the lost requests reach Kafka? A fresh consumer group reads mail.requests from the start.
       const lostIds = new Set(trail.map((t: { request_id: string }) => t.request_id));
@@ -277,8 +291,13 @@ async function main(): Promise<void> {
   } finally {
     await system?.stop().catch(() => undefined);
     await pool.end();
-    if (process.env.CHAOS_KEEP_DB === '1') log(`database kept for inspection: ${dbName}`);
-    else await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await mailerPool.end();
+    if (process.env.CHAOS_KEEP_DB === '1') log(`databases kept for inspection: ${dbName}, ${mailerDbName}`);
+    else {
+      for (const name of [dbName, mailerDbName]) {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      }
+    }
     await admin.end();
   }
 }

@@ -56,10 +56,48 @@ async function startCluster(size: number, port: number, keep: (nodes: BrokerHand
   return cluster.brokers;
 }
 
+/** The same server with another database: `<name>_<suffix>`. */
+function siblingDatabaseUrl(url: string, suffix: string): string {
+  const u = new URL(url);
+  u.pathname = `/${databaseName(url)}_${suffix}`;
+  return u.toString();
+}
+
+function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
+}
+
+/** PostgreSQL answers at DATABASE_URL; the mailer's database is created there when it is missing. */
+async function ensureDatabase(databaseUrl: string, mailerDatabaseUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`PostgreSQL is not reachable at DATABASE_URL (${message}); start it or set DATABASE_URL`);
+  }
+  try {
+    const name = databaseName(mailerDatabaseUrl);
+    const sameServer = new URL(mailerDatabaseUrl).host === new URL(databaseUrl).host;
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (sameServer && !rowCount) {
+      await client.query(`CREATE DATABASE ${pgIdentifier(name)}`);
+      say('stack', `created the mailer's database ${name}`);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const pgIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
 async function main(): Promise<void> {
   const env = { ...process.env };
   const databaseUrl = env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
   env.DATABASE_URL = databaseUrl;
+  // The mailer owns its data: on one box it gets a database of its own beside accounts' (created below).
+  const mailerDatabaseUrl = env.MAILER_DATABASE_URL || siblingDatabaseUrl(databaseUrl, 'mailer');
+  env.MAILER_DATABASE_URL = mailerDatabaseUrl;
   let kafkaNodes: BrokerHandle[] = [];
   let catcher: MailCatcher | undefined;
   const children: ServiceProcess[] = [];
@@ -82,17 +120,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   try {
-    // 1. PostgreSQL must be there; migrations bring the schema up to date.
-    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 3_000 });
-    try {
-      await client.connect();
-    } catch (err) {
-      throw new Error(`PostgreSQL is not reachable at DATABASE_URL (${err instanceof Error ? err.message : String(err)}); start it or set DATABASE_URL`);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-    const ran = await migrate({ databaseUrl });
-    say('stack', ran.length ? `migrations applied: ${ran.join(', ')}` : 'schema up to date');
+    // 1. PostgreSQL must be there; each service's migrations bring its own database up to date.
+    await ensureDatabase(databaseUrl, mailerDatabaseUrl);
+    const ran = await migrate({ databaseUrl, mailerDatabaseUrl });
+    say('stack', ran.length ? `migrations applied: ${ran.join(', ')}` : 'schemas up to date');
+    say('stack', `databases: accounts ${databaseName(databaseUrl)}, mailer ${databaseName(mailerDatabaseUrl)}`);
 
     // 2. Kafka: the one in KAFKA_BROKERS, else a local KRaft broker (reused if kafka:start runs one).
     if (!env.KAFKA_BROKERS) {

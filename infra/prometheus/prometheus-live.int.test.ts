@@ -17,6 +17,7 @@ type PromAlert = { labels: Record<string, string>; state: 'pending' | 'firing' |
 
 describe('Prometheus against the running services', () => {
   let db: TestDatabase;
+  let mailerDb: TestDatabase;
   let system: System;
   let prometheus: ChildProcess | undefined;
   let promUrl = '';
@@ -41,8 +42,11 @@ describe('Prometheus against the running services', () => {
     const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
     if (version.status !== 0) throw new Error('prometheus is not installed: apt-get install -y prometheus (.ci/run does)');
     db = await createTestDatabase();
+    // The mailer runs on its own database, as in production.
+    mailerDb = await createTestDatabase('mailer');
     system = await startSystem({
       databaseUrl: db.url,
+      mailerDatabaseUrl: mailerDb.url,
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('prom'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
@@ -82,6 +86,7 @@ describe('Prometheus against the running services', () => {
     prometheus?.kill('SIGTERM');
     await system?.stop();
     await db?.drop();
+    await mailerDb?.drop();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 

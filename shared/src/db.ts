@@ -91,8 +91,14 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);
 }
 
-/** Readiness probe: PostgreSQL answers and the schema is migrated (the migrations table exists). */
-export async function checkDatabaseReady(pool: pg.Pool): Promise<void> {
-  const { rows } = await pool.query<{ migrated: boolean }>(`SELECT to_regclass('public.pgmigrations') IS NOT NULL AS migrated`);
+/**
+ * Readiness probe: PostgreSQL answers and the service's schema is migrated (its node-pg-migrate
+ * history table exists: `pgmigrations` for accounts, whose data the relay also reads;
+ * `mailer_pgmigrations` for the mailer).
+ */
+export async function checkDatabaseReady(pool: pg.Pool, migrationsTable = 'pgmigrations'): Promise<void> {
+  const { rows } = await pool.query<{ migrated: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS migrated`, [
+    `public.${migrationsTable}`,
+  ]);
   if (!rows[0]?.migrated) throw new Error('database is not migrated');
 }

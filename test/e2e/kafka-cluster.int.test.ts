@@ -10,12 +10,16 @@ import { waitFor } from '../support/wait-for';
  */
 describe('a 3-broker Kafka cluster', () => {
   let db: TestDatabase;
+  let mailerDb: TestDatabase;
   let system: System;
 
   beforeAll(async () => {
     db = await createTestDatabase();
+    // The mailer runs on its own database, as in production.
+    mailerDb = await createTestDatabase('mailer');
     system = await startSystem({
       databaseUrl: db.url,
+      mailerDatabaseUrl: mailerDb.url,
       kafkaClusterSize: 3,
       counts: { accounts: 1, relay: 1, mailer: 1 },
       env: { LOG_LEVEL: 'warn', RELAY_POLL_INTERVAL_MS: '200', RELAY_RETRY_MAX_MS: '1000', MAIL_RETRY_BASE_MS: '300', MAIL_RETRY_MAX_MS: '2000' },
@@ -25,6 +29,7 @@ describe('a 3-broker Kafka cluster', () => {
   afterAll(async () => {
     await system?.stop();
     await db?.drop();
+    await mailerDb?.drop();
   }, 60_000);
 
   it('when the leader of a mail.requests partition is SIGKILLed mid-traffic, every registration succeeds and every mail arrives once', async () => {

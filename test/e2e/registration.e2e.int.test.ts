@@ -30,6 +30,7 @@ const codeOf = (text: string): string => {
 
 describe('end to end, real processes', () => {
   let db: TestDatabase;
+  let mailerDb: TestDatabase;
   let system: System;
   let api: string;
   const passwords: string[] = [];
@@ -37,8 +38,11 @@ describe('end to end, real processes', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
+    // The mailer runs on its own database, as in production.
+    mailerDb = await createTestDatabase('mailer');
     system = await startSystem({
       databaseUrl: db.url,
+      mailerDatabaseUrl: mailerDb.url,
       counts: { accounts: 1, relay: 2, mailer: 2 },
       smtpAuth: { user: 'mailer', pass: SMTP_PASSWORD },
       env: {
@@ -59,6 +63,7 @@ describe('end to end, real processes', () => {
   afterAll(async () => {
     await system?.stop();
     await db?.drop();
+    await mailerDb?.drop();
   });
 
   const mailsTo = (email: string) => system.smtp.messages.filter((m) => m.to.includes(email));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startKafkaBroker } from '../../infra/kafka/broker';
 import { startKafkaCluster } from '../../infra/kafka/cluster';
-import { migrate } from '../../scripts/migrate';
+import { migrateService } from '../../scripts/migrate';
 import { freePort } from './ports';
 import { withDatabase } from './database-url';
 import { INFRA_ENV, type InfraState } from './infra-state';
@@ -16,8 +16,8 @@ import { INFRA_ENV, type InfraState } from './infra-state';
  *  2. testcontainers when a Docker engine answers;
  *  3. the machine's PostgreSQL (127.0.0.1:5432) and a Kafka broker launched from infra/kafka
  *     (TEST_KAFKA_CLUSTER_SIZE=3: a 3-node KRaft cluster instead, replication 3, min.insync.replicas 2).
- * A template database is migrated once; each test file clones it (CREATE DATABASE … TEMPLATE),
- * so files run in parallel on their own schema. Everything created here is removed in teardown.
+ * A template database per service is migrated once; each test file clones the one it needs
+ * (CREATE DATABASE … TEMPLATE), so files run in parallel on their own schema. Everything created here is removed in teardown.
  */
 export default async function globalSetup(): Promise<void> {
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
@@ -76,19 +76,25 @@ export default async function globalSetup(): Promise<void> {
   }
 
   const databasePrefix = `rp_test_${runId}`;
+  // One template per service, each migrated with only that service's migrations: a test that puts the
+  // mailer on the accounts database (or the reverse) fails, as it would in production.
   const templateDatabase = `${databasePrefix}_template`;
+  const mailerTemplateDatabase = `${databasePrefix}_mailer_template`;
   const admin = new pg.Client({ connectionString: adminDatabaseUrl });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${templateDatabase}`);
+    await admin.query(`CREATE DATABASE ${mailerTemplateDatabase}`);
   } finally {
     await admin.end();
   }
-  await migrate({ databaseUrl: withDatabase(adminDatabaseUrl, templateDatabase) });
+  await migrateService({ service: 'accounts', databaseUrl: withDatabase(adminDatabaseUrl, templateDatabase) });
+  await migrateService({ service: 'mailer', databaseUrl: withDatabase(adminDatabaseUrl, mailerTemplateDatabase) });
 
   const state: InfraState = {
     adminDatabaseUrl,
     templateDatabase,
+    mailerTemplateDatabase,
     databasePrefix,
     kafkaBrokers,
     source: { postgres: pgSource, kafka: kafkaSource },

@@ -5,8 +5,10 @@
 export type InfraState = {
   /** A PostgreSQL URL with CREATEDB rights (the server the per-file databases live on). */
   adminDatabaseUrl: string;
-  /** A migrated database used as the TEMPLATE for each test file's own database. */
+  /** The accounts-migrated database used as the TEMPLATE for each test file's accounts database. */
   templateDatabase: string;
+  /** The mailer-migrated template (migrations/mailer only): the mailer runs on a database of its own. */
+  mailerTemplateDatabase: string;
   /** Prefix of every database this run creates (teardown drops them all). */
   databasePrefix: string;
   /** Kafka bootstrap servers. */

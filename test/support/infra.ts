@@ -7,14 +7,18 @@ import { waitFor } from './wait-for';
 
 export type TestDatabase = { name: string; url: string; pool: pg.Pool; drop: () => Promise<void> };
 
-/** A fresh, migrated database of this test file's own (a clone of the run's template). */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, migrated database of this test file's own: a clone of the run's template of `service`
+ * (accounts' schema — which the relay reads too — or the mailer's).
+ */
+export async function createTestDatabase(service: 'accounts' | 'mailer' = 'accounts'): Promise<TestDatabase> {
   const state = readInfraState();
   const name = `${state.databasePrefix}_${randomBytes(4).toString('hex')}`;
+  const template = service === 'mailer' ? state.mailerTemplateDatabase : state.templateDatabase;
   const admin = new pg.Client({ connectionString: state.adminDatabaseUrl });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${state.templateDatabase}`);
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
   } finally {
     await admin.end();
   }

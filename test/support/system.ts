@@ -14,7 +14,10 @@ import { startSmtpTestServer, type SmtpTestServer } from './smtp-test-server';
  * suite and the chaos run. Every process can be SIGKILLed and restarted by index.
  */
 export type SystemOptions = {
+  /** accounts' database (the relay reads its outbox). */
   databaseUrl: string;
+  /** The mailer's own database (migrations/mailer); default `databaseUrl`, as MAILER_DATABASE_URL's. */
+  mailerDatabaseUrl?: string;
   counts?: Partial<Record<ServiceName, number>>;
   /** Extra environment for every service (e.g. short SMTP timeouts). */
   env?: Record<string, string>;
@@ -99,6 +102,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     DATABASE_URL: opts.databaseUrl,
+    MAILER_DATABASE_URL: opts.mailerDatabaseUrl ?? opts.databaseUrl,
     KAFKA_BROKERS: brokers,
     KAFKA_TOPIC_PREFIX: opts.topicPrefix ?? '',
     JWT_SECRET: 'e2e-test-secret-that-is-long-enough-0123456789',

@@ -5,6 +5,14 @@ import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type E
 const schema = z
   .object({
     ...commonEnv(3002),
+    /**
+     * MAILER_DATABASE_URL: the mailer's own database (its inbox and outbox; migrations/mailer). Unset:
+     * DATABASE_URL, so a one-box stack needs one PostgreSQL. The mailer never reads accounts' tables.
+     */
+    MAILER_DATABASE_URL: z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL')
+      .optional(),
     /** SMTP_HOST / SMTP_PORT / SMTP_SECURE: the SMTP server (default: the dev catcher). */
     SMTP_HOST: z.string().default('127.0.0.1'),
     SMTP_PORT: envPort(1025),
@@ -42,7 +50,8 @@ const schema = z
     if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['MAIL_RETRY_MAX_MS'], message: 'must be >= MAIL_RETRY_BASE_MS' });
     }
-  });
+  })
+  .transform((env) => ({ ...env, MAILER_DATABASE_URL: env.MAILER_DATABASE_URL ?? env.DATABASE_URL }));
 
 const rawChecks: RawCheck[] = [
   (env) =>

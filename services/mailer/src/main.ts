@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const config = loadMailerConfig();
   const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('mailer');
-  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'mailer', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+  const pool = createPool({ connectionString: config.MAILER_DATABASE_URL, logger, applicationName: 'mailer', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger, security: config });
   const transport = createMailTransport({ config, logger });
   const mailer = createMailer({ pool, kafka, transport, logger, registry, config });
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
               {
                 name: 'postgres',
                 check: async () => {
-                  await checkDatabaseReady(pool);
+                  await checkDatabaseReady(pool, 'mailer_pgmigrations');
                   await checkMailerSchema(pool);
                 },
               },

@@ -70,7 +70,7 @@ describe('mailer inbox: replays, redaction and retention', () => {
   let db: TestDatabase;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createTestDatabase('mailer');
   });
   afterAll(async () => {
     await db.drop();

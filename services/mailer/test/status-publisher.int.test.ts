@@ -46,7 +46,7 @@ describe('status publisher: recovers its producer', () => {
   const logger = createLogger({ service: 'mailer', level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createTestDatabase('mailer');
   });
   afterAll(async () => {
     await db.drop();

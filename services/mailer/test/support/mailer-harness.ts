@@ -71,7 +71,7 @@ export function mailRequest(overrides: Partial<Omit<MailRequestedPayload, 'vars'
 }
 
 export async function startMailerHarness(opts: { env?: Record<string, string>; smtpAuth?: { user: string; pass: string } } = {}): Promise<MailerHarness> {
-  const db = await createTestDatabase();
+  const db = await createTestDatabase('mailer');
   // The mailer logs PostgreSQL outages itself; an idle client dropped at teardown must not crash jest.
   db.pool.on('error', () => undefined);
   const smtp = await startSmtpTestServer(opts.smtpAuth ? { auth: opts.smtpAuth } : {});
@@ -79,7 +79,9 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
   const topics = topicNames(prefix);
   const env: Record<string, string> = {
     ...FAST_ENV,
-    DATABASE_URL: db.url,
+    // The mailer's own database; DATABASE_URL points nowhere, so a mailer that used it would fail here.
+    MAILER_DATABASE_URL: db.url,
+    DATABASE_URL: 'postgres://127.0.0.1:1/not-the-mailers-database',
     KAFKA_BROKERS: testBrokers().join(','),
     KAFKA_TOPIC_PREFIX: prefix,
     SMTP_HOST: smtp.host,
