@@ -50,7 +50,7 @@ async function startCluster(size: number, port: number, keep: (nodes: BrokerHand
   for (const p of [...ports, ...controllerPorts]) if (await portOpen(p)) throw new Error(`port ${p} is in use: stop what listens there or set KAFKA_PORT`);
   const dataDir = path.resolve(process.env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', `kafka-cluster-${size}`));
   say('kafka', `starting a ${size}-node KRaft cluster on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} (controllers ${controllerPorts.join(', ')}; data in ${path.relative(REPO_ROOT, dataDir)})...`);
-  const cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir });
+  const cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir, detached: true });
   keep(cluster.nodes);
   say('kafka', `ready (pids ${cluster.nodes.map((n) => n.pid).join(', ')}; replication ${cluster.replicationFactor}, min.insync.replicas ${cluster.replicationFactor >= 3 ? 2 : 1})`);
   return cluster.brokers;
@@ -103,21 +103,31 @@ async function main(): Promise<void> {
   const children: ServiceProcess[] = [];
   let stopping = false;
 
-  const stopAll = async (code: number): Promise<never> => {
-    if (stopping) return process.exit(code) as never;
-    stopping = true;
-    say('stack', 'stopping...');
-    await Promise.all([...children].reverse().map((c) => c.stop()));
-    if (catcher) await catcher.close();
-    if (kafkaNodes.length) {
-      say('kafka', `stopping ${kafkaNodes.length === 1 ? 'the broker' : `${kafkaNodes.length} brokers`}...`);
-      await Promise.all(kafkaNodes.map((n) => n.stop()));
+  // One stop, however many signals: a terminal's Ctrl-C, a SIGTERM, a closed terminal. The services
+  // and Kafka run in process groups of their own (a terminal's SIGINT reaches only this process), so
+  // each service gets exactly one SIGTERM from here and drains; Kafka stops only after all of them.
+  let stopped: Promise<never> | undefined;
+  const stopAll = (code: number): Promise<never> => {
+    if (stopped) {
+      say('stack', 'already stopping: waiting for the services to drain');
+      return stopped;
     }
-    say('stack', 'stopped');
-    process.exit(code);
+    stopping = true;
+    stopped = (async () => {
+      say('stack', 'stopping: the services drain first, then Kafka stops...');
+      const codes = await Promise.all([...children].reverse().map((c) => c.stop()));
+      say('stack', `services stopped (exit codes ${children.map((c, i) => `${c.name} ${codes[children.length - 1 - i]}`).join(', ')})`);
+      if (catcher) await catcher.close();
+      if (kafkaNodes.length) {
+        say('kafka', `stopping ${kafkaNodes.length === 1 ? 'the broker' : `${kafkaNodes.length} brokers`}...`);
+        await Promise.all(kafkaNodes.map((n) => n.stop()));
+      }
+      say('stack', 'stopped');
+      process.exit(code);
+    })();
+    return stopped;
   };
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
   try {
     // 1. PostgreSQL must be there; each service's migrations bring its own database up to date.
@@ -138,7 +148,8 @@ async function main(): Promise<void> {
           say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
         } else {
           say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in .run/kafka)...`);
-          const broker = await startKafkaBroker({ port, dataDir });
+          // Its own process group: Ctrl-C must not stop Kafka before the services drained.
+          const broker = await startKafkaBroker({ port, dataDir, detached: true });
           kafkaNodes = [broker];
           say('kafka', `ready (pid ${broker.pid})`);
         }
@@ -158,7 +169,8 @@ async function main(): Promise<void> {
     // (a fresh one per run unless MAIL_PAYLOAD_KEY is set; each service alone would pick its own).
     if (!env.MAIL_PAYLOAD_KEY) env.MAIL_PAYLOAD_KEY = generatePayloadKey();
     for (const { name, port, opsPort } of SERVICES) {
-      const child = spawnService(name, { env: { ...env, PORT: String(port), ...(opsPort !== port ? { OPS_PORT: String(opsPort) } : {}) }, onLine: (l) => say(name, l) });
+      const serviceEnv = { ...env, PORT: String(port), ...(opsPort !== port ? { OPS_PORT: String(opsPort) } : {}) };
+      const child = spawnService(name, { env: serviceEnv, onLine: (l) => say(name, l), ownProcessGroup: true });
       children.push(child);
       void child.exited.then((code) => {
         if (!stopping) {

@@ -32,6 +32,11 @@ export function spawnService(
     onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
     /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=…'] (not allowed in NODE_OPTIONS). */
     nodeArgs?: string[];
+    /**
+     * Run in a process group of its own, so a terminal's Ctrl-C (SIGINT to the foreground group)
+     * reaches only the supervisor, which then sends the one SIGTERM (npm start).
+     */
+    ownProcessGroup?: boolean;
   },
 ): ServiceProcess {
   const main = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
@@ -39,6 +44,7 @@ export function spawnService(
     cwd: REPO_ROOT,
     env: opts.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.ownProcessGroup ?? false,
   });
   if (child.pid === undefined) throw new Error(`could not spawn ${name}`);
   const label = opts.label ?? name;

@@ -17,6 +17,8 @@ export type ClusterOptions = {
   /** JVM heap per node (default 384 MiB: three nodes fit beside the services on a small machine). */
   heapMb?: number;
   partitions?: number;
+  /** Each node in a process group of its own (npm start: a terminal's Ctrl-C must not reach Kafka). */
+  detached?: boolean;
 };
 
 export type KafkaCluster = {
@@ -51,6 +53,7 @@ export async function startKafkaCluster(opts: ClusterOptions): Promise<KafkaClus
         heapMb: opts.heapMb ?? 384,
         partitions: opts.partitions ?? 3,
         noWait: true,
+        ...(opts.detached ? { detached: true } : {}),
       }),
     ),
   );

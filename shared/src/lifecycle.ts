@@ -6,36 +6,50 @@ export type Component = { name: string; start?: () => Promise<void>; stop: () =>
 
 /**
  * Starts components in order and stops them in reverse on SIGINT/SIGTERM (HTTP server first, then
- * consumers and producers, then the pool — the order they are listed in reverse). A second signal,
- * or a stop that hangs past `stopTimeoutMs`, exits at once with code 1.
+ * consumers and producers, then the pool — the order they are listed in reverse). Every stop request
+ * after the first joins the stop in progress: a terminal's Ctrl-C reaches the whole process group
+ * while a supervisor (npm start) sends SIGTERM too, and neither may cut the drain short. A stop that
+ * hangs past `stopTimeoutMs` exits at once with code 1.
  */
-export async function runService(opts: { logger: Logger; components: Component[]; stopTimeoutMs?: number }): Promise<void> {
+export async function runService(opts: {
+  logger: Logger;
+  components: Component[];
+  stopTimeoutMs?: number;
+}): Promise<void> {
   const { logger, components } = opts;
   const started: Component[] = [];
-  let stopping = false;
+  let stopping: Promise<never> | undefined;
+  let failed = false;
 
-  const stopAll = async (reason: string, exitCode: number): Promise<never> => {
+  const stopAll = (reason: string, exitCode: number): Promise<never> => {
+    if (exitCode !== 0) failed = true;
     if (stopping) {
-      logger.warn({ reason }, 'second stop request: exiting now');
-      process.exit(1);
+      logger.info({ reason }, 'stop already in progress: still draining');
+      return stopping;
     }
-    stopping = true;
+    stopping = drainAndExit(reason);
+    return stopping;
+  };
+
+  const drainAndExit = async (reason: string): Promise<never> => {
     logger.info({ reason }, 'stopping');
+    const timeoutMs = opts.stopTimeoutMs ?? 20_000;
     const timer = setTimeout(() => {
-      logger.error({ timeout_ms: opts.stopTimeoutMs ?? 20_000 }, 'shutdown timed out: exiting');
+      logger.error({ timeout_ms: timeoutMs }, 'shutdown timed out: exiting');
       process.exit(1);
-    }, opts.stopTimeoutMs ?? 20_000);
+    }, timeoutMs);
     timer.unref();
     for (const component of [...started].reverse()) {
       try {
         await component.stop();
         logger.info({ component: component.name }, 'stopped');
       } catch (err) {
-        exitCode = 1;
+        failed = true;
         logger.error({ component: component.name, err }, 'stop failed');
       }
     }
     clearTimeout(timer);
+    const exitCode = failed ? 1 : 0;
     logger.info({ exit_code: exitCode }, 'stopped all');
     process.exit(exitCode);
   };
