@@ -53,7 +53,7 @@ describe('npm start (the whole stack)', () => {
       FORCE_COLOR: '0',
       // Every anonymous resend below is a write (no cooldown, a cap far away).
       RESEND_COOLDOWN_S: '0',
-      RESEND_MAX_PER_HOUR: '1000',
+      RESEND_MAX_PER_HOUR: '100',
     };
     // A process group of its own, like a terminal's foreground job: Ctrl-C signals the whole group.
     const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
@@ -67,7 +67,9 @@ describe('npm start (the whole stack)', () => {
     readline.createInterface({ input: stack.stderr }).on('line', (l) => lines.push(l));
     const exited = new Promise<number | null>((resolve) => stack.once('exit', resolve));
     try {
-      await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000, message: `stack did not come up:\n${lines.join('\n')}` });
+      await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000 }).catch((err: Error) => {
+        throw new Error(`the stack did not come up: ${err.message}\n${lines.join('\n')}`);
+      });
 
       for (const port of Object.values(opsPorts)) {
         const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
