@@ -40,7 +40,7 @@ describe('Prometheus against the running services', () => {
 
   beforeAll(async () => {
     const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
-    if (version.status !== 0) throw new Error('prometheus is not installed: apt-get install -y prometheus (.ci/run does)');
+    if (version.status !== 0) throw new Error('prometheus is not installed: npm test installs it (scripts/test-prerequisites.sh)');
     db = await createTestDatabase();
     // The mailer runs on its own database, as in production.
     mailerDb = await createTestDatabase('mailer');
