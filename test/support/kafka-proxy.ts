@@ -18,10 +18,14 @@ export type KafkaProxy = {
   dropProduceResponses: (n: number, topic?: string) => void;
   /** Produce answers swallowed so far. */
   dropped: () => number;
+  /** Produce answers still to swallow (0 once the blip is over). */
+  pendingDrops: () => number;
   /** Produce requests forwarded so far (in order). */
   produceRequests: ProduceRequestSeen[];
   /** Stop swallowing (whatever is left of `n`). */
   heal: () => void;
+  /** While down, new connections are closed at once (a broker that cannot be reached). */
+  setDown: (down: boolean) => void;
   close: () => Promise<void>;
 };
 
@@ -77,8 +81,13 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
   let toDrop = 0;
   let dropTopic: string | undefined;
   let dropped = 0;
+  let down = false;
 
   const server: Server = createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(opts.targetPort, host);
     sockets.add(client).add(upstream);
     client.setNoDelay(true);
@@ -141,9 +150,14 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
       dropTopic = topic;
     },
     dropped: () => dropped,
+    pendingDrops: () => toDrop,
     produceRequests,
     heal: () => {
       toDrop = 0;
+    },
+    setDown: (value) => {
+      down = value;
+      if (value) for (const s of sockets) s.destroy();
     },
     close: async () => {
       for (const s of sockets) s.destroy();

@@ -1,6 +1,7 @@
-import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
+import { createIdempotentProducer } from '@shared/idempotent-producer';
 import { ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import type { Component } from '@shared/lifecycle';
@@ -57,10 +58,9 @@ export function createMailer(deps: MailerDeps): Mailer {
   const clock = deps.clock ?? (() => new Date());
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool));
-  // A factory: the publisher replaces its producer when the broker no longer accepts its idempotent state.
-  const createProducer = (): Producer =>
-    kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-  const publisher = createStatusPublisher({ pool, createProducer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
+  // Statuses and DLQ records: one idempotent producer keeper, replaced after any failed send.
+  const producer = createIdempotentProducer({ kafka, logger });
+  const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
   const retention = createRetentionJob({ pool, retentionDays: config.MAIL_RETENTION_DAYS, logger, ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}) });
   const circuit = createSmtpCircuit({ transport: deps.transport, config, logger });
   const deliver = createDeliverRequest({

@@ -1,134 +1,133 @@
-import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { Producer } from 'kafkajs';
+import { createIdempotentProducer } from '@shared/idempotent-producer';
+import { createKafka } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
 import { topicNames } from '@shared/topics';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
+import { idCounts, keysOnOnePartition, readWholeTopic } from '../../../test/support/broker-side';
+import { createTestDatabase, createTopic, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import { startProxiedBroker, type ProxiedBroker } from '../../../test/support/proxied-broker';
 import { waitFor } from '../../../test/support/wait-for';
-import { insertOutboxEvents } from '../src/data-access/mailer-outbox';
-import { deliveryStatusEvent } from '../src/domain/delivery-events';
-import { createStatusPublisher } from '../src/entry-points/status-publisher';
+import { insertOutboxEvents, type OutboxEvent } from '../src/data-access/mailer-outbox';
+import { deliveryStatusEvent, dlqRecordEvent } from '../src/domain/delivery-events';
+import { createStatusPublisher, type StatusPublisher } from '../src/entry-points/status-publisher';
 
-/** A stand-in for a kafkajs producer: scripted connect/send failures, records what it sent. */
-class FakeProducer extends EventEmitter {
-  readonly events = { CONNECT: 'producer.connect', DISCONNECT: 'producer.disconnect' };
-  sent: string[] = [];
-  disconnected = false;
-  constructor(private readonly script: { connectFailures?: number; sendErrors?: unknown[] }) {
-    super();
-  }
-  async connect(): Promise<void> {
-    if ((this.script.connectFailures ?? 0) > 0) {
-      this.script.connectFailures = (this.script.connectFailures ?? 0) - 1;
-      throw new Error('Connection error: connect ECONNREFUSED');
-    }
-    this.emit(this.events.CONNECT);
-  }
-  async disconnect(): Promise<void> {
-    this.disconnected = true;
-    this.emit(this.events.DISCONNECT);
-  }
-  async sendBatch(batch: { topicMessages: { messages: { value: string }[] }[] }): Promise<void> {
-    const error = this.script.sendErrors?.shift();
-    if (error) throw error;
-    for (const t of batch.topicMessages) this.sent.push(...t.messages.map((m) => m.value));
-  }
-}
+/*
+ * The status and DLQ publisher against a real broker reached through a Kafka-framing proxy: a blip (the
+ * broker appends, the answers are lost six times: kafkajs' try plus five retries) and a broker that is
+ * unreachable at start. What the broker holds is read back by a consumer, not by the publisher.
+ */
+const TRIES = 6;
+const REPEAT = Number(process.env.BLIP_REPEAT ?? 1);
+const runs = Array.from({ length: REPEAT }, (_, i) => (REPEAT > 1 ? ` (run ${i + 1})` : ''));
 
-/** What kafkajs throws when the broker forgot the producer (KafkaJSNonRetriableError around a protocol error). */
-function producerStateError(type: string): Error {
-  const cause = Object.assign(new Error(`broker says ${type}`), { type, retriable: false });
-  return Object.assign(new Error('KafkaJSNonRetriableError'), { retriable: false, cause });
-}
-
-describe('status publisher: recovers its producer', () => {
+describe('status publisher against a real broker', () => {
+  let env: ProxiedBroker;
   let db: TestDatabase;
-  const logger = createLogger({ service: 'mailer', level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const logger = createLogger({ service: 'mailer', level: process.env.TEST_LOG_LEVEL ?? 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) });
 
   beforeAll(async () => {
+    env = await startProxiedBroker();
     db = await createTestDatabase('mailer');
-  });
+  }, 120_000);
   afterAll(async () => {
-    await db.drop();
+    await db?.drop();
+    await env?.stop();
   });
 
-  async function addStatus(n: number): Promise<void> {
+  const outboxSize = async () => Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
+  async function add(events: OutboxEvent[]): Promise<void> {
     const client = await db.pool.connect();
     try {
-      const userId = '5b0f3c52-3c84-4b53-9a43-3d3b1f3e0a01';
-      await insertOutboxEvents(client, [deliveryStatusEvent({ request_id: '8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d11', user_id: userId, status: 'sent', attempt: n, error_class: null }, new Date())]);
+      await insertOutboxEvents(client, events);
     } finally {
       client.release();
     }
   }
-  const outboxSize = async () => Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
+  function publisherVia(brokers: string[], prefix: string): StatusPublisher {
+    const kafka = createKafka({ brokers, clientId: 'status-publisher-test', logger });
+    // A long sweep: the publisher publishes when kicked, never on its own while the test sets things up.
+    return createStatusPublisher({ pool: db.pool, producer: createIdempotentProducer({ kafka, logger }), topics: topicNames(prefix), logger, sweepMs: 600_000 });
+  }
+  function statusAndDlq(userId: string): { events: OutboxEvent[]; ids: string[] } {
+    const status = deliveryStatusEvent({ request_id: randomUUID(), user_id: userId, status: 'sent', attempt: 1, error_class: null }, new Date());
+    const requestId = randomUUID();
+    const dlq = dlqRecordEvent({ reason: 'retries_exhausted', error: 'timeout', errorClass: 'timeout', original: '{}', requestId, userId }, new Date());
+    return { events: [status, dlq], ids: [status.headers.id ?? '', requestId] };
+  }
+  async function inBroker(prefix: string): Promise<Set<string>> {
+    const topics = topicNames(prefix);
+    const statuses = idCounts(await readWholeTopic(env.direct, topics.mailDeliveryStatus));
+    const dlq = await readWholeTopic(env.direct, topics.mailRequestsDlq);
+    return new Set([...statuses.keys(), ...dlq.map((r) => r.headers.request_id ?? '')]);
+  }
 
-  it.each(['UNKNOWN_PRODUCER_ID', 'OUT_OF_ORDER_SEQUENCE_NUMBER', 'INVALID_PRODUCER_EPOCH'])(
-    'when a send fails with %s, then the stuck producer is disconnected, a new one is connected and the outbox drains',
-    async (type) => {
-      const producers: FakeProducer[] = [];
-      const scripts = [{ sendErrors: [producerStateError(type), producerStateError(type)] }, {}];
-      const publisher = createStatusPublisher({
-        pool: db.pool,
-        topics: topicNames('t-'),
-        logger,
-        sweepMs: 50,
-        createProducer: () => {
-          const p = new FakeProducer(scripts[producers.length] ?? {});
-          producers.push(p);
-          return p as unknown as Producer;
-        },
-      });
-      await publisher.connect();
-      await addStatus(1);
-      await publisher.start();
+  test.each(runs)(
+    'when a blip loses the answers to statuses and DLQ records that another mailer then publishes, then what the first publishes next is in Kafka too%s',
+    async () => {
+      const prefix = uniquePrefix('status-blip');
+      const topics = topicNames(prefix);
+      await createTopic(topics.mailDeliveryStatus, 3, env.direct);
+      await createTopic(topics.mailRequestsDlq, 3, env.direct);
+      const [u1, u2] = keysOnOnePartition(prefix, 2);
+      const first = publisherVia(env.proxied, prefix);
+      let second: StatusPublisher | undefined;
+      await first.connect();
+      await first.start();
       try {
-        await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 5_000, message: 'outbox drained' });
-        expect(producers).toHaveLength(2);
-        expect(producers[0]?.disconnected).toBe(true);
-        expect(producers[0]?.sent).toEqual([]);
-        expect(producers[1]?.sent).toHaveLength(1);
+        const a = statusAndDlq(u1 ?? '');
+        env.proxy.dropProduceResponses(TRIES);
+        await add(a.events);
+        first.kick();
+        await waitFor(() => env.proxy.pendingDrops() === 0, { timeoutMs: 60_000, message: 'the blip is over' });
+        // Another mailer instance publishes what the first could not confirm.
+        second = publisherVia(env.direct, prefix);
+        await second.connect();
+        await second.start();
+        second.kick();
+        await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 30_000, message: 'the second publisher drained the outbox' });
+        await second.stop();
+        second = undefined;
+        // The first publisher sends new records to the same partitions.
+        const b = statusAndDlq(u2 ?? '');
+        await add(b.events);
+        first.kick();
+        await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 30_000, message: 'the first publisher published B' });
+        const held = await inBroker(prefix);
+        expect([...a.ids, ...b.ids].filter((id) => !held.has(id))).toEqual([]);
       } finally {
-        await publisher.stop();
+        env.proxy.heal();
+        await second?.stop();
+        await first.stop();
       }
-      expect(producers[1]?.disconnected).toBe(true);
     },
   );
 
-  it('when a send fails transiently, keeps the producer and retries', async () => {
-    const producers: FakeProducer[] = [];
-    const publisher = createStatusPublisher({
-      pool: db.pool,
-      topics: topicNames('t-'),
-      logger,
-      sweepMs: 50,
-      createProducer: () => {
-        const p = new FakeProducer({ sendErrors: [Object.assign(new Error('leader not available'), { type: 'LEADER_NOT_AVAILABLE', retriable: true })] });
-        producers.push(p);
-        return p as unknown as Producer;
-      },
-    });
-    await publisher.connect();
-    await addStatus(2);
-    await publisher.start();
+  test('when the broker cannot be reached at start, then publishing connects later and the outbox drains', async () => {
+    const prefix = uniquePrefix('status-down');
+    const topics = topicNames(prefix);
+    await createTopic(topics.mailDeliveryStatus, 3, env.direct);
+    await createTopic(topics.mailRequestsDlq, 3, env.direct);
+    env.proxy.setDown(true);
+    const publisher = publisherVia(env.proxied, prefix);
     try {
-      await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 5_000, message: 'outbox drained' });
-      expect(producers).toHaveLength(1);
+      await expect(publisher.connect()).rejects.toThrow();
+      const a = statusAndDlq(randomUUID());
+      await add(a.events);
+      await publisher.start();
+      env.proxy.setDown(false);
+      publisher.kick();
+      await waitFor(
+        async () => {
+          publisher.kick();
+          return (await outboxSize()) === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 500, message: 'outbox drained once the broker was reachable' },
+      );
+      const held = await inBroker(prefix);
+      expect(a.ids.filter((id) => !held.has(id))).toEqual([]);
     } finally {
-      await publisher.stop();
-    }
-  });
-
-  it('when the producer could not connect at start (broker down), publishing connects it later', async () => {
-    const producer = new FakeProducer({ connectFailures: 3 });
-    const publisher = createStatusPublisher({ pool: db.pool, topics: topicNames('t-'), logger, sweepMs: 50, createProducer: () => producer as unknown as Producer });
-    await expect(publisher.connect()).rejects.toThrow(/ECONNREFUSED/);
-    await addStatus(3);
-    await publisher.start();
-    try {
-      await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 5_000, message: 'outbox drained' });
-      expect(producer.sent).toHaveLength(1);
-    } finally {
+      env.proxy.setDown(false);
       await publisher.stop();
     }
   });

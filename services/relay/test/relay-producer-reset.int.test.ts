@@ -22,6 +22,9 @@ function fakeKafka(script: { failingConnects: number }) {
       disconnect: async () => undefined,
       listTopics: async () => [] as string[],
       createTopics: async () => true,
+      fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
+        topics: topics.map((name) => ({ name, partitions: [0, 1, 2].map((partitionId) => ({ partitionId })) })),
+      }),
     }),
     producer: (): Producer => {
       const state: FakeProducer = { n: producers.length + 1, connected: false, disconnects: 0, sent: [] };

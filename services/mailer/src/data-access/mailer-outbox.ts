@@ -23,14 +23,20 @@ export async function insertOutboxEvents(client: PoolClient, events: OutboxEvent
   );
 }
 
+/** What a publish acknowledged; `failure` set when some events were not (they stay pending). */
+export type PublishResult = { acked: StoredOutboxEvent[]; failure?: unknown };
+
 /**
- * Publishes the oldest pending events and deletes them once `publish` resolved (the broker acked).
+ * Publishes the oldest pending events and deletes those the broker acknowledged; the rest stay pending
+ * and the failure is rethrown after the commit.
  * One publisher at a time across instances (a transaction-scoped advisory lock): two publishers taking
  * interleaved rows could reorder one request's statuses (deferred after sent). Returns how many went
  * out, or -1 when another instance holds the lock.
  */
-export async function publishOutboxBatch(pool: Pool, limit: number, publish: (events: StoredOutboxEvent[]) => Promise<void>): Promise<number> {
+export async function publishOutboxBatch(pool: Pool, limit: number, publish: (events: StoredOutboxEvent[]) => Promise<PublishResult>): Promise<number> {
   const client = await pool.connect();
+  let failure: unknown;
+  let published = 0;
   try {
     await client.query('BEGIN');
     const { rows: lock } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`);
@@ -43,15 +49,18 @@ export async function publishOutboxBatch(pool: Pool, limit: number, publish: (ev
       [limit],
     );
     if (rows.length > 0) {
-      await publish(rows);
-      await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      const result = await publish(rows);
+      failure = result.failure;
+      published = result.acked.length;
+      await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [result.acked.map((r) => r.id)]);
     }
     await client.query('COMMIT');
-    return rows.length;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
     client.release();
   }
+  if (failure !== undefined) throw failure;
+  return published;
 }

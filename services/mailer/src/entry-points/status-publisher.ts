@@ -1,11 +1,10 @@
-import type { Producer } from 'kafkajs';
 import { errorMessage } from '@shared/errors';
-import { classifyPublishError } from '@shared/kafka-errors';
+import type { IdempotentProducer } from '@shared/idempotent-producer';
 import type { Logger } from '@shared/logger';
 import type { TopicNames } from '@shared/topics';
 import { TOPIC } from '@shared/topics';
 import type { Pool } from '@shared/db';
-import { publishOutboxBatch, type StoredOutboxEvent } from '../data-access/mailer-outbox';
+import { publishOutboxBatch, type PublishResult, type StoredOutboxEvent } from '../data-access/mailer-outbox';
 
 export type StatusPublisher = {
   start: () => Promise<void>;
@@ -18,18 +17,19 @@ export type StatusPublisher = {
 };
 
 /**
- * Publishes mailer_outbox (delivery statuses, DLQ records) with the idempotent producer and deletes
- * what the broker acknowledged. Woken after each recorded outcome, and sweeps every `sweepMs` so
- * leftovers of a crash or of a Kafka outage go out on their own.
+ * Publishes mailer_outbox (delivery statuses, DLQ records) with the shared idempotent producer keeper
+ * and deletes only what the broker acknowledged. Woken after each recorded outcome, and sweeps every
+ * `sweepMs` so leftovers of a crash or of a Kafka outage go out on their own.
  *
- * It owns its producer: one that is not connected (the broker was down at start, or it dropped the
- * connection) is connected before publishing, and one whose idempotent state the broker no longer
- * accepts (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, e.g. after a
- * broker restart) is disconnected and replaced by a new one (a new producer id) for the next pass.
+ * The keeper (shared/src/idempotent-producer.ts) sends one request per partition, one at a time, and
+ * replaces its producer (a new producer id) after ANY failed send, whatever the cause: kafkajs rolls back
+ * the sequences of a failed request even where the broker appended it, so reusing that producer could
+ * get later statuses acknowledged as duplicates and never appended. A failed partition's events stay
+ * pending (from the first one not acknowledged); the others are deleted.
  */
 export function createStatusPublisher(opts: {
   pool: Pool;
-  createProducer: () => Producer;
+  producer: IdempotentProducer;
   topics: TopicNames;
   logger: Logger;
   sweepMs?: number;
@@ -45,52 +45,13 @@ export function createStatusPublisher(opts: {
   let kicked = false;
   let loop: Promise<void> | undefined;
 
-  type Current = { producer: Producer; connected: boolean };
-  const track = (producer: Producer): Current => {
-    const current: Current = { producer, connected: false };
-    producer.on(producer.events.CONNECT, () => (current.connected = true));
-    producer.on(producer.events.DISCONNECT, () => (current.connected = false));
-    return current;
-  };
-  let current = track(opts.createProducer());
-
-  const connect = async (): Promise<void> => {
-    if (current.connected) return;
-    await current.producer.connect();
-    current.connected = true;
-  };
-
-  const replaceProducer = async (): Promise<void> => {
-    const old = current;
-    current = track(opts.createProducer());
-    old.connected = false;
-    await old.producer.disconnect().catch((err: unknown) => log.warn({ err: { message: errorMessage(err) } }, 'disconnecting the old producer failed'));
-  };
-
-  const publish = async (events: StoredOutboxEvent[]) => {
-    const byTopic = new Map<string, StoredOutboxEvent[]>();
-    for (const e of events) byTopic.set(e.topic, [...(byTopic.get(e.topic) ?? []), e]);
-    await connect();
-    const { producer } = current;
-    try {
-      await sendBatch(producer, byTopic);
-    } catch (err) {
-      if (classifyPublishError(err) === 'producer_state' && current.producer === producer) {
-        log.warn({ err: { message: errorMessage(err) } }, 'the broker no longer accepts the producer\'s idempotent state: starting a new producer');
-        await replaceProducer();
-      }
-      throw err;
-    }
-  };
-
-  const sendBatch = async (producer: Producer, byTopic: Map<string, StoredOutboxEvent[]>) => {
-    await producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, list]) => ({
-        topic: topicFor[topic as StoredOutboxEvent['topic']],
-        messages: list.map((e) => ({ key: e.key, value: e.value, headers: e.headers })),
-      })),
-    });
+  const publish = async (events: StoredOutboxEvent[]): Promise<PublishResult> => {
+    const results = await opts.producer.sendPerPartition(events, (e) => ({
+      topic: topicFor[e.topic],
+      message: { key: e.key, value: e.value, headers: e.headers },
+    }));
+    const failed = results.find((r) => r.error !== undefined);
+    return { acked: results.filter((r) => r.error === undefined).flatMap((r) => r.items), ...(failed ? { failure: failed.error } : {}) };
   };
 
   const drain = async (): Promise<void> => {
@@ -131,17 +92,16 @@ export function createStatusPublisher(opts: {
       wake?.();
       await loop;
       // One last pass so statuses of the final in-flight sends leave before the producer disconnects.
-      if (current.connected) {
+      if (opts.producer.connected()) {
         await drain().catch((err: unknown) => log.warn({ err: { message: errorMessage(err) } }, 'final publish failed; the next start republishes'));
       }
-      await current.producer.disconnect();
-      current.connected = false;
+      await opts.producer.disconnect();
     },
     kick: () => {
       kicked = true;
       wake?.();
     },
     drain,
-    connect,
+    connect: () => opts.producer.connect(),
   };
 }
