@@ -1,6 +1,7 @@
 import { collectMessages, createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
-import { insertOutboxRows, metricValue, outboxCount, startTestRelay } from './relay-harness';
+import { idCounts, partitionOf, readWholeTopic } from '../../../test/support/broker-side';
+import { insertOutboxRows, metricValue, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
 
 describe('relay dead letters', () => {
   let db: TestDatabase;
@@ -37,6 +38,37 @@ describe('relay dead letters', () => {
       expect(await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })).toBe(3);
     } finally {
       await collector.stop();
+      await relay.stop();
+    }
+  });
+
+  test('when a poisoned row sits among partitions holding several rows each, it is dead-lettered and every other row is published exactly once, each key in order', async () => {
+    const prefix = uniquePrefix('relay-poison');
+    const topic = `${prefix}accounts.user-events`;
+    const keys = Array.from({ length: 6 }, (_, i) => `poison-user-${i}`);
+    expect(new Set(keys.map((k) => partitionOf(k, 3))).size).toBeGreaterThan(1);
+    const rows: TestOutboxRow[] = [];
+    for (let seq = 0; seq < 4; seq++) for (const key of keys) rows.push({ key, seq });
+    // The poison: the third row of the first key, bigger than the broker's 1 MiB limit.
+    const poisonAt = 2 * keys.length;
+    rows[poisonAt] = { key: keys[0] ?? '', seq: 2, payload: { seq: 2, blob: 'x'.repeat(1_200_000) } };
+    // Committed before the relay starts, so they land in one claimed batch.
+    const eventIds = await insertOutboxRows(db.pool, rows);
+    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix });
+    try {
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
+      const records = await readWholeTopic(testBrokers(), topic);
+      const counts = idCounts(records);
+      const expected = eventIds.filter((_, i) => i !== poisonAt);
+      expect(expected.filter((id) => counts.get(id) !== 1).map((id) => `${id}: ${counts.get(id) ?? 0}`)).toEqual([]);
+      expect(records).toHaveLength(expected.length);
+      const perKey = new Map(keys.map((k) => [k, 4]));
+      // The poisoned key lacks seq 2 only: the ordering check expects 0, 1, 3.
+      const problems = orderingProblems(records, perKey).filter((p) => p !== `key ${keys[0]}: 3 of 4 rows arrived`);
+      expect(problems).toEqual([]);
+      const { rows: dead } = await db.pool.query<{ event_id: string }>('SELECT event_id FROM outbox_dead_letters WHERE event_id = $1', [eventIds[poisonAt]]);
+      expect(dead).toHaveLength(1);
+    } finally {
       await relay.stop();
     }
   });

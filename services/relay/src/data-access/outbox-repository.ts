@@ -35,9 +35,14 @@ const COLUMNS = `o.id, o.event_id, o.topic, o.key, o.type, o.version, o.aggregat
  *    rows are back, unlocked, and the next owner resends from the head. Kafka may then hold a prefix
  *    twice (1,2,1,2,3) — a duplicate, never a reordering: a consumer that dedupes by id sees 1,2,3.
  *
- * Rows of one key written by concurrent transactions (id order differing from commit order) have no
- * order to keep until both are committed; such a race can make two relays' follower locks wait on each
- * other, which PostgreSQL resolves as a deadlock error: that claim rolls back before anything is sent.
+ * THE ASSUMPTION all of this rests on: rows of one key are written by serialized writers, so that per
+ * key, id order is commit order. Every transaction that inserts outbox rows for user K either creates
+ * user K's row (registration) or holds its row lock (`lockUser`, SELECT … FOR UPDATE: resend) BEFORE it
+ * inserts them, until it commits. If a writer broke this (T1 takes id 10, T2 takes id 11 and commits
+ * first), the relay would see 11 as the key's head while 10 is invisible, publish 11, then 10: a
+ * reordering. services/accounts/test/outbox-writer-order.int.test.ts fails if a writer stops locking.
+ * Such a race can also make two relays' follower locks wait on each other, which PostgreSQL resolves as
+ * a deadlock error: that claim rolls back before anything is sent.
  */
 const CLAIM_HEADS = `
   SELECT ${COLUMNS}
