@@ -22,6 +22,7 @@ function fakeKafka(script: { failingConnects: number }) {
       disconnect: async () => undefined,
       listTopics: async () => [] as string[],
       createTopics: async () => true,
+      describeCluster: async () => ({ brokers: [{ nodeId: 0, host: '127.0.0.1', port: 9092 }], controller: 0, clusterId: 'fake' }),
       fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
         topics: topics.map((name) => ({ name, partitions: [0, 1, 2].map((partitionId) => ({ partitionId })) })),
       }),

@@ -1,4 +1,5 @@
 import { errorMessage } from '@shared/errors';
+import { createWorkLoop } from '@shared/work-loop';
 import type { IdempotentProducer } from '@shared/idempotent-producer';
 import type { Logger } from '@shared/logger';
 import type { TopicNames } from '@shared/topics';
@@ -40,10 +41,6 @@ export function createStatusPublisher(opts: {
     [TOPIC.mailDeliveryStatus]: opts.topics.mailDeliveryStatus,
     [TOPIC.mailRequestsDlq]: opts.topics.mailRequestsDlq,
   };
-  let running = false;
-  let wake: (() => void) | undefined;
-  let kicked = false;
-  let loop: Promise<void> | undefined;
 
   const publish = async (events: StoredOutboxEvent[]): Promise<PublishResult> => {
     const results = await opts.producer.sendPerPartition(events, (e) => ({
@@ -61,46 +58,26 @@ export function createStatusPublisher(opts: {
     }
   };
 
-  const run = async () => {
-    while (running) {
-      kicked = false;
-      try {
-        await drain();
-      } catch (err) {
-        log.warn({ err: { message: errorMessage(err) } }, 'publishing delivery statuses failed; will retry');
-      }
-      if (!running) return;
-      if (kicked) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, opts.sweepMs ?? 1_000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
-    }
-  };
+  // Woken by kick() after each recorded outcome; sweeps every sweepMs; backs off while Kafka fails.
+  const loop = createWorkLoop({
+    runOnce: drain,
+    idleMs: opts.sweepMs ?? 1_000,
+    backoff: { baseMs: 200, maxMs: 5_000, jitter: 'equal' },
+    logger: log,
+    failureMessage: 'publishing delivery statuses failed; will retry',
+  });
 
   return {
-    start: async () => {
-      running = true;
-      loop = run();
-    },
+    start: () => loop.start(),
     stop: async () => {
-      running = false;
-      wake?.();
-      await loop;
+      await loop.stop();
       // One last pass so statuses of the final in-flight sends leave before the producer disconnects.
       if (opts.producer.connected()) {
         await drain().catch((err: unknown) => log.warn({ err: { message: errorMessage(err) } }, 'final publish failed; the next start republishes'));
       }
       await opts.producer.disconnect();
     },
-    kick: () => {
-      kicked = true;
-      wake?.();
-    },
+    kick: () => loop.kick(),
     drain,
     connect: () => opts.producer.connect(),
   };
