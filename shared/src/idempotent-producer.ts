@@ -82,6 +82,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner }));
   const partitions = opts.partitionCount ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined } : partitionCounts(opts.kafka, opts.metadataTtlMs ?? 30_000);
   let current: Producer | undefined;
+  let connecting: Promise<void> | undefined;
   let generation = 0;
 
   let chain: Promise<unknown> = Promise.resolve();
@@ -156,7 +157,11 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
   };
 
   return {
-    connect: () => serialize(async () => void (await ensure())),
+    // Callers asking at once (the relay's loops while the broker is down) share one connect attempt.
+    connect: () =>
+      (connecting ??= serialize(async () => void (await ensure())).finally(() => {
+        connecting = undefined;
+      })),
     send,
     sendPerPartition,
     generation: () => generation,

@@ -26,6 +26,7 @@ describe('relay while Kafka is down', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // A broker start, a 30 s outage and a restart: about a minute on this machine, more under load.
   test('when the broker stops under steady inserts, the relay keeps running, the backlog rises, then drains to 0 in order after the broker returns', async () => {
     const port = await freePort();
     const controllerPort = await freePort();
@@ -76,5 +77,5 @@ describe('relay while Kafka is down', () => {
       await inserter.catch(() => undefined);
       await relay.stop();
     }
-  });
+  }, 180_000);
 });
