@@ -33,7 +33,8 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
 
   app.post(`${API}/usr/register`, requireJsonBody, async (req: Request, res: Response) => {
     const registration = await registerUser(req.body, req.ip);
-    req.log.info({ user_id: registration.user.id, mail_request_id: registration.requestId, referred: registration.user.referred_by !== null }, 'user registered');
+    // Debug: one line per registration is a hot-path cost (accounts_registrations_total counts them).
+    req.log.debug({ user_id: registration.user.id, mail_request_id: registration.requestId, referred: registration.user.referred_by !== null }, 'user registered');
     let status: DeliveryStatus = 'queued';
     const waitS = preferredWaitSeconds(req.header('prefer'), MAX_PREFER_WAIT_S);
     if (waitS !== undefined && waitS > 0) {
