@@ -23,8 +23,11 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type ComponentUsage,
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const PASSWORD = 'correct horse battery staple';
 const DRAIN_TIMEOUT_MS = 120_000;
+const IDLE_MS = 10_000;
 
 type Phase = {
+  /** CPU ms per second of each component while the stack is up with no load (idle polling, JVM). */
+  idle: Record<string, number>;
   registrations: number;
   per_s: number;
   p50_ms: number;
@@ -76,6 +79,10 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
   try {
     await closedLoop({ concurrency: 4, durationMs: 2_000, request: (i) => register(i, 'warm') });
     if (withMail) await waitAllSent(db.url);
+    await sampler.start();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idleUsage = await sampler.stop();
+    const idle = Object.fromEntries(Object.entries(idleUsage.components).map(([k, v]) => [k, v.cpu_ms / idleUsage.seconds]));
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
     await sampler.start();
@@ -84,7 +91,7 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     if (withMail) await waitAllSent(db.url);
     const { seconds, components: usage } = await sampler.stop();
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
-    return { registrations: load.ok, per_s: load.per_s, p50_ms: load.p50_ms, p99_ms: load.p99_ms, seconds, components: usage, rss };
+    return { idle, registrations: load.ok, per_s: load.per_s, p50_ms: load.p50_ms, p99_ms: load.p99_ms, seconds, components: usage, rss };
   } finally {
     agent.destroy();
     await close();
@@ -139,6 +146,11 @@ export const bench: Bench = {
           ...breakdown(stack, stackNames),
           ...rss(stack, ['accounts', 'relay', 'mailer', 'kafka']),
         },
+      },
+      {
+        benchmark: name,
+        case: `whole stack idle (no load, ${IDLE_MS / 1000} s): CPU ms per second`,
+        metrics: Object.fromEntries(stackNames.map((n) => [`${n}_cpu_ms_per_s`, round(stack.idle[n] ?? 0, 1)])),
       },
       {
         benchmark: name,

@@ -1,0 +1,208 @@
+import net from 'node:net';
+import { randomInt, randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import nodemailer from 'nodemailer';
+import { SMTPServer } from 'smtp-server';
+import { buildEnvelope, envelopeHeaders, type MailRequestedPayload } from '@shared/events';
+import { topicNames } from '@shared/topics';
+import { spawnService, waitForReady, type ServiceProcess } from '../infra/dev/service-process';
+import { freePort } from '../test/support/ports';
+import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
+import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
+
+/**
+ * The mailer against a measured ceiling (issue 15):
+ *  1. the transport's own ceiling: a bare nodemailer pool with no-delay sockets blasting a sink that
+ *     only counts (no MIME parsing), POOL_SIZE connections;
+ *  2. the mailer end to end — Kafka -> inbox -> SMTP -> status recorded — as real processes against
+ *     the same sink, with one and with two instances (6 partitions), as a ratio of the ceiling.
+ * Targets: >= 1,000 mails/s per instance and >= 0.5 of the ceiling.
+ */
+const POOL_SIZE = 5;
+const TARGET_PER_INSTANCE = 1_000;
+const TARGET_RATIO = 0.5;
+
+type Sink = { port: number; count: () => number; acceptedAt: Map<string, number>; close: () => Promise<void> };
+
+/** An SMTP server that accepts everything and counts it: no parsing, no-delay sockets, nothing else. */
+async function countingSink(): Promise<Sink> {
+  const acceptedAt = new Map<string, number>();
+  let count = 0;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      stream.on('end', () => {
+        count += 1;
+        for (const r of session.envelope.rcptTo) acceptedAt.set(r.address, performance.now());
+        callback();
+      });
+      stream.resume();
+    },
+  });
+  // smtp-server's net.Server: its replies must not wait on Nagle either.
+  (server as unknown as { server: net.Server }).server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { port, count: () => count, acceptedAt, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** 1. A bare nodemailer pool, each socket opened by us with TCP_NODELAY (nodemailer's getSocket hook). */
+async function transportCeiling(ctx: BenchContext, sink: Sink): Promise<{ row: BenchRow; perSecond: number }> {
+  const count = Math.max(500, Math.round(10_000 * ctx.scale));
+  const transport = nodemailer.createTransport({
+    pool: true,
+    maxConnections: POOL_SIZE,
+    maxMessages: Infinity,
+    host: '127.0.0.1',
+    port: sink.port,
+    secure: false,
+    ignoreTLS: true,
+    getSocket: (options: { host?: string; port?: number }, callback: (err: Error | null, s?: { connection: net.Socket }) => void) => {
+      const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port ?? sink.port }, () => callback(null, { connection: socket }));
+      socket.setNoDelay(true);
+      socket.once('error', (err) => callback(err));
+    },
+  } as nodemailer.TransportOptions);
+  const before = sink.count();
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: POOL_SIZE * 4 }, async () => {
+      while (next < count) {
+        const i = next++;
+        await transport.sendMail({ from: 'bench@example.test', to: `ceiling-${i}@example.test`, subject: 'ceiling', text: `code ${i}` });
+      }
+    }),
+  );
+  const perSecond = count / ((performance.now() - started) / 1000);
+  transport.close();
+  ctx.log(`mailer ceiling: ${round(perSecond)} mails/s (${sink.count() - before} counted)`);
+  return {
+    perSecond,
+    row: {
+      benchmark: `mailer vs SMTP ceiling (${POOL_SIZE} connections)`,
+      case: `baseline: bare nodemailer pool, no-delay sockets, counting sink (${count} mails)`,
+      metrics: { mails_per_s: round(perSecond) },
+    },
+  };
+}
+
+/** 2. N mailer processes draining `count` requests produced to Kafka in one go, until every status is published. */
+async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceiling: number): Promise<BenchRow> {
+  const count = Math.max(200, Math.round(5_000 * ctx.scale));
+  const database = await ctx.createDatabase();
+  const prefix = ctx.uniquePrefix(`mailer-ceiling-${instances}`);
+  const topics = topicNames(prefix);
+  const procs: ServiceProcess[] = [];
+  const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'mailer-ceiling-bench', logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  try {
+    for (let i = 0; i < instances; i++) {
+      const port = await freePort();
+      const env = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'warn',
+        PORT: String(port),
+        DATABASE_URL: database.url,
+        KAFKA_BROKERS: ctx.brokers.join(','),
+        KAFKA_TOPIC_PREFIX: prefix,
+        SMTP_HOST: '127.0.0.1',
+        SMTP_PORT: String(sink.port),
+        SMTP_POOL_SIZE: String(POOL_SIZE),
+        MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
+      };
+      const proc = spawnService('mailer', { env, label: `mailer#${i}` });
+      procs.push(proc);
+      await waitForReady(`http://127.0.0.1:${port}/readyz`, 60_000, () => proc.child.exitCode !== null);
+    }
+    await producer.connect();
+    const requestedAt = new Map<string, number>();
+    const started = performance.now();
+    for (let i = 0; i < count; i += 500) {
+      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(500, count - i) }, (_, j) => {
+        const requestId = randomUUID();
+        return {
+          request_id: requestId,
+          user_id: randomUUID(),
+          to: `e2e-${instances}-${i + j}@example.test`,
+          template: 'email_confirmation',
+          vars: { code: sealTestCode(String(randomInt(1e6)).padStart(6, '0'), requestId) },
+          requested_at: new Date().toISOString(),
+        };
+      });
+      const at = performance.now();
+      for (const p of batch) requestedAt.set(p.to, at);
+      await producer.send({
+        topic: topics.mailRequests,
+        messages: batch.map((payload) => {
+          const envelope = buildEnvelope({ type: 'mail.requested', aggregateType: 'user', aggregateId: payload.user_id, payload });
+          return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
+        }),
+      });
+    }
+    const statuses = await waitForStatuses(kafka, topics.mailDeliveryStatus, count);
+    const seconds = (performance.now() - started) / 1000;
+    const latencies = [...requestedAt].map(([to, at]) => (sink.acceptedAt.get(to) ?? Number.NaN) - at).filter((v) => Number.isFinite(v));
+    const perSecond = statuses / seconds;
+    const perInstance = perSecond / instances;
+    const ratio = perSecond / ceiling;
+    ctx.log(`mailer e2e x${instances}: ${round(perSecond)} mails/s, ${statuses}/${count} statuses`);
+    return {
+      benchmark: `mailer vs SMTP ceiling (${POOL_SIZE} connections)`,
+      case: `mailer x${instances} (processes), Kafka -> inbox -> SMTP -> status, burst of ${count}`,
+      metrics: { mails_per_s: round(perSecond), per_instance: round(perInstance), statuses, ratio_to_ceiling: round(ratio, 2), p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)) },
+      verdict:
+        `targets >= ${TARGET_PER_INSTANCE}/s per instance: ${round(perInstance)} (${perInstance >= TARGET_PER_INSTANCE ? 'met' : 'not met'}); ` +
+        `>= ${TARGET_RATIO} of the ceiling: ${round(ratio, 2)} (${ratio >= TARGET_RATIO ? 'met' : 'not met'})`,
+    };
+  } finally {
+    await producer.disconnect().catch(() => undefined);
+    await Promise.all(procs.map((p) => p.stop(10_000)));
+    await database.drop();
+  }
+}
+
+/** Counts the delivery statuses published for the burst (sent, end of the pipeline), up to `expected`. */
+async function waitForStatuses(kafka: Kafka, topic: string, expected: number): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `${topic}.bench-${randomUUID()}`, maxWaitTimeInMs: 50 });
+  const seen = new Set<string>();
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const timer = setTimeout(done, 120_000);
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          const value = JSON.parse(m.value?.toString() ?? '{}') as { payload?: { request_id?: string; status?: string } };
+          if (value.payload?.status === 'sent' && value.payload.request_id) seen.add(value.payload.request_id);
+        }
+        if (seen.size >= expected) done();
+      },
+    });
+    await finished;
+    return seen.size;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect().catch(() => undefined);
+  }
+}
+
+export const bench: Bench = {
+  name: 'mailer ceiling',
+  run: async (ctx) => {
+    const sink = await countingSink();
+    try {
+      const { row, perSecond } = await transportCeiling(ctx, sink);
+      return [row, await endToEnd(ctx, sink, 1, perSecond), await endToEnd(ctx, sink, 2, perSecond)];
+    } finally {
+      await sink.close();
+    }
+  },
+};
