@@ -39,10 +39,20 @@ export function createPool(opts: {
   return pool;
 }
 
-/** Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. */
+/**
+ * Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. The only place
+ * in the services that says BEGIN/COMMIT (the relay's claim transaction aside).
+ */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
-  let broken = false;
+  // Set when the connection is gone or unusable: release(err) destroys it instead of pooling it.
+  let broken: Error | undefined;
+  // A checked-out client has no pool listener: a connection dying between two queries would emit an
+  // unhandled 'error' and take the process down. Here it only marks the client broken.
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -50,11 +60,12 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
     return result;
   } catch (err) {
     // A ROLLBACK that fails means the connection is gone or unusable: never hand it to the next caller.
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
+    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
     });
     throw err;
   } finally {
+    client.removeListener('error', onError);
     client.release(broken);
   }
 }

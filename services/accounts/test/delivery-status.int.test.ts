@@ -3,34 +3,32 @@ import type { Producer } from 'kafkajs';
 import { buildEnvelope, EVENT_TYPE, envelopeHeaders, type MailDeliveryStatusPayload } from '@shared/events';
 import { createKafka } from '@shared/kafka';
 import { topicNames } from '@shared/topics';
-import { createTestDatabase, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import { testBrokers, testKafka, uniquePrefix } from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
 import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery-status-consumer';
-import { anonymousResendSettled, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { anonymousResendSettled, metricValue, strongPassword, uniqueEmail, withTestAccounts } from './support/accounts-app';
 
 describe('mail.delivery-status consumer: what /email/status and /email/resend answer', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
   let consumer: ReturnType<typeof createDeliveryStatusConsumer>;
   let producer: Producer;
   const prefix = uniquePrefix('acc-ds');
   const topic = topicNames(prefix).mailDeliveryStatus;
 
+  // Declared before withTestAccounts: afterAll hooks run in declaration order, and the consumer must
+  // stop before the accounts pool closes.
+  afterAll(async () => {
+    await producer.disconnect();
+    await consumer.stop();
+  });
+  const { db, accounts } = withTestAccounts({ env: { KAFKA_BROKERS: testBrokers().join(','), KAFKA_TOPIC_PREFIX: prefix, RESEND_COOLDOWN_S: '600' } });
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url, env: { KAFKA_BROKERS: testBrokers().join(','), KAFKA_TOPIC_PREFIX: prefix, RESEND_COOLDOWN_S: '600' } });
     const kafka = createKafka({ brokers: testBrokers(), clientId: 'accounts-test', logger: accounts.deps.logger });
     consumer = createDeliveryStatusConsumer({ ...accounts.deps, kafka, admin: kafka.admin(), topicPrefix: prefix });
     await consumer.start();
     producer = testKafka('ds-producer').producer();
     await producer.connect();
     await waitFor(() => consumer.isRunning(), { timeoutMs: 30_000, message: 'delivery-status consumer did not start' });
-  });
-  afterAll(async () => {
-    await producer.disconnect();
-    await consumer.stop();
-    await accounts.close();
-    await db.drop();
   });
 
   type User = { token: string; userId: string; requestId: string };

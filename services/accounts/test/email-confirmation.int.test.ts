@@ -1,20 +1,9 @@
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { anonymousResendSettled, codeOf, createTestClock, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { anonymousResendSettled, codeOf, createTestClock, metricValue, strongPassword, uniqueEmail, withTestAccounts } from './support/accounts-app';
 
 describe('email confirmation: confirm, resend and status', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
   const clock = createTestClock();
   const env = { RESEND_COOLDOWN_S: '60', RESEND_MAX_PER_HOUR: '3', CONFIRMATION_MAX_ATTEMPTS: '3', CONFIRMATION_CODE_TTL_S: '300' };
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url, env, clock });
-  });
-  afterAll(async () => {
-    await accounts.close();
-    await db.drop();
-  });
+  const { db, accounts } = withTestAccounts({ env, clock });
 
   type Registered = { token: string; userId: string; requestId: string; email: string };
   const registerUser = async (): Promise<Registered> => {

@@ -1,24 +1,11 @@
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { createTestClock, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { createTestClock, strongPassword, uniqueEmail, withTestAccounts, type TestAccounts } from './support/accounts-app';
 
 describe('POST /api/v1/usr/login', () => {
-  let db: TestDatabase;
-  let first: TestAccounts;
-  let second: TestAccounts;
   const clock = createTestClock();
   const env = { LOGIN_MAX_FAILURES: '3', LOGIN_FAILURE_WINDOW_S: '600' };
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    // Two instances on one database: the failure limit must hold across them.
-    first = startTestAccounts({ databaseUrl: db.url, env, clock });
-    second = startTestAccounts({ databaseUrl: db.url, env, clock });
-  });
-  afterAll(async () => {
-    await first.close();
-    await second.close();
-    await db.drop();
-  });
+  // Two instances on one database: the failure limit must hold across them.
+  const { db, instances } = withTestAccounts({ env, clock, instances: 2 });
+  const [first, second] = instances as [TestAccounts, TestAccounts];
 
   const registerUser = async (email = uniqueEmail('login')) => {
     const res = await first.http.post('/api/v1/usr/register').send({ email, password: strongPassword, first_name: 'Lo' });

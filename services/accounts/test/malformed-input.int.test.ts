@@ -1,19 +1,8 @@
 import fc from 'fast-check';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { startTestAccounts, type TestAccounts } from './support/accounts-app';
+import { withTestAccounts } from './support/accounts-app';
 
 describe('malformed requests never produce a 5xx', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url });
-  });
-  afterAll(async () => {
-    await accounts.close();
-    await db.drop();
-  });
+  const { db, accounts } = withTestAccounts();
 
   const post = (path: string) => accounts.http.post(`/api/v1/usr/${path}`);
   const expectError = (res: { status: number; headers: Record<string, string>; body: { error?: { code?: string } } }, status: number, code: string) => {

@@ -2,9 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { OPENAPI_FILE } from '../src/entry-points/http/routes';
-import { startTestAccounts, type TestAccounts } from './support/accounts-app';
+import { withTestAccounts } from './support/accounts-app';
 
 type Layer = { route?: { path: string; methods: Record<string, boolean> } };
 
@@ -17,17 +16,7 @@ function servedRoutes(app: Express): string[] {
 }
 
 describe('GET /api/v1/openapi.json', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url });
-  });
-  afterAll(async () => {
-    await accounts.close();
-    await db.drop();
-  });
+  const { accounts } = withTestAccounts();
 
   test('serves the OpenAPI 3.1 document of the service', async () => {
     const res = await accounts.http.get('/api/v1/openapi.json');

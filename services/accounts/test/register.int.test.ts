@@ -5,22 +5,13 @@ import request from 'supertest';
 import { createRegisterUser } from '../src/domain/register-user';
 import { createAccountsApp } from '../src/entry-points/http/app';
 import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery-status-consumer';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
+import { createTestDatabase } from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
-import { codeOf, metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { waitFor } from '../../../test/support/wait-for';
+import { codeOf, metricValue, startTestAccounts, strongPassword, uniqueEmail, withTestAccounts } from './support/accounts-app';
 
 describe('POST /api/v1/usr/register', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url });
-  });
-  afterAll(async () => {
-    await accounts.close();
-    await db.drop();
-  });
+  const { db, accounts } = withTestAccounts();
 
   const register = (body: object, headers: Record<string, string> = {}) => accounts.http.post('/api/v1/usr/register').set(headers).send(body);
 
@@ -205,16 +196,16 @@ describe('POST /api/v1/usr/register', () => {
     test('when the mail is sent within the wait, answers email_confirmation_sent true, status sent and Preference-Applied', async () => {
       const email = uniqueEmail('wait');
       // Plays the consumer: marks the request sent as soon as it is committed.
-      const marker = (async () => {
-        for (let i = 0; i < 200; i++) {
-          const { rowCount } = await db.pool.query(
-            `UPDATE mail_delivery_status m SET status = 'sent', attempt = 1 FROM users u WHERE u.id = m.user_id AND lower(u.email) = lower($1)`,
-            [email],
-          );
-          if (rowCount) return;
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      })();
+      const marker = waitFor(
+        async () =>
+          (
+            await db.pool.query(
+              `UPDATE mail_delivery_status m SET status = 'sent', attempt = 1 FROM users u WHERE u.id = m.user_id AND lower(u.email) = lower($1)`,
+              [email],
+            )
+          ).rowCount,
+        { timeoutMs: 10_000, intervalMs: 25, message: 'the registration committed its queued status' },
+      );
 
       const res = await register({ email, password: strongPassword }, { Prefer: 'wait=10' });
       await marker;

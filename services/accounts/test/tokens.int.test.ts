@@ -1,23 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { createTestClock, startTestAccounts, strongPassword, TEST_JWT_SECRET, uniqueEmail, type TestAccounts } from './support/accounts-app';
+import { createTestClock, strongPassword, TEST_JWT_SECRET, uniqueEmail, withTestAccounts } from './support/accounts-app';
 
 describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () => {
-  let db: TestDatabase;
-  let accounts: TestAccounts;
   const clock = createTestClock();
+  const { db, accounts } = withTestAccounts({ clock });
   const ISS = 'registration-platform/accounts';
   const AUD = 'registration-platform';
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    accounts = startTestAccounts({ databaseUrl: db.url, clock });
-  });
-  afterAll(async () => {
-    await accounts.close();
-    await db.drop();
-  });
 
   const registerUser = async () => {
     const res = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('tok'), password: strongPassword });

@@ -3,6 +3,7 @@ import type { Pool, PoolClient } from '@shared/db';
 import { createLogger } from '@shared/logger';
 import { Writable } from 'node:stream';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
+import { waitFor } from '../../../test/support/wait-for';
 import { parseMailerConfig } from '../src/config';
 import {
   claimDueRequests,
@@ -225,15 +226,11 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const job = createRetentionJob({ pool: db.pool, retentionDays: 1, logger, everyMs: 100 });
       await job.start();
       try {
-        const deadline = Date.now() + 5_000;
-        while ((await rowOf(db.pool, req.requestId)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        expect(await rowOf(db.pool, req.requestId)).toBeUndefined();
+        await waitFor(async () => !(await rowOf(db.pool, req.requestId)), { timeoutMs: 5_000, message: 'deleted at start' });
         const later = newRequest();
         await record(db.pool, [later]);
         await db.pool.query(`UPDATE mailer_requests SET state = 'failed', updated_at = now() - interval '2 days' WHERE request_id = $1`, [later.requestId]);
-        const until = Date.now() + 5_000;
-        while ((await rowOf(db.pool, later.requestId)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-        expect(await rowOf(db.pool, later.requestId)).toBeUndefined();
+        await waitFor(async () => !(await rowOf(db.pool, later.requestId)), { timeoutMs: 5_000, message: 'deleted by a later run' });
       } finally {
         await job.stop();
       }

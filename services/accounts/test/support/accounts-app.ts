@@ -9,6 +9,7 @@ import { createDomainDeps } from '../../src/accounts';
 import type { Clock } from '../../src/domain/clock';
 import type { DomainDeps } from '../../src/domain/deps';
 import { createAccountsApp } from '../../src/entry-points/http/app';
+import { createTestDatabase, type TestDatabase } from '../../../../test/support/infra';
 import { waitFor } from '../../../../test/support/wait-for';
 import { openTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
 
@@ -54,6 +55,48 @@ export function startTestAccounts(opts: { databaseUrl: string; env?: Record<stri
   const app = createAccountsApp({ ...deps, registry });
   const ops = createOpsApp({ logger, registry, checks: [] });
   return { app, http: request(app), opsHttp: request(ops), deps, registry, config, pool, close: () => pool.end() };
+}
+
+/**
+ * The usual setup of an accounts test file in one line: a fresh database and `instances` accounts apps
+ * on it (two share the database to prove limits hold across instances), created in beforeAll, closed
+ * and dropped in afterAll. The returned objects stand for them from the first test on, e.g.
+ * `const { db, accounts } = withTestAccounts({ env, clock });`.
+ */
+export function withTestAccounts(
+  opts: { env?: Record<string, string>; clock?: Clock; instances?: number } = {},
+): { db: TestDatabase; accounts: TestAccounts; instances: TestAccounts[] } {
+  let db: TestDatabase | undefined;
+  const started: TestAccounts[] = [];
+  const count = opts.instances ?? 1;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    for (let i = 0; i < count; i++) {
+      started.push(startTestAccounts({ databaseUrl: db.url, ...(opts.env ? { env: opts.env } : {}), ...(opts.clock ? { clock: opts.clock } : {}) }));
+    }
+  });
+  afterAll(async () => {
+    for (const accounts of started) await accounts.close();
+    await db?.drop();
+  });
+  const instances = Array.from({ length: count }, (_, i) => lateBound(() => started[i], `accounts instance ${i}`));
+  return { db: lateBound(() => db, 'test database'), accounts: instances[0] as TestAccounts, instances };
+}
+
+/**
+ * Stands for an object that beforeAll creates later: property reads go to it once it exists. (The
+ * test file can then name `accounts` and `db` at the top, as it would a variable set in beforeAll.)
+ */
+function lateBound<T extends object>(get: () => T | undefined, what: string): T {
+  const target = () => {
+    const value = get();
+    if (!value) throw new Error(`${what} is used before beforeAll created it`);
+    return value;
+  };
+  return new Proxy({} as T, {
+    get: (_, property) => Reflect.get(target(), property),
+    has: (_, property) => Reflect.has(target(), property),
+  });
 }
 
 export const strongPassword = 'correct horse battery staple';
