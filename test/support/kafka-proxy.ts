@@ -10,12 +10,15 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * Used with a broker listener advertised at the proxy's port (infra/kafka/broker.ts `extraListeners`):
  * a client bootstrapped through the proxy then sends everything through it.
  */
-export type ProduceRequestSeen = { correlationId: number; apiVersion: number; topics: string[]; at: number };
+export type ProduceRequestSeen = { correlationId: number; apiVersion: number; topics: string[]; partitions: string[]; at: number };
 
 export type KafkaProxy = {
   port: number;
-  /** Swallow the next `n` Produce answers (only of requests naming `topic`, when given). */
-  dropProduceResponses: (n: number, topic?: string) => void;
+  /**
+   * Swallow the next `n` Produce answers (only of requests naming `topic`, when given, and partition
+   * `partition` of it, when given). `Infinity`: until heal().
+   */
+  dropProduceResponses: (n: number, topic?: string, partition?: number) => void;
   /** Produce answers swallowed so far. */
   dropped: () => number;
   /** Produce answers still to swallow (0 once the blip is over). */
@@ -45,8 +48,11 @@ function framer(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
   };
 }
 
-/** Topic names of a Produce request, versions 3–8 (what kafkajs 2.x sends; v0–2 have no transactional id). */
-export function produceTopics(frame: Buffer, apiVersion: number): string[] {
+/**
+ * Topic names and `topic:partition` pairs of a Produce request, versions 3–8 (what kafkajs 2.x sends;
+ * v0–2 have no transactional id).
+ */
+export function produceTopics(frame: Buffer, apiVersion: number): { topics: string[]; partitions: string[] } {
   let at = 4 + 2 + 2 + 4;
   const clientIdLength = frame.readInt16BE(at);
   at += 2 + Math.max(0, clientIdLength);
@@ -58,20 +64,23 @@ export function produceTopics(frame: Buffer, apiVersion: number): string[] {
   const topicCount = frame.readInt32BE(at);
   at += 4;
   const topics: string[] = [];
+  const partitions: string[] = [];
   for (let t = 0; t < topicCount; t++) {
     const nameLength = frame.readInt16BE(at);
     at += 2;
-    topics.push(frame.toString('utf8', at, at + nameLength));
+    const topic = frame.toString('utf8', at, at + nameLength);
+    topics.push(topic);
     at += nameLength;
     const partitionCount = frame.readInt32BE(at);
     at += 4;
     for (let p = 0; p < partitionCount; p++) {
-      at += 4; // partition
+      partitions.push(`${topic}:${frame.readInt32BE(at)}`);
+      at += 4;
       const recordsLength = frame.readInt32BE(at);
       at += 4 + Math.max(0, recordsLength);
     }
   }
-  return topics;
+  return { topics, partitions };
 }
 
 export async function startKafkaProxy(opts: { listenPort: number; targetPort: number; host?: string }): Promise<KafkaProxy> {
@@ -80,6 +89,7 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
   const produceRequests: ProduceRequestSeen[] = [];
   let toDrop = 0;
   let dropTopic: string | undefined;
+  let dropPartition: number | undefined;
   let dropped = 0;
   let down = false;
 
@@ -92,7 +102,7 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
     sockets.add(client).add(upstream);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    const pendingProduce = new Map<number, string[]>();
+    const pendingProduce = new Map<number, { topics: string[]; partitions: string[] }>();
     const closeBoth = () => {
       client.destroy();
       upstream.destroy();
@@ -115,9 +125,9 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
         if (apiKey === PRODUCE) {
           const apiVersion = frame.readInt16BE(6);
           const correlationId = frame.readInt32BE(8);
-          const topics = produceTopics(frame, apiVersion);
-          pendingProduce.set(correlationId, topics);
-          produceRequests.push({ correlationId, apiVersion, topics, at: Date.now() });
+          const named = produceTopics(frame, apiVersion);
+          pendingProduce.set(correlationId, named);
+          produceRequests.push({ correlationId, apiVersion, ...named, at: Date.now() });
         }
         upstream.write(frame);
       }),
@@ -126,9 +136,13 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
       'data',
       framer((frame) => {
         const correlationId = frame.readInt32BE(4);
-        const topics = pendingProduce.get(correlationId);
+        const named = pendingProduce.get(correlationId);
         pendingProduce.delete(correlationId);
-        if (topics && toDrop > 0 && (dropTopic === undefined || topics.includes(dropTopic))) {
+        const matches =
+          named !== undefined &&
+          (dropTopic === undefined || named.topics.includes(dropTopic)) &&
+          (dropPartition === undefined || named.partitions.includes(`${dropTopic}:${dropPartition}`));
+        if (matches && toDrop > 0) {
           toDrop -= 1;
           dropped += 1;
           closeBoth();
@@ -145,9 +159,10 @@ export async function startKafkaProxy(opts: { listenPort: number; targetPort: nu
 
   return {
     port: opts.listenPort,
-    dropProduceResponses: (n, topic) => {
+    dropProduceResponses: (n, topic, partition) => {
       toDrop = n;
       dropTopic = topic;
+      dropPartition = partition;
     },
     dropped: () => dropped,
     pendingDrops: () => toDrop,

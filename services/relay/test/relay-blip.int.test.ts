@@ -1,8 +1,8 @@
 import { createTestDatabase, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
 import { startProxiedBroker, type ProxiedBroker } from '../../../test/support/proxied-broker';
-import { idCounts, keysOnOnePartition, readWholeTopic } from '../../../test/support/broker-side';
+import { idCounts, keysOnOnePartition, partitionOf, readWholeTopic } from '../../../test/support/broker-side';
 import { waitFor } from '../../../test/support/wait-for';
-import { insertOutboxRows, outboxCount, startTestRelay } from './relay-harness';
+import { insertOutboxRows, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
 
 /*
  * The network blip of issue 11, made deterministic: the broker appends the relay's Produce requests but
@@ -82,6 +82,35 @@ describe('relay: a blip between relay and broker loses nothing', () => {
       env.proxy.heal();
       await second?.stop();
       await first.stop();
+    }
+  });
+
+  test('when one partition cannot be written (its answers never arrive), then the other partitions\' rows are published meanwhile, and its own once it heals', async () => {
+    const prefix = uniquePrefix('blip-part');
+    const topic = `${prefix}accounts.user-events`;
+    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
+    try {
+      const [bad] = keysOnOnePartition(`${prefix}bad`, 1);
+      const badPartition = partitionOf(bad ?? '', 3);
+      const good = Array.from({ length: 12 }, (_, i) => `${prefix}good-${i}`).filter((k) => partitionOf(k, 3) !== badPartition);
+      env.proxy.dropProduceResponses(Infinity, topic, badPartition);
+      const rows: TestOutboxRow[] = [];
+      for (let seq = 0; seq < 3; seq++) for (const key of [bad ?? '', ...good]) rows.push({ key, seq });
+      const ids = await insertOutboxRows(db.pool, rows);
+      const pendingKeys = async () => (await db.pool.query<{ key: string }>('SELECT DISTINCT key FROM outbox')).rows.map((r) => r.key);
+      await waitFor(async () => {
+        const keys = await pendingKeys();
+        return keys.length === 1 && keys[0] === bad;
+      }, { timeoutMs: 60_000, message: 'every key but the stalled partition\'s published' });
+      env.proxy.heal();
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'the healed partition published' });
+      const records = await readWholeTopic(env.direct, topic);
+      const counts = idCounts(records);
+      expect(ids.filter((id) => !counts.has(id))).toEqual([]);
+      expect(orderingProblems(records, new Map([bad ?? '', ...good].map((k) => [k, 3])))).toEqual([]);
+    } finally {
+      env.proxy.heal();
+      await relay.stop();
     }
   });
 });
