@@ -1,66 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import fc from 'fast-check';
 import type { Producer } from 'kafkajs';
 import { buildEnvelope, EVENT_TYPE, envelopeHeaders } from '@shared/events';
 import { createKafka } from '@shared/kafka';
 import { topicNames } from '@shared/topics';
 import { createTestDatabase, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../support/infra';
 import { waitFor } from '../support/wait-for';
+import { HUGE_POISON_BYTES, poisonValues } from '../support/fuzz';
 import { createDeliveryStatusConsumer } from '../../services/accounts/src/entry-points/kafka/delivery-status-consumer';
 import { metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
 import { sealTestCode } from '../support/payload-key';
 import { mailRequest, startMailerHarness, type MailerHarness } from '../../services/mailer/test/support/mailer-harness';
-
-/** Just under Kafka's default 1 MiB message limit: the largest poison a producer can hand us. */
-const HUGE_BYTES = 900 * 1024;
-const GENERATED = 40;
-
-/**
- * Messages no consumer can accept, generated from a valid envelope: not JSON, not UTF-8, JSON of the
- * wrong shape, a required field removed, a required field of the wrong type. `valid` is the event
- * they are derived from (never itself produced as poison).
- */
-function poisonValues(valid: Record<string, unknown>, required: { envelope: string[]; payload: string[] }, seed: number): (string | Buffer | null)[] {
-  const withoutField = fc.oneof(
-    fc.constantFrom(...required.envelope).map((field) => {
-      const copy: Record<string, unknown> = { ...valid };
-      delete copy[field];
-      return JSON.stringify(copy);
-    }),
-    fc.constantFrom(...required.payload).map((field) => {
-      const payload: Record<string, unknown> = { ...(valid.payload as Record<string, unknown>) };
-      delete payload[field];
-      return JSON.stringify({ ...valid, payload });
-    }),
-  );
-  const wrongType = fc
-    .tuple(fc.constantFrom(...required.envelope.map((f) => ['envelope', f] as const), ...required.payload.map((f) => ['payload', f] as const)), fc.constantFrom<unknown>([], { x: 1 }, true, -1.5))
-    .map(([[where, field], value]) => {
-      if (where === 'envelope') return JSON.stringify({ ...valid, [field]: value });
-      return JSON.stringify({ ...valid, payload: { ...(valid.payload as Record<string, unknown>), [field]: value } });
-    });
-  const arbitrary = fc.oneof(
-    fc.string({ unit: 'binary', maxLength: 200 }).filter((s) => {
-      try {
-        JSON.parse(s);
-        return false;
-      } catch {
-        return true;
-      }
-    }),
-    fc.uint8Array({ minLength: 1, maxLength: 200 }).map((bytes) => Buffer.concat([Buffer.from([0xff, 0xfe, 0x00]), Buffer.from(bytes)])),
-    fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
-    withoutField,
-    wrongType,
-  );
-  return [
-    ...fc.sample(arbitrary, { numRuns: GENERATED, seed }),
-    null,
-    'null',
-    `{"id":"${'\u0000'.repeat(3)}"}`,
-    JSON.stringify({ ...valid, padding: 'x'.repeat(HUGE_BYTES) }),
-  ];
-}
 
 describe('poison messages on the consumed topics are logged, counted, parked, and never stall a partition', () => {
   const seed = Date.now() % 2 ** 31;
@@ -126,7 +75,7 @@ describe('poison messages on the consumed topics are logged, counted, parked, an
       expect(new Set(parked.rows.map((r) => r.partition)).size).toBe(1);
       const largest = parked.rows.at(-1);
       console.log(`[poison] accounts consumer: ${poison.length + 1} poison messages parked (largest ${String(largest?.value_bytes)} bytes), valid status applied after them (seed ${seed})`);
-      expect(largest?.value_bytes).toBeGreaterThan(HUGE_BYTES);
+      expect(largest?.value_bytes).toBeGreaterThan(HUGE_POISON_BYTES);
       expect(largest?.stored).toBe(64 * 1024);
       expect(await metricValue(accounts.registry, 'accounts_invalid_events_total', { topic })).toBe(invalidBefore + poison.length + 1);
     });
