@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '@shared/db';
+import { withTransaction, type Pool, type PoolClient } from '@shared/db';
 import type { TOPIC } from '@shared/topics';
 
 /** An event the mailer owes Kafka; stored in mailer_outbox in the transaction of its outcome. */
@@ -33,34 +33,36 @@ export type PublishResult = { acked: StoredOutboxEvent[]; failure?: unknown };
  * interleaved rows could reorder one request's statuses (deferred after sent). Returns how many went
  * out, or -1 when another instance holds the lock.
  */
-export async function publishOutboxBatch(pool: Pool, limit: number, publish: (events: StoredOutboxEvent[]) => Promise<PublishResult>): Promise<number> {
-  const client = await pool.connect();
+export async function publishOutboxBatch(
+  pool: Pool,
+  limit: number,
+  publish: (events: StoredOutboxEvent[]) => Promise<PublishResult>,
+): Promise<number> {
   let failure: unknown;
-  let published = 0;
-  try {
-    await client.query('BEGIN');
-    const { rows: lock } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`);
-    if (!lock[0]?.locked) {
-      await client.query('ROLLBACK');
-      return -1;
-    }
-    const { rows } = await client.query<{ id: string; topic: OutboxEvent['topic']; key: string | null; value: string; headers: Record<string, string> }>(
+  const published = await withTransaction(pool, async (client) => {
+    const { rows: lock } = await client.query<{ locked: boolean }>(
+      `SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`,
+    );
+    // Another instance publishes: this transaction has written nothing, committing it is a no-op.
+    if (!lock[0]?.locked) return -1;
+    const { rows } = await client.query<OutboxRowSelected>(
       `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
       [limit],
     );
-    if (rows.length > 0) {
-      const result = await publish(rows);
-      failure = result.failure;
-      published = result.acked.length;
-      await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [result.acked.map((r) => r.id)]);
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+    if (rows.length === 0) return 0;
+    const result = await publish(rows);
+    failure = result.failure;
+    await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [result.acked.map((r) => r.id)]);
+    return result.acked.length;
+  });
   if (failure !== undefined) throw failure;
   return published;
 }
+
+type OutboxRowSelected = {
+  id: string;
+  topic: OutboxEvent['topic'];
+  key: string | null;
+  value: string;
+  headers: Record<string, string>;
+};
