@@ -157,11 +157,14 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
   };
 
   return {
-    // Callers asking at once (the relay's loops while the broker is down) share one connect attempt.
+    // Connected already: return at once (not behind a send in progress). Callers asking at once (the
+    // relay's loops while the broker is down) share one connect attempt.
     connect: () =>
-      (connecting ??= serialize(async () => void (await ensure())).finally(() => {
-        connecting = undefined;
-      })),
+      current
+        ? Promise.resolve()
+        : (connecting ??= serialize(async () => void (await ensure())).finally(() => {
+            connecting = undefined;
+          })),
     send,
     sendPerPartition,
     generation: () => generation,
