@@ -1,8 +1,11 @@
 import { createBackgroundWork } from './domain/background-work';
 import { keyringFromConfig } from '@shared/payload-crypto';
 import { randomBytes } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
-import type { Pool } from '@shared/db';
+import { checkDatabaseReady, type Pool } from '@shared/db';
+import { createOpsApp, listen, type HttpServer } from '@shared/http';
+import type { Component } from '@shared/lifecycle';
 import type { Logger } from '@shared/logger';
 import type { AccountsConfig } from './config';
 import { systemClock, type Clock } from './domain/clock';
@@ -10,7 +13,85 @@ import { loadCommonPasswords } from './domain/common-passwords';
 import type { DomainDeps } from './domain/deps';
 import { createArgon2Hasher } from './domain/password-hasher';
 import { createTokenService } from './domain/token-service';
+import { createHousekeeping } from './entry-points/housekeeping';
+import { createAccountsApp } from './entry-points/http/app';
+import { createDeliveryStatusConsumer } from './entry-points/kafka/delivery-status-consumer';
 import { createAccountsMetrics } from './metrics';
+
+export type Accounts = {
+  /** In start order (stopped in reverse): pool, background work, housekeeping, Kafka, ops HTTP, API HTTP. */
+  components: Component[];
+  start: () => Promise<void>;
+  stop: () => Promise<void>;
+};
+
+/**
+ * Wires one accounts instance from explicit dependencies (main.ts makes them from the config): the
+ * public API, the ops listener, the delivery-status consumer and the housekeeping job, with the order
+ * they start and stop in.
+ */
+export function createAccounts(opts: { config: AccountsConfig; logger: Logger; registry: Registry; pool: Pool; kafka: Kafka }): Accounts {
+  const { config, logger, registry, pool } = opts;
+  const deps = createDomainDeps({ config, logger, registry, pool });
+  const admin = opts.kafka.admin();
+  const consumer = createDeliveryStatusConsumer({
+    ...deps,
+    kafka: opts.kafka,
+    admin,
+    topicPrefix: config.KAFKA_TOPIC_PREFIX,
+    partitions: config.KAFKA_TOPIC_PARTITIONS,
+    replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+  });
+  const housekeeping = createHousekeeping({
+    pool,
+    logger,
+    config: {
+      intervalS: config.HOUSEKEEPING_INTERVAL_S,
+      processedEventsRetentionS: config.PROCESSED_EVENTS_RETENTION_DAYS * 86_400,
+      loginFailureWindowS: config.LOGIN_FAILURE_WINDOW_S,
+    },
+  });
+  let http: HttpServer | undefined;
+  let ops: HttpServer | undefined;
+  const components: Component[] = [
+    { name: 'pool', stop: () => pool.end() },
+    // Stopped after HTTP and the consumer, before the pool: an anonymous resend answered 202 finishes.
+    { name: 'background-work', stop: () => deps.background.drain() },
+    { name: 'housekeeping', start: () => housekeeping.start(), stop: () => housekeeping.stop() },
+    // Connected by the consumer in the background (it also ensures the topic exists): the API must
+    // start and take registrations while Kafka is down.
+    { name: 'kafka-admin', stop: () => admin.disconnect() },
+    { name: 'delivery-status-consumer', start: () => consumer.start(), stop: () => consumer.stop() },
+    {
+      name: 'ops-http',
+      start: async () => {
+        // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
+        // not take the API out of a load balancer.
+        const checks = [{ name: 'postgres', check: () => checkDatabaseReady(pool) }];
+        ops = await listen(createOpsApp({ logger, registry, checks }), config.OPS_PORT, config.OPS_HOST);
+        logger.info({ port: ops.port, host: config.OPS_HOST }, 'accounts ops listening (/metrics, /readyz, /healthz)');
+      },
+      stop: async () => ops?.close(),
+    },
+    {
+      name: 'http',
+      start: async () => {
+        http = await listen(createAccountsApp({ ...deps, registry }), config.PORT);
+        logger.info({ port: http.port }, 'accounts listening');
+      },
+      stop: async () => http?.close(),
+    },
+  ];
+  return {
+    components,
+    start: async () => {
+      for (const c of components) await c.start?.();
+    },
+    stop: async () => {
+      for (const c of [...components].reverse()) await c.stop();
+    },
+  };
+}
 
 /**
  * Builds the use cases' dependencies from the config: what main.ts, the tests and the benchmark
