@@ -21,7 +21,9 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
     url = `http://127.0.0.1:${port}`;
     const opsPort = await freePort();
     opsUrl = `http://127.0.0.1:${opsPort}`;
-    child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['services/accounts/src/main.ts'], {
+    // `node --import tsx`, not the tsx CLI: the CLI relays SIGTERM to its child and SIGKILLs it (exit 143)
+    // when the child does not acknowledge within 30 ms, which a loaded machine easily misses mid-drain.
+    child = spawn(process.execPath, ['--import', 'tsx', 'services/accounts/src/main.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH ?? '',
