@@ -19,6 +19,7 @@ describe('Kafka over SASL/SCRAM', () => {
   let dataDir: string;
   let saslBrokers: string;
   let db: TestDatabase | undefined;
+  let mailerDb: TestDatabase | undefined;
   let system: System | undefined;
 
   beforeAll(async () => {
@@ -30,6 +31,7 @@ describe('Kafka over SASL/SCRAM', () => {
   afterAll(async () => {
     await system?.stop();
     await db?.drop();
+    await mailerDb?.drop();
     await broker?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -53,9 +55,12 @@ describe('Kafka over SASL/SCRAM', () => {
 
   test('accounts, relay and mailer given KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD become ready and deliver a registration\'s mail, and never log the password', async () => {
     db = await createTestDatabase();
+    // The mailer on its own database (migrations/mailer), as in production: accounts' template has no mailer schema.
+    mailerDb = await createTestDatabase('mailer');
     const lines: string[] = [];
     system = await startSystem({
       databaseUrl: db.url,
+      mailerDatabaseUrl: mailerDb.url,
       brokers: saslBrokers,
       topicPrefix: uniquePrefix('sasl'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
