@@ -8,7 +8,10 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
   let h: MailerHarness;
 
   beforeAll(async () => {
-    h = await startMailerHarness({ env: { SMTP_POOL_SIZE: '5' } });
+    // A healthy server: every mail must go out on attempt 1. The harness's 300 ms SMTP timeout (made for the
+    // failure tests) is missed on a loaded 2-core machine — the SMTP test server shares this event loop with
+    // 1,000 sends — and turns a slow greeting into a `timeout` deferral; this file uses the default 10 s.
+    h = await startMailerHarness({ env: { SMTP_POOL_SIZE: '5', SMTP_TIMEOUT_MS: '10000' } });
     await h.startInProcess();
   });
   afterAll(async () => {
