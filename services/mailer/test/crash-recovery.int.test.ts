@@ -73,7 +73,7 @@ describe('mailer: killed with SIGKILL mid-work, then restarted', () => {
 describe('mailer: start-up with a bad configuration', () => {
   it('when SMTP_PORT and MAIL_TRANSPORT are invalid, then it exits 1 at once with one stderr line naming both, never the password', async () => {
     const proc = spawnMailer({ SMTP_PORT: '99999', MAIL_TRANSPORT: 'pigeon', SMTP_USER: 'mailer', SMTP_PASSWORD: 'pa55-word-never-printed' });
-    const code = await Promise.race([proc.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 2_000))]);
+    const code = await Promise.race([proc.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
     if (code === 'still running') proc.kill('SIGKILL');
 
     expect(code).toBe(1);
