@@ -147,7 +147,7 @@ async function main(): Promise<void> {
         if (runningBrokerPid(dataDir) || (await portOpen(port))) {
           say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
         } else {
-          say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in .run/kafka)...`);
+          say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in ${path.relative(REPO_ROOT, dataDir)})...`);
           // Its own process group: Ctrl-C must not stop Kafka before the services drained.
           const broker = await startKafkaBroker({ port, dataDir, detached: true });
           kafkaNodes = [broker];
