@@ -78,3 +78,26 @@ describe('idempotent producer keeper', () => {
     expect(results.flatMap((r) => r.items).sort()).toEqual([...keys].sort());
   });
 });
+
+describe('idempotent producer keeper: partitions in parallel', () => {
+  it('when several partitions are sent at once, then they go out in parallel on separate producers, and one partition always uses the same producer', async () => {
+    const f = fakes();
+    const p = keeper(f.createProducer);
+    const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+    const topics = ['a', 'b'];
+    await p.sendPerPartition(keys.flatMap((key) => topics.map((topic) => ({ key, topic }))), (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }));
+    await p.sendPerPartition(keys.flatMap((key) => topics.map((topic) => ({ key, topic }))), (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }));
+    expect(f.maxInFlight()).toBeGreaterThan(1);
+    const producerOf = new Map<string, number>();
+    for (const made of f.made) {
+      for (const request of made.sent.flat()) {
+        for (const m of request.messages) {
+          const id = `${request.topic}:${m.partition}`;
+          expect(producerOf.get(id) ?? made.n).toBe(made.n);
+          producerOf.set(id, made.n);
+        }
+      }
+    }
+    expect(producerOf.size).toBe(6);
+  });
+});

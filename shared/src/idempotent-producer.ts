@@ -22,7 +22,9 @@ import type { Logger } from './logger';
  *   caller hears of the failure, so a send queued behind it goes out with the rolled-back sequence.
  *
  * Hence, for every idempotent producer of this project:
- * 1. one sendBatch at a time per producer (the chain below), so nothing is queued behind a failing send;
+ * 1. one sendBatch at a time per producer (each slot's chain below), so nothing is queued behind a failing
+ *    send; the keeper holds a few producers ("slots") and routes each topic-partition always to the same
+ *    one, so different partitions go out in parallel while each partition's requests stay in order;
  * 2. after ANY failed sendBatch (outcome unknown or not), the producer is disconnected and the next send
  *    runs on a new producer (connect → InitProducerId → a new producer id, sequences from 0);
  * 3. callers delete or mark only records whose sendBatch resolved — acknowledged by an identity that had
@@ -46,7 +48,7 @@ export type PartitionResult<T> = {
 export type IdempotentProducer = {
   /** Connects the current producer (start-up, readiness); sends connect on their own too. */
   connect: () => Promise<void>;
-  /** One produce request (acks = all) on the current identity; rejects when it was not acknowledged. */
+  /** One produce request (acks = all) on the first slot's identity; rejects when it was not acknowledged. */
   send: (topicMessages: TopicMessages[]) => Promise<void>;
   /**
    * Groups `items` by topic-partition (keeping their order) and sends one request per partition, except
@@ -72,6 +74,11 @@ export type IdempotentProducerOptions = {
   /** Looks up a topic's partition count (default: admin metadata, cached for `metadataTtlMs`). */
   partitionCount?: (topic: string) => Promise<number>;
   metadataTtlMs?: number;
+  /**
+   * Producer identities kept side by side (default 4). Each topic-partition always uses the same one,
+   * so different partitions are sent in parallel while one partition's requests stay serialized.
+   */
+  producers?: number;
 };
 
 export function createIdempotentProducer(opts: IdempotentProducerOptions): IdempotentProducer {
@@ -81,10 +88,66 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
     (() =>
       opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner }));
   const partitions = opts.partitionCount ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined } : partitionCounts(opts.kafka, opts.metadataTtlMs ?? 30_000);
+  const generations = { count: 0 };
+  const slots = Array.from({ length: Math.max(1, opts.producers ?? 4) }, () => createIdentitySlot(createProducer, log, generations));
+  const first = slots[0] as IdentitySlot;
+  /** A partition always uses the same slot: its requests stay in order on one identity at a time. */
+  const slotOf = (topic: string, partition: number): IdentitySlot => slots[partitionOf(`${partition}:${topic}`, slots.length)] ?? first;
+
+  const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
+    type T = (typeof items)[number];
+    const groups = new Map<string, PartitionResult<T> & { messages: Message[] }>();
+    for (const item of items) {
+      const { topic, message } = record(item);
+      const partition = message.key === null || message.key === undefined ? -1 : partitionOf(message.key, await partitions.count(topic));
+      const id = `${partition}:${topic}`;
+      let group = groups.get(id);
+      if (!group) {
+        group = { topic, partition, items: [], messages: [] };
+        groups.set(id, group);
+      }
+      group.items.push(item);
+      group.messages.push(partition >= 0 ? { ...message, partition } : message);
+    }
+    // Partitions go out in parallel on their slots; each partition's request waits for its slot.
+    return Promise.all(
+      [...groups.values()].map(async ({ messages, ...group }): Promise<PartitionResult<T>> => {
+        if (skip?.(group.topic, group.partition)) return { ...group, skipped: true };
+        try {
+          await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages }]);
+          return group;
+        } catch (error) {
+          partitions.forget(group.topic);
+          return { ...group, error };
+        }
+      }),
+    );
+  };
+
+  return {
+    connect: () => first.connect(),
+    send: (topicMessages) => first.send(topicMessages),
+    sendPerPartition,
+    generation: () => generations.count,
+    connected: () => slots.some((s) => s.connected()),
+    disconnect: async () => {
+      await Promise.all(slots.map((s) => s.disconnect()));
+      await partitions.close();
+    },
+  };
+}
+
+type IdentitySlot = {
+  connect: () => Promise<void>;
+  send: (topicMessages: TopicMessages[]) => Promise<void>;
+  connected: () => boolean;
+  disconnect: () => Promise<void>;
+};
+
+/** One producer identity at a time: its sends serialized, retired after any failed send. */
+function createIdentitySlot(createProducer: () => Producer, log: Logger, generations: { count: number }): IdentitySlot {
   let current: Producer | undefined;
   let connecting: Promise<void> | undefined;
-  let generation = 0;
-
   let chain: Promise<unknown> = Promise.resolve();
   const serialize = <T>(work: () => Promise<T>): Promise<T> => {
     const next = chain.then(work, work);
@@ -103,57 +166,14 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       throw err;
     }
     current = fresh;
-    generation += 1;
+    generations.count += 1;
     return fresh;
   };
 
   const retire = async (failed: Producer, err: unknown): Promise<void> => {
     if (current === failed) current = undefined;
-    log.warn({ err: { message: errorMessage(err) }, generation }, 'a send failed: retiring the producer (the next send uses a new producer id)');
+    log.warn({ err: { message: errorMessage(err) } }, 'a send failed: retiring the producer (the next send uses a new producer id)');
     await failed.disconnect().catch(() => undefined);
-  };
-
-  const send = (topicMessages: TopicMessages[]): Promise<void> =>
-    serialize(async () => {
-      const producer = await ensure();
-      try {
-        await producer.sendBatch({ topicMessages, acks: -1 });
-      } catch (err) {
-        await retire(producer, err);
-        throw err;
-      }
-    });
-
-  const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
-    type T = (typeof items)[number];
-    const groups = new Map<string, PartitionResult<T> & { messages: Message[] }>();
-    for (const item of items) {
-      const { topic, message } = record(item);
-      const partition = message.key === null || message.key === undefined ? -1 : partitionOf(message.key, await partitions.count(topic));
-      const id = `${partition}:${topic}`;
-      let group = groups.get(id);
-      if (!group) {
-        group = { topic, partition, items: [], messages: [] };
-        groups.set(id, group);
-      }
-      group.items.push(item);
-      group.messages.push(partition >= 0 ? { ...message, partition } : message);
-    }
-    const results: PartitionResult<T>[] = [];
-    for (const { messages, ...group } of groups.values()) {
-      if (skip?.(group.topic, group.partition)) {
-        results.push({ ...group, skipped: true });
-        continue;
-      }
-      try {
-        await send([{ topic: group.topic, messages }]);
-        results.push(group);
-      } catch (error) {
-        partitions.forget(group.topic);
-        results.push({ ...group, error });
-      }
-    }
-    return results;
   };
 
   return {
@@ -165,15 +185,21 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
         : (connecting ??= serialize(async () => void (await ensure())).finally(() => {
             connecting = undefined;
           })),
-    send,
-    sendPerPartition,
-    generation: () => generation,
+    send: (topicMessages) =>
+      serialize(async () => {
+        const producer = await ensure();
+        try {
+          await producer.sendBatch({ topicMessages, acks: -1 });
+        } catch (err) {
+          await retire(producer, err);
+          throw err;
+        }
+      }),
     connected: () => current !== undefined,
     disconnect: () =>
       serialize(async () => {
         const producer = current;
         current = undefined;
-        await partitions.close();
         await producer?.disconnect();
       }),
   };
