@@ -1,7 +1,7 @@
 import express from 'express';
 import request from 'supertest';
 import { Registry } from 'prom-client';
-import { createOpsApp, listen } from './http';
+import { createOpsApp, httpComponent, listen } from './http';
 import { createLogger } from './logger';
 
 describe('createOpsApp (relay, mailer, accounts ops port)', () => {
@@ -48,5 +48,22 @@ describe('listen', () => {
     await server.close();
     const res = await pending;
     expect(await res.json()).toEqual({ ok: true });
+  });
+});
+
+describe('httpComponent', () => {
+  it('when started, then it serves the app it creates; when stopped, then nothing listens', async () => {
+    let url = '';
+    const component = httpComponent({
+      name: 'ops',
+      port: 0,
+      host: '127.0.0.1',
+      createApp: () => createOpsApp({ logger: createLogger({ service: 'test', level: 'silent' }), registry: new Registry(), checks: [] }),
+      onListening: (server) => (url = `http://127.0.0.1:${server.port}`),
+    });
+    await component.start();
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    await component.stop();
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 });

@@ -157,3 +157,25 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, message: string)
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * An HTTP listener as a lifecycle component: `createApp` is called at start (so readiness checks see
+ * the started parts), the server listens on `port`, and stop closes it (draining open requests).
+ */
+export function httpComponent(opts: {
+  name: string;
+  port: number;
+  host?: string;
+  createApp: () => Express;
+  onListening?: (server: HttpServer) => void;
+}): { name: string; start: () => Promise<void>; stop: () => Promise<void> } {
+  let http: HttpServer | undefined;
+  return {
+    name: opts.name,
+    start: async () => {
+      http = await listen(opts.createApp(), opts.port, opts.host);
+      opts.onListening?.(http);
+    },
+    stop: async () => http?.close(),
+  };
+}

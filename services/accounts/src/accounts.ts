@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { checkDatabaseReady, type Pool } from '@shared/db';
-import { createOpsApp, listen, type HttpServer } from '@shared/http';
+import { createOpsApp, httpComponent } from '@shared/http';
 import type { Component } from '@shared/lifecycle';
 import type { Logger } from '@shared/logger';
 import type { AccountsConfig } from './config';
@@ -51,8 +51,6 @@ export function createAccounts(opts: { config: AccountsConfig; logger: Logger; r
       loginFailureWindowS: config.LOGIN_FAILURE_WINDOW_S,
     },
   });
-  let http: HttpServer | undefined;
-  let ops: HttpServer | undefined;
   const components: Component[] = [
     { name: 'pool', stop: () => pool.end() },
     // Stopped after HTTP and the consumer, before the pool: an anonymous resend answered 202 finishes.
@@ -62,25 +60,22 @@ export function createAccounts(opts: { config: AccountsConfig; logger: Logger; r
     // start and take registrations while Kafka is down.
     { name: 'kafka-admin', stop: () => admin.disconnect() },
     { name: 'delivery-status-consumer', start: () => consumer.start(), stop: () => consumer.stop() },
-    {
+    httpComponent({
       name: 'ops-http',
-      start: async () => {
-        // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
-        // not take the API out of a load balancer.
-        const checks = [{ name: 'postgres', check: () => checkDatabaseReady(pool) }];
-        ops = await listen(createOpsApp({ logger, registry, checks }), config.OPS_PORT, config.OPS_HOST);
-        logger.info({ port: ops.port, host: config.OPS_HOST }, 'accounts ops listening (/metrics, /readyz, /healthz)');
-      },
-      stop: async () => ops?.close(),
-    },
-    {
+      port: config.OPS_PORT,
+      host: config.OPS_HOST,
+      // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
+      // not take the API out of a load balancer.
+      createApp: () => createOpsApp({ logger, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] }),
+      onListening: (ops) =>
+        logger.info({ port: ops.port, host: config.OPS_HOST }, 'accounts ops listening (/metrics, /readyz, /healthz)'),
+    }),
+    httpComponent({
       name: 'http',
-      start: async () => {
-        http = await listen(createAccountsApp({ ...deps, registry }), config.PORT);
-        logger.info({ port: http.port }, 'accounts listening');
-      },
-      stop: async () => http?.close(),
-    },
+      port: config.PORT,
+      createApp: () => createAccountsApp({ ...deps, registry }),
+      onListening: (http) => logger.info({ port: http.port }, 'accounts listening'),
+    }),
   ];
   return {
     components,

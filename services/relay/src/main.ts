@@ -2,7 +2,7 @@ import { createLogger } from '@shared/logger';
 import { createPool, checkDatabaseReady } from '@shared/db';
 import { createKafka, checkKafkaReady } from '@shared/kafka';
 import { createMetricsRegistry } from '@shared/metrics';
-import { createOpsApp, listen, type HttpServer } from '@shared/http';
+import { createOpsApp, httpComponent } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadRelayConfig } from './config';
 import { createRelay } from './relay';
@@ -16,8 +16,6 @@ async function main(): Promise<void> {
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'relay', logger, security: config });
   const admin = kafka.admin();
   const relay = createRelay({ pool, kafka, logger, registry, config });
-  let http: HttpServer | undefined;
-
   await runService({
     logger,
     components: [
@@ -25,22 +23,18 @@ async function main(): Promise<void> {
       // Readiness only: a relay started while Kafka is down still starts and waits for it.
       { name: 'kafka-admin', start: () => admin.connect().catch(() => undefined), stop: () => admin.disconnect() },
       { name: 'relay', start: () => relay.start(), stop: () => relay.stop() },
-      {
+      httpComponent({
         name: 'http',
-        start: async () => {
-          const app = createOpsApp({
-            logger,
-            registry,
-            checks: [
-              { name: 'postgres', check: () => checkDatabaseReady(pool) },
-              { name: 'kafka', check: () => checkKafkaReady(admin) },
-            ],
-          });
-          http = await listen(app, config.PORT);
-          logger.info({ port: http.port }, 'relay listening');
+        port: config.PORT,
+        createApp: () => {
+          const checks = [
+            { name: 'postgres', check: () => checkDatabaseReady(pool) },
+            { name: 'kafka', check: () => checkKafkaReady(admin) },
+          ];
+          return createOpsApp({ logger, registry, checks });
         },
-        stop: async () => http?.close(),
-      },
+        onListening: (http) => logger.info({ port: http.port }, 'relay listening'),
+      }),
     ],
   });
 }
