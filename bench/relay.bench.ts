@@ -3,6 +3,7 @@ import { Kafka, Partitioners, logLevel, type TopicMessages } from 'kafkajs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createLogger } from '../shared/src/logger';
+import { waitForTopicLeaders } from '../shared/src/topic-leaders';
 import { parseRelayConfig } from '../services/relay/src/config';
 import { createRelay } from '../services/relay/src/relay';
 import type { OutboxRow } from '../services/relay/src/data-access/outbox-row';
@@ -80,7 +81,8 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
     const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench-baseline', logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: true });
+    await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: false });
+    await waitForTopicLeaders(admin, [baselineTopic]);
     await admin.disconnect();
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();

@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Kafka, logLevel, type LogEntry, type Admin, type ISocketFactory, type ITopicConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from './logger';
+import { waitForTopicLeaders } from './topic-leaders';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.NOTHING]: 'debug',
@@ -109,11 +110,13 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
     return { ...t, replicationFactor, configEntries: [...(t.configEntries ?? []), ...defaults] };
   });
   try {
-    await admin.createTopics({ topics: withReplication, waitForLeaders: true });
+    await admin.createTopics({ topics: withReplication, waitForLeaders: false });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!/already exists/i.test(message)) throw err;
   }
+  // Not kafkajs' waitForLeaders: it fails on the UNKNOWN_TOPIC_OR_PARTITION a broker answers right after creation.
+  await waitForTopicLeaders(admin, missing.map((t) => t.topic));
 }
 
 /** Readiness probe: the broker answers a metadata request. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { waitForTopicLeaders } from '../../shared/src/topic-leaders';
 import { readInfraState } from './infra-state';
 import { withDatabase } from './database-url';
 import { waitFor } from './wait-for';
@@ -62,7 +63,8 @@ export async function createTopic(topic: string, numPartitions = 3, brokers = te
   const admin = new Kafka({ brokers, clientId: 'test-admin', logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: true });
+    await admin.createTopics({ topics: [{ topic, numPartitions }], waitForLeaders: false });
+    await waitForTopicLeaders(admin, [topic]);
   } finally {
     await admin.disconnect();
   }
