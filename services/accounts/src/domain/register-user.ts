@@ -25,19 +25,25 @@ const REFERRAL_CODE_TRIES = 5;
  * request, its `queued` delivery status, both outbox events and the refresh token. Email and Kafka are
  * not on this path: the relay and the mailer take it from the outbox.
  */
+/**
+ * One statement: a slot of the client's REGISTER_MAX_PER_IP_PER_HOUR (409s count: they probe which
+ * addresses exist), and the duplicate check that spares an argon2 hash (the unique index still settles
+ * races). Throws 429 too_many_registrations or 409 email_taken.
+ */
+async function reserveSlot(deps: DomainDeps, clientIp: string, email: string): Promise<void> {
+  const now = deps.clock.now();
+  const slot = await reserveRegistration(deps.pool, { clientIp, email, now, maxPerHour: deps.config.REGISTER_MAX_PER_IP_PER_HOUR });
+  if (!slot.reserved) throw new TooManyRegistrationsError(await registrationRetryAfterS(deps.pool, clientIp, now));
+  if (slot.emailTaken) throw new EmailTakenError();
+}
+
 export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string }) {
   const schema = registerBody(deps.commonPasswords);
   const newReferralCode = deps.newReferralCode ?? generateReferralCode;
 
   async function register(body: unknown, clientIp: string): Promise<Registration> {
     const input = validate(schema, body);
-    // One statement: a slot of the client's REGISTER_MAX_PER_IP_PER_HOUR (409s count: they probe which
-    // addresses exist), and the duplicate check that spares an argon2 hash (the unique index still
-    // settles races).
-    const now = deps.clock.now();
-    const slot = await reserveRegistration(deps.pool, { clientIp, email: input.email, now, maxPerHour: deps.config.REGISTER_MAX_PER_IP_PER_HOUR });
-    if (!slot.reserved) throw new TooManyRegistrationsError(await registrationRetryAfterS(deps.pool, clientIp, now));
-    if (slot.emailTaken) throw new EmailTakenError();
+    await reserveSlot(deps, clientIp, input.email);
     const passwordHash = await deps.hasher.hash(input.password);
     for (let attempt = 1; ; attempt++) {
       try {
