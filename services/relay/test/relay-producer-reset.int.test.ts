@@ -25,7 +25,8 @@ function fakeKafka(script: { failingConnects: number }) {
       createTopics: async () => true,
       describeCluster: async () => ({ brokers: [{ nodeId: 0, host: '127.0.0.1', port: 9092 }], controller: 0, clusterId: 'fake' }),
       fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
-        topics: topics.map((name) => ({ name, partitions: [0, 1, 2].map((partitionId) => ({ partitionId })) })),
+        // Led partitions, as a real metadata answer (ensureTopics waits for every partition's leader).
+        topics: topics.map((name) => ({ name, partitions: [0, 1, 2].map((partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0] })) })),
       }),
     }),
     producer: (): Producer => {
