@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
- * `npx tsx bench/profile-summary.ts <file.cpuprofile>... [--top N]`: where a `node --cpu-prof` profile
+ * `npx tsx bench/profile-summary.ts <file.cpuprofile>... [--top N] [--from-s S]`: where a `node --cpu-prof` profile
  * (e.g. from `BENCH_CPU_PROF=dir npm run bench cpu`) spends its time — self time grouped by package
  * (or project directory) and the top functions. A rough map for docs/performance.md, not a flame graph.
  */
@@ -22,11 +22,16 @@ function groupOf(url: string, fn: string): string {
   return rel.startsWith('..') ? file : path.dirname(rel);
 }
 
-function summarize(file: string, top: number): void {
+function summarize(file: string, top: number, fromS: number): void {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let at = 0;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    // --from-s skips start-up (module loading) and anything else before that second of the process.
+    if (at >= fromS * 1e6) self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const groups = new Map<string, number>();
   const functions = new Map<string, number>();
@@ -49,6 +54,6 @@ function summarize(file: string, top: number): void {
 }
 
 const args = process.argv.slice(2);
-const topAt = args.indexOf('--top');
-const top = topAt >= 0 ? Number(args[topAt + 1]) : 15;
-for (const file of args.filter((_, i) => topAt < 0 || (i !== topAt && i !== topAt + 1))) summarize(file, top);
+const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const flagged = new Set(['--top', '--from-s'].flatMap((f) => (args.includes(f) ? [args.indexOf(f), args.indexOf(f) + 1] : [])));
+for (const file of args.filter((_, i) => !flagged.has(i))) summarize(file, option('--top', 15), option('--from-s', 0));

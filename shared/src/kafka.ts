@@ -3,6 +3,9 @@ import tls from 'node:tls';
 import { Kafka, logLevel, type LogEntry, type Admin, type ISocketFactory, type ITopicConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from './logger';
 import { waitForTopicLeaders } from './topic-leaders';
+import { applyKafkajsIdleFix } from './kafkajs-idle-fix';
+
+applyKafkajsIdleFix();
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.NOTHING]: 'debug',
