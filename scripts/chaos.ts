@@ -6,16 +6,27 @@ import pg from 'pg';
 import type { ServiceName } from '../infra/dev/service-process';
 import { migrate } from './migrate';
 import { startSystem, type System } from '../test/support/system';
+import { startPrivatePostgres, type PrivatePostgres } from '../test/support/private-postgres';
 
 /**
- * `npm run chaos`: N registrations through the API while a seeded scheduler SIGKILLs and restarts
- * relay, mailer and accounts instances, stops and restarts the Kafka broker, and switches the SMTP
- * server between healthy, stalling and refusing. Then it waits for quiescence and checks every
- * registration against the SMTP server's record. CHAOS_SEED replays a run.
+ * `npm run chaos`: N registrations through the API while a seeded scheduler injects faults one at a
+ * time — SIGKILL and restart of relay, mailer and accounts instances, the Kafka broker stopped (SIGTERM)
+ * or crashed (SIGKILL) and restarted on its data, SMTP stalling or refusing. Then it waits for
+ * quiescence and checks every registration against the SMTP server's record, and reports the longest
+ * pause in mail accepted by SMTP per fault kind. CHAOS_SEED replays a run.
+ *
+ * Plans (CHAOS_PLAN):
+ *   default   every fault kind in PLANS.default; with KAFKA_CLUSTER_SIZE=3 (a 3-node KRaft cluster,
+ *             replication 3, min ISR 2) also a SIGKILL of the leader of a mail.requests partition and a
+ *             rolling restart of all three nodes.
+ *   postgres  the services run on a private PostgreSQL (initdb into a temp dir, any free port) whose
+ *             postmaster is SIGKILLed and restarted (crash recovery), beside relay and mailer kills;
+ *             accounts must answer 503 during the outage, never another 5xx, never hang.
+ * CHAOS_FAULTS=a,b,c replaces the plan's fault kinds (names as in FAULTS below).
  *
  *   CHAOS_REGISTRATIONS (2000)  CHAOS_SEED (random)  CHAOS_CONCURRENCY (8)  CHAOS_ROUNDS (2: each
  *   kind of fault twice)  CHAOS_FAULT_EVERY_MS (3000)  CHAOS_QUIESCE_TIMEOUT_S (300)
- *   CHAOS_DATABASE_URL (the local server)
+ *   CHAOS_DATABASE_URL (the local server; unused by the postgres plan)  KAFKA_CLUSTER_SIZE (1)
  */
 const N = Number(process.env.CHAOS_REGISTRATIONS ?? 2000);
 const SEED = Number(process.env.CHAOS_SEED ?? randomBytes(4).readUInt32BE(0));
@@ -24,6 +35,118 @@ const FAULT_EVERY_MS = Number(process.env.CHAOS_FAULT_EVERY_MS ?? 3000);
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 2);
 const QUIESCE_TIMEOUT_S = Number(process.env.CHAOS_QUIESCE_TIMEOUT_S ?? 300);
 const ADMIN_URL = process.env.CHAOS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const PLAN = process.env.CHAOS_PLAN ?? 'default';
+const CLUSTER_SIZE = Number(process.env.KAFKA_CLUSTER_SIZE ?? 1);
+/** A client waits this long for an answer; the server's own request timeout is 25 s, so a request still
+ * unanswered here hung past it. */
+const CLIENT_TIMEOUT_MS = 30_000;
+const CONTRACT_TOPICS = ['accounts.user-events', 'mail.requests', 'mail.delivery-status', 'mail.requests.dlq'];
+
+type Step = { fault: string; gapMs: number; durationMs: number; index: number };
+type FaultContext = { sys: System; pg: PrivatePostgres | undefined; random: () => number };
+/** Injects one fault, keeps it `step.durationMs`, heals it; returns what exactly it did (for the log). */
+type Fault = (ctx: FaultContext, step: Step) => Promise<string>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+/** After a Kafka node comes back: every partition has its replicas in sync again before the next fault. */
+const kafkaInSync = (sys: System) => sys.waitKafkaInSync([...CONTRACT_TOPICS, '__consumer_offsets']);
+
+const killService =
+  (name: ServiceName): Fault =>
+  async ({ sys }, step) => {
+    await sys.kill(name, step.index);
+    await sleep(step.durationMs);
+    await sys.restart(name, step.index);
+    return `${name} #${step.index}`;
+  };
+
+const smtpFault =
+  (mode: 'stall-connect' | 'refuse'): Fault =>
+  async ({ sys }, step) => {
+    await sys.smtp.setFault({ mode });
+    await sleep(step.durationMs);
+    await sys.smtp.setFault({ mode: 'healthy' });
+    return mode;
+  };
+
+/** Every kind of fault the scheduler knows. New kinds go here and into a plan. */
+const FAULTS: Record<string, Fault> = {
+  'kill relay': killService('relay'),
+  'kill mailer': killService('mailer'),
+  'kill accounts': killService('accounts'),
+  'smtp stall': smtpFault('stall-connect'),
+  'smtp refuse': smtpFault('refuse'),
+  /** Every Kafka node SIGTERMed (a clean shutdown), then started again. */
+  'stop kafka': async ({ sys }, step) => {
+    await sys.stopBroker();
+    await sleep(step.durationMs);
+    await sys.startBroker();
+    await kafkaInSync(sys);
+    return `${sys.kafkaNodes().length} node(s)`;
+  },
+  /** kill -9 of one Kafka node mid-traffic, restarted on the same data directory. */
+  'crash kafka': async ({ sys }, step) => {
+    const nodes = sys.kafkaNodes();
+    const node = nodes[step.index % nodes.length];
+    await sys.crashBroker(node);
+    await sleep(step.durationMs);
+    await sys.restartBroker(node);
+    await kafkaInSync(sys);
+    return `node ${node?.nodeId ?? '?'}`;
+  },
+  /** kill -9 of the node leading a mail.requests partition (a cluster). */
+  'crash kafka leader': async ({ sys, random }, step) => {
+    const partition = Math.floor(random() * 6);
+    const leader = await sys.leaderOf('mail.requests', partition);
+    await sys.crashBroker(leader);
+    await sleep(step.durationMs);
+    await sys.restartBroker(leader);
+    await kafkaInSync(sys);
+    return `node ${leader.nodeId}, leader of mail.requests[${partition}]`;
+  },
+  /** Each node in turn: SIGTERM, start on its data, wait until in sync; then the next. */
+  'rolling restart kafka': async ({ sys }) => {
+    for (const node of sys.kafkaNodes()) {
+      await node.stop();
+      await sys.restartBroker(node);
+      await kafkaInSync(sys);
+    }
+    return `${sys.kafkaNodes().length} nodes one by one`;
+  },
+  /** kill -9 of the PostgreSQL postmaster, restarted on its data directory (crash recovery). */
+  'crash postgres': async ({ pg: server }, step) => {
+    if (!server) throw new Error('crash postgres needs CHAOS_PLAN=postgres (a private PostgreSQL)');
+    await server.crash();
+    await sleep(step.durationMs);
+    await server.start();
+    return `postmaster on port ${server.port}`;
+  },
+};
+
+/** About how long healing takes beyond the fault's own duration (a JVM or a server starting), for pacing. */
+const HEAL_ESTIMATE_MS: Record<string, number> = {
+  'stop kafka': 10_000,
+  'crash kafka': 10_000,
+  'crash kafka leader': 12_000,
+  'rolling restart kafka': 40_000,
+  'crash postgres': 2_000,
+};
+
+const BASE_KINDS = ['kill relay', 'kill mailer', 'kill accounts', 'stop kafka', 'crash kafka', 'smtp stall', 'smtp refuse'];
+const PLANS: Record<string, string[]> = {
+  default: CLUSTER_SIZE >= 3 ? [...BASE_KINDS, 'crash kafka leader', 'rolling restart kafka'] : BASE_KINDS,
+  postgres: ['crash postgres', 'kill relay', 'kill mailer'],
+};
+
+function planKinds(): string[] {
+  const kinds = process.env.CHAOS_FAULTS ? process.env.CHAOS_FAULTS.split(',').map((k) => k.trim()) : PLANS[PLAN];
+  if (!kinds) throw new Error(`unknown CHAOS_PLAN ${PLAN} (known: ${Object.keys(PLANS).join(', ')})`);
+  const unknown = kinds.filter((k) => !FAULTS[k]);
+  if (unknown.length) throw new Error(`unknown fault kinds: ${unknown.join(', ')} (known: ${Object.keys(FAULTS).join(', ')})`);
+  return kinds;
+}
 
 /** mulberry32: a small seeded PRNG, so a seed replays the same schedule of faults. */
 function prng(seed: number): () => number {
@@ -37,25 +160,68 @@ function prng(seed: number): () => number {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+type Injection = { at_s: number; fault: string; duration_ms: number; detail: string; startMs: number; healedMs: number };
 
-type Injection = { at_s: number; fault: string; duration_ms: number };
+type Pause = { pause_ms: number; resumed_after_heal_ms: number; injections: number };
+
+/**
+ * Per fault kind (maximum over its injections): `pause_ms`, the longest time without a mail accepted by
+ * SMTP from the injection's start until the next one's (the last one: until the traffic ended; a window
+ * without any mail counts as one pause as long as the window, a lower bound); and `resumed_after_heal_ms`,
+ * from the heal (the process or broker back and serving) to the first mail accepted after it — the
+ * consumers' own recovery, without the time the fault itself lasted.
+ */
+function pausesByKind(injections: Injection[], acceptedMs: number[], trafficEndMs: number): Record<string, Pause> {
+  const sorted = [...acceptedMs].sort((a, b) => a - b);
+  const out: Record<string, Pause> = {};
+  injections.forEach((inj, i) => {
+    const end = Math.max(injections[i + 1]?.startMs ?? trafficEndMs, inj.healedMs);
+    let last = inj.startMs;
+    let longest = 0;
+    for (const t of sorted) {
+      if (t <= inj.startMs) continue;
+      if (t > end) break;
+      longest = Math.max(longest, t - last);
+      last = t;
+    }
+    longest = Math.max(longest, end - last);
+    const firstAfterHeal = sorted.find((t) => t >= inj.healedMs);
+    const resumed = firstAfterHeal === undefined ? end - inj.healedMs : firstAfterHeal - inj.healedMs;
+    const entry = out[inj.fault] ?? { pause_ms: 0, resumed_after_heal_ms: 0, injections: 0 };
+    out[inj.fault] = {
+      pause_ms: Math.max(entry.pause_ms, longest),
+      resumed_after_heal_ms: Math.max(entry.resumed_after_heal_ms, resumed),
+      injections: entry.injections + 1,
+    };
+  });
+  return out;
+}
 
 async function main(): Promise<void> {
   // Ctrl-C: exit through process.exit so the 'exit' hooks stop every process and broker started.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const random = prng(SEED);
-  log(`seed ${SEED} (replay with CHAOS_SEED=${SEED}), ${N} registrations, concurrency ${CONCURRENCY}`);
+  const kinds = planKinds();
+  log(`seed ${SEED} (replay with CHAOS_SEED=${SEED}), plan ${PLAN}, ${N} registrations, concurrency ${CONCURRENCY}`);
+  let privatePg: PrivatePostgres | undefined;
+  if (PLAN === 'postgres' || kinds.includes('crash postgres')) {
+    log('starting a private PostgreSQL (initdb into a temp dir)...');
+    privatePg = await startPrivatePostgres();
+    process.on('exit', () => {
+      const pid = privatePg?.pid();
+      if (pid && privatePg?.running()) process.kill(pid, 'SIGKILL');
+    });
+  }
+  const adminUrl = privatePg ? privatePg.url() : ADMIN_URL;
   const dbName = `rp_chaos_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   // The mailer runs on a database of its own, as in production: accounts' and the mailer's.
   const mailerDbName = `${dbName}_mailer`;
   await admin.query(`CREATE DATABASE ${dbName}`);
   await admin.query(`CREATE DATABASE ${mailerDbName}`);
   const urlOf = (name: string) => {
-    const url = new URL(ADMIN_URL);
+    const url = new URL(adminUrl);
     url.pathname = `/${name}`;
     return url.toString();
   };
@@ -64,16 +230,22 @@ async function main(): Promise<void> {
   await migrate({ databaseUrl, mailerDatabaseUrl });
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 3 });
   const mailerPool = new pg.Pool({ connectionString: mailerDatabaseUrl, max: 2 });
+  // The postgres plan crashes the server under these pools too: a dead idle client must not end the run.
+  pool.on('error', () => undefined);
+  mailerPool.on('error', () => undefined);
+  admin.on('error', () => undefined);
 
   let system: System | undefined;
   const started = Date.now();
   const injections: Injection[] = [];
   try {
-    log('starting 2 accounts, 2 relays, 2 mailers, a Kafka broker and the SMTP test server...');
+    const kafkaLabel = CLUSTER_SIZE > 1 ? `a ${CLUSTER_SIZE}-node Kafka cluster` : 'a Kafka broker';
+    log(`starting 2 accounts, 2 relays, 2 mailers, ${kafkaLabel} and the SMTP test server...`);
     system = await startSystem({
       databaseUrl,
       mailerDatabaseUrl,
       counts: { accounts: 2, relay: 2, mailer: 2 },
+      kafkaClusterSize: CLUSTER_SIZE,
       ...(process.env.CHAOS_LOG_FILE ? { onLine: (label: string, line: string) => appendFileSync(process.env.CHAOS_LOG_FILE as string, `${label} ${line}\n`) } : {}),
       env: {
         LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn',
@@ -88,15 +260,15 @@ async function main(): Promise<void> {
       },
     });
     const sys = system;
+    log(`Kafka bootstrap brokers: ${sys.brokers}`);
 
     // ---- the plan: every kind of fault, ROUNDS times each, in a seeded order, one at a time ----
-    const kinds = ['kill relay', 'kill mailer', 'kill accounts', 'stop kafka', 'smtp stall', 'smtp refuse'] as const;
-    const plan = Array.from({ length: ROUNDS }, () => [...kinds])
+    const plan: Step[] = Array.from({ length: ROUNDS }, () => [...kinds])
       .flat()
       .map((fault) => ({ fault, order: random() }))
       .sort((a, b) => a.order - b.order)
       .map(({ fault }) => ({ fault, gapMs: Math.round(FAULT_EVERY_MS * (0.5 + random())), durationMs: Math.round(1000 + random() * 5000), index: Math.floor(random() * 2) }));
-    const windowMs = plan.reduce((sum, p) => sum + p.gapMs + p.durationMs, 0);
+    const windowMs = plan.reduce((sum, p) => sum + p.gapMs + p.durationMs + (HEAL_ESTIMATE_MS[p.fault] ?? 2_000), 0);
     // Registrations are spread over the whole fault window, so every fault meets traffic.
     // Restarts take time of their own (a service or the broker coming back): stretch the traffic to match.
     const pacing = (windowMs * 1.3) / N;
@@ -104,7 +276,8 @@ async function main(): Promise<void> {
 
     // ---- the driver: N registrations through the live accounts instances ----
     const expected = new Map<string, 'created' | 'ambiguous'>();
-    const outcome = { created: 0, ambiguous: 0, failed: 0, retries: 0 };
+    const outcome = { created: 0, ambiguous: 0, failed: 0, retries: 0, hung: 0 };
+    const statuses: Record<string, number> = {};
     let next = 0;
     const register = async (i: number): Promise<void> => {
       const email = `chaos.${SEED}.${i}@example.test`;
@@ -121,8 +294,9 @@ async function main(): Promise<void> {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ email, password: `chaos-password-${i}`, first_name: `User${i}` }),
-            signal: AbortSignal.timeout(15_000),
+            signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
           });
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
           if (res.status === 201) {
             expected.set(email, hadError ? 'ambiguous' : 'created');
             outcome[hadError ? 'ambiguous' : 'created'] += 1;
@@ -135,7 +309,8 @@ async function main(): Promise<void> {
             return;
           }
           hadError = true;
-        } catch {
+        } catch (err) {
+          if (err instanceof Error && err.name === 'TimeoutError') outcome.hung += 1;
           hadError = true;
         }
         outcome.retries += 1;
@@ -144,8 +319,12 @@ async function main(): Promise<void> {
       outcome.failed += 1;
     };
     const driverStart = Date.now();
+    let trafficEndMs = 0;
+    let schedulerDone = false;
+    // N registrations at least; if healing takes longer than estimated, traffic goes on at the same pace
+    // until the last fault is healed, so every fault meets traffic.
     const workers = Array.from({ length: CONCURRENCY }, async () => {
-      while (next < N) {
+      while (next < N || !schedulerDone) {
         const i = next++;
         const due = driverStart + i * pacing;
         if (due > Date.now()) await sleep(due - Date.now());
@@ -155,30 +334,30 @@ async function main(): Promise<void> {
     });
 
     // ---- the scheduler: one fault at a time, each healed before the next ----
-    const scheduler = (async () => {
+    const runPlan = async () => {
       for (const step of plan) {
         await sleep(step.gapMs);
-        const at = (Date.now() - started) / 1000;
-        injections.push({ at_s: Math.round(at), fault: step.fault, duration_ms: step.durationMs });
-        log(`inject: ${step.fault}${step.fault.startsWith('kill') ? ` #${step.index}` : ''} for ${step.durationMs} ms`);
-        if (step.fault.startsWith('kill')) {
-          const name = step.fault.split(' ')[1] as ServiceName;
-          await sys.kill(name, step.index);
-          await sleep(step.durationMs);
-          await sys.restart(name, step.index);
-        } else if (step.fault === 'stop kafka') {
-          await sys.stopBroker();
-          await sleep(step.durationMs);
-          await sys.startBroker();
-        } else {
-          await sys.smtp.setFault({ mode: step.fault === 'smtp stall' ? 'stall-connect' : 'refuse' });
-          await sleep(step.durationMs);
-          await sys.smtp.setFault({ mode: 'healthy' });
-        }
+        const startMs = Date.now();
+        log(`inject: ${step.fault} for ${step.durationMs} ms`);
+        const fault = FAULTS[step.fault] as Fault;
+        const detail = await fault({ sys, pg: privatePg, random }, step);
+        const healedMs = Date.now();
+        log(`healed: ${step.fault} (${detail}) after ${healedMs - startMs} ms`);
+        injections.push({ at_s: Math.round((startMs - started) / 1000), fault: step.fault, duration_ms: step.durationMs, detail, startMs, healedMs });
+      }
+      // A few seconds of traffic after the last heal, so its pause is measured against flowing mail.
+      await sleep(5_000);
+    };
+    const scheduler = (async () => {
+      try {
+        await runPlan();
+      } finally {
+        schedulerDone = true;
       }
     })();
 
     await Promise.all(workers);
+    trafficEndMs = Date.now();
     await scheduler;
     log(`registrations done: ${outcome.created} created, ${outcome.ambiguous} ambiguous (committed, response lost), ${outcome.failed} never succeeded; waiting for quiescence...`);
 
@@ -221,13 +400,20 @@ async function main(): Promise<void> {
       (await mailerPool.query<{ recipient: string }>(`SELECT recipient FROM mailer_requests WHERE possible_duplicate AND state = 'sent'`)).rows.map((r) => r.recipient),
     );
     const unflaggedDuplicates = duplicated.filter((e) => !flagged.has(e));
+    const serverErrors = Object.entries(statuses).filter(([code]) => Number(code) >= 500 && code !== '503');
+    const pauses = pausesByKind(injections, sys.smtp.messages.map((m) => m.receivedAt.getTime()), trafficEndMs);
     const result = {
+      plan: PLAN,
+      kafka_nodes: sys.kafkaNodes().length,
       seed: SEED,
-      registrations: N,
+      registrations: next,
       created_201: outcome.created,
       ambiguous: outcome.ambiguous,
       never_succeeded: outcome.failed,
       client_retries: outcome.retries,
+      http_statuses: Object.entries(statuses).map(([k, v]) => `${k}×${v}`).join(' '),
+      server_errors_other_than_503: serverErrors.reduce((n, [, v]) => n + v, 0),
+      requests_unanswered_after_30s: outcome.hung,
       injections: injections.length,
       mails_received: sys.smtp.messages.length,
       lost: lost.length,
@@ -243,6 +429,11 @@ async function main(): Promise<void> {
     console.log('\n| figure | value |\n|---|---|');
     for (const [k, v] of Object.entries(result)) console.log(`| ${k} | ${v} |`);
     console.log(`\ninjected: ${Object.entries(faultsByKind).map(([k, v]) => `${k} ×${v}`).join(', ') || 'nothing'}`);
+    console.log('\n| fault kind | injections | longest pause in mail accepted (s) | mail resumed after the heal (s) |');
+    console.log('|---|---|---|---|');
+    for (const [kind, p] of Object.entries(pauses)) {
+      console.log(`| ${kind} | ${p.injections} | ${(p.pause_ms / 1000).toFixed(1)} | ${(p.resumed_after_heal_ms / 1000).toFixed(1)} |`);
+    }
     if (lost.length) {
       console.log(`lost (first 10): ${lost.slice(0, 10).join(', ')}`);
       // Where each lost mail stopped: the accounts side, the outbox, the relay's dead letters, the mailer.
@@ -266,7 +457,7 @@ async function main(): Promise<void> {
       // Did the lost requests reach Kafka? A fresh consumer group reads mail.requests from the start.
       const lostIds = new Set(trail.map((t: { request_id: string }) => t.request_id));
       const found = new Map<string, string>();
-      const kafka = new Kafka({ brokers: [sys.brokers], clientId: 'chaos-audit', logLevel: logLevel.NOTHING });
+      const kafka = new Kafka({ brokers: sys.brokers.split(','), clientId: 'chaos-audit', logLevel: logLevel.NOTHING });
       const audit = kafka.consumer({ groupId: `chaos-audit-${Date.now()}` });
       await audit.connect();
       await audit.subscribe({ topics: ['mail.requests'], fromBeginning: true });
@@ -285,9 +476,21 @@ async function main(): Promise<void> {
     const dir = path.join(__dirname, '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `chaos-${new Date(started).toISOString().replace(/[:]/g, '-').replace(/\..+$/, '')}.json`);
-    writeFileSync(file, `${JSON.stringify({ ...result, injections_detail: injections, lost_addresses: lost, duplicated_addresses: duplicated }, null, 2)}\n`);
+    const detail = injections.map(({ startMs: _s, healedMs, ...i }) => ({ ...i, healed_after_ms: healedMs - _s }));
+    const record = { ...result, mail_pause_by_fault: pauses, injections_detail: detail, lost_addresses: lost, duplicated_addresses: duplicated };
+    writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
     log(`results written to ${path.relative(process.cwd(), file)}`);
-    process.exitCode = lost.length > 0 || unflaggedDuplicates.length > 0 || outboxLeft !== 0 || notFinal !== 0 || outcome.failed > 0 ? 1 : 0;
+    const failedChecks = [
+      lost.length > 0 && 'mail lost',
+      unflaggedDuplicates.length > 0 && 'duplicates outside the window',
+      outboxLeft !== 0 && 'outbox rows left',
+      notFinal !== 0 && 'statuses not final',
+      outcome.failed > 0 && 'registrations that never succeeded',
+      serverErrors.length > 0 && '5xx other than 503',
+      outcome.hung > 0 && 'requests unanswered past the server timeout',
+    ].filter(Boolean);
+    if (failedChecks.length) log(`FAILED: ${failedChecks.join(', ')}`);
+    process.exitCode = failedChecks.length ? 1 : 0;
   } finally {
     await system?.stop().catch(() => undefined);
     await pool.end();
@@ -299,6 +502,7 @@ async function main(): Promise<void> {
       }
     }
     await admin.end();
+    await privatePg?.destroy();
   }
 }
 
