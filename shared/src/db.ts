@@ -36,6 +36,12 @@ export function createPool(opts: {
     keepAlive: true,
   });
   pool.on('error', (err) => opts.logger.warn({ err: { message: err.message } }, 'idle PostgreSQL client failed'));
+  // A checked-out client has no listener of the pool's: if the server dies while the client sits between
+  // two queries (inside a transaction), its 'error' would be unhandled and end the process. The query
+  // that uses it next fails instead (and its caller answers 503 or retries).
+  pool.on('connect', (client) => {
+    client.on('error', (err) => opts.logger.warn({ err: { message: err.message } }, 'PostgreSQL connection lost'));
+  });
   return pool;
 }
 

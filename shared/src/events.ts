@@ -74,6 +74,11 @@ export const mailDeliveryStatusPayload = z.object({
   attempt: z.number().int().nonnegative(),
   error_class: z.enum(ERROR_CLASSES).nullable(),
   smtp_message_id: z.string().optional(),
+  /**
+   * The DLQ replay generation: absent or 0 for a request's original delivery, +1 per replay. Optional so
+   * events written before it existed stay valid; consumers order by it before `attempt`.
+   */
+  generation: z.number().int().nonnegative().optional(),
 });
 export type MailDeliveryStatusPayload = z.infer<typeof mailDeliveryStatusPayload>;
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
-/** Runs main.ts with exactly `env` (plus PATH) and reports its exit code, stderr and how long it took. */
+/** Runs main.ts with exactly `env` (plus PATH) and reports its exit code, stderr and how long it took (not asserted). */
 function runMain(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -32,8 +32,7 @@ describe('accounts start-up with a bad environment', () => {
     expect(lines[0]).toMatch(/PORT/);
     expect(lines[0]).toMatch(/JWT_SECRET/);
     expect(result.stderr).not.toContain(secret);
-    // The contract's bound for the config error path (tsx start-up included).
-    expect(result.ms).toBeLessThan(2_000);
+    // How fast it exits is a benchmark's question (no timing assertions in tests): `ms` is reported only.
   });
 
   test('when NODE_ENV=production and JWT_SECRET is shorter than 32 bytes, refuses to start without echoing the secret', async () => {

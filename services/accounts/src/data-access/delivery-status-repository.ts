@@ -8,6 +8,8 @@ export type DeliveryStatusRow = {
   attempt: number;
   error_class: ErrorClass | null;
   updated_at: Date;
+  /** DLQ replay generation (0: the original delivery); selected where statuses are ordered. */
+  generation?: number;
 };
 
 export async function insertQueuedDeliveryStatus(db: Queryable, s: { requestId: string; userId: string; at: Date }): Promise<void> {
@@ -44,6 +46,7 @@ export type DeliveryStatusUpdate = {
   userId: string;
   status: DeliveryStatus;
   attempt: number;
+  generation: number;
   errorClass: ErrorClass | null;
   smtpMessageId: string | null;
   eventId: string;
@@ -65,7 +68,7 @@ export async function markEventsProcessed(db: Queryable, consumer: string, event
 export async function lockDeliveryStatuses(db: Queryable, requestIds: string[]): Promise<Map<string, DeliveryStatusRow>> {
   const { rows } = await db.query<DeliveryStatusRow>({
     name: 'accounts-lock-delivery-statuses',
-    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at FROM mail_delivery_status
+    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation FROM mail_delivery_status
             WHERE request_id = ANY($1::uuid[]) ORDER BY request_id FOR UPDATE`,
     values: [requestIds],
   });
@@ -82,16 +85,17 @@ const updateColumns = (updates: DeliveryStatusUpdate[]) => [
   updates.map((u) => u.eventId),
   updates.map((u) => u.occurredAt),
   updates.map((u) => u.at),
+  updates.map((u) => u.generation),
 ];
-const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[])
-  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at)`;
+const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[], $10::int[])
+  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation)`;
 
 /** Inserts statuses for requests that have none; returns the request ids inserted (a conflict inserts nothing). */
 export async function insertDeliveryStatusesIfAbsent(db: Queryable, updates: DeliveryStatusUpdate[]): Promise<Set<string>> {
   if (updates.length === 0) return new Set();
   const { rows } = await db.query<{ request_id: string }>({
     name: 'accounts-insert-delivery-statuses',
-    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at)
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation)
            SELECT * FROM ${UPDATES_FROM} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
     values: updateColumns(updates),
   });
@@ -106,7 +110,8 @@ export async function updateDeliveryStatuses(db: Queryable, updates: DeliverySta
     text: `UPDATE mail_delivery_status m
               SET status = u.status, attempt = u.attempt, error_class = u.error_class,
                   smtp_message_id = coalesce(u.smtp_message_id, m.smtp_message_id),
-                  last_event_id = u.last_event_id, event_occurred_at = u.event_occurred_at, updated_at = u.updated_at
+                  last_event_id = u.last_event_id, event_occurred_at = u.event_occurred_at, updated_at = u.updated_at,
+                  generation = u.generation
              FROM ${UPDATES_FROM}
             WHERE m.request_id = u.request_id`,
     values: updateColumns(updates),

@@ -42,7 +42,7 @@ export function createRecordDeliveryStatuses(deps: Pick<DomainDeps, 'pool' | 'me
         const p = event.payload;
         const before = current.get(p.request_id);
         if (before && !supersedes(p, before)) return 'stale';
-        current.set(p.request_id, { status: p.status, attempt: p.attempt });
+        current.set(p.request_id, { status: p.status, attempt: p.attempt, generation: p.generation ?? 0 });
         const pending = stored.has(p.request_id) ? updates : inserts;
         const update = toUpdate(event, at);
         // As one UPDATE after another would: an SMTP message id once recorded is kept.
@@ -70,6 +70,7 @@ function toUpdate(event: Envelope<MailDeliveryStatusPayload>, at: Date): Deliver
     userId: p.user_id,
     status: p.status,
     attempt: p.attempt,
+    generation: p.generation ?? 0,
     errorClass: p.error_class,
     smtpMessageId: p.smtp_message_id ?? null,
     eventId: event.id,

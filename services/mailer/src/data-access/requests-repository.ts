@@ -23,6 +23,8 @@ export type ClaimedRequest = {
   original: string;
   /** This attempt's number (1-based). */
   attempts: number;
+  /** DLQ replay generation (0: the original delivery); carried in every status of this delivery. */
+  generation: number;
   claimId: string;
   /** Once claimed from an expired lease (a mailer died while SMTP had it): a send now may duplicate. */
   possibleDuplicate: boolean;
@@ -38,6 +40,7 @@ type ClaimedRow = {
   received_at: Date;
   original: string;
   attempts: number;
+  generation: number;
   claim_id: string;
   possible_duplicate: boolean;
 };
@@ -70,7 +73,7 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
      ON CONFLICT (request_id) DO UPDATE
         SET event_id = EXCLUDED.event_id, recipient = EXCLUDED.recipient, template = EXCLUDED.template, vars = EXCLUDED.vars,
             requested_at = EXCLUDED.requested_at, original = EXCLUDED.original,
-            state = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL, claim_id = NULL,
+            state = 'pending', attempts = 0, generation = m.generation + 1, next_attempt_at = now(), lease_until = NULL, claim_id = NULL,
             possible_duplicate = false, last_error_class = NULL, smtp_message_id = NULL, sent_at = NULL, updated_at = now()
       WHERE m.state = 'failed' AND m.event_id <> EXCLUDED.event_id
         AND NOT EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = m.user_id AND n.seq > m.seq)
@@ -89,7 +92,7 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
   return { recorded: rows.map((r) => r.request_id), replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id) };
 }
 
-export type SupersededRequest = { requestId: string; userId: string; attempts: number };
+export type SupersededRequest = { requestId: string; userId: string; attempts: number; generation: number };
 
 /**
  * On every terminal transition (sent, failed, superseded) the plaintext confirmation code leaves the
@@ -106,15 +109,15 @@ const HAS_NEWER = `EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = r.u
  */
 export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: string[]): Promise<SupersededRequest[]> {
   if (newRequestIds.length === 0) return [];
-  const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number }>(
+  const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>(
     `UPDATE mailer_requests r
         SET state = 'superseded', next_attempt_at = now(), updated_at = now(), ${REDACT}
        FROM (SELECT user_id, max(seq) AS newest FROM mailer_requests WHERE request_id = ANY($1::uuid[]) GROUP BY user_id) n
       WHERE r.user_id = n.user_id AND r.seq < n.newest AND r.state = 'pending'
-     RETURNING r.request_id, r.user_id, r.attempts`,
+     RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
     [newRequestIds],
   );
-  return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id, attempts: r.attempts }));
+  return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id, attempts: r.attempts, generation: r.generation }));
 }
 
 /**
@@ -139,7 +142,7 @@ export async function claimDueRequests(pool: Pool, opts: { limit: number; leaseM
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
      RETURNING r.request_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.received_at, r.original,
-               r.attempts, r.claim_id, r.possible_duplicate`,
+               r.attempts, r.generation, r.claim_id, r.possible_duplicate`,
     [opts.limit, opts.leaseMs],
   );
   return rows.map((r) => ({
@@ -152,6 +155,7 @@ export async function claimDueRequests(pool: Pool, opts: { limit: number; leaseM
     receivedAt: r.received_at,
     original: r.original,
     attempts: r.attempts,
+    generation: r.generation,
     claimId: r.claim_id,
     possibleDuplicate: r.possible_duplicate,
   }));

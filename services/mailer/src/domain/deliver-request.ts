@@ -73,6 +73,7 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
         status: s,
         attempt,
         error_class: errorClass,
+        generation: claim.generation,
         ...(smtpMessageId !== undefined ? { smtp_message_id: smtpMessageId } : {}),
       },
       deps.clock(),

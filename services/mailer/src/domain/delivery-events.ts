@@ -7,7 +7,10 @@ import type { DlqReason } from '../metrics';
  * A `mail.delivery_status` event. Built once, when the outcome is recorded: a republish after a crash
  * carries the same envelope id, so consumers dedupe it.
  */
-export function deliveryStatusEvent(payload: MailDeliveryStatusPayload, occurredAt: Date): OutboxEvent {
+export function deliveryStatusEvent(status: MailDeliveryStatusPayload, occurredAt: Date): OutboxEvent {
+  // Generation 0 (the original delivery) is left out: the event stays exactly what it was before replays had one.
+  const { generation, ...rest } = status;
+  const payload: MailDeliveryStatusPayload = generation ? { ...rest, generation } : rest;
   const envelope = buildEnvelope({
     type: 'mail.delivery_status',
     aggregateType: 'user',

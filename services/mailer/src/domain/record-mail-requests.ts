@@ -65,7 +65,7 @@ export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetr
       const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
       const replaced = await supersedeOlderUnsent(client, recorded);
       const statuses: OutboxEvent[] = replaced.map((r) =>
-        deliveryStatusEvent({ request_id: r.requestId, user_id: r.userId, status: 'failed', attempt: r.attempts, error_class: null }, now),
+        deliveryStatusEvent({ request_id: r.requestId, user_id: r.userId, status: 'failed', attempt: r.attempts, error_class: null, generation: r.generation }, now),
       );
       await insertOutboxEvents(client, [...statuses, ...dlqEvents]);
       return { inserted: recorded, replayed: replayedIds, superseded: replaced };
