@@ -121,6 +121,9 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
       });
     },
   });
+  // A client that resets its connection (the front end below dropping a refused or stalled client) makes
+  // smtp-server emit 'error'; unhandled, it would end the process hosting the server (a chaos run).
+  backend.on('error', () => undefined);
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', () => resolve()));
   const backendPort = (backend.server.address() as net.AddressInfo).port;
 
