@@ -50,7 +50,12 @@ describe('DLQ replay seen through accounts', () => {
       const summary = await replayDlq({ kafka: testKafka('replay'), topicPrefix: h.env.KAFKA_TOPIC_PREFIX, from, dryRun: false, idleMs: 3_000, log: () => undefined });
       expect(summary).toMatchObject({ replayed: 1 });
 
-      const sent = await waitFor(async () => ((await status())?.status === 'sent' ? status() : undefined), { timeoutMs: 30_000, message: 'sent in /email/status after the replay' });
+      const sent = await waitFor(async () => ((await status())?.status === 'sent' ? status() : undefined), { timeoutMs: 30_000, message: 'sent in /email/status after the replay' }).catch(async (err: unknown) => {
+        const row = (await h.db.pool.query('SELECT * FROM mail_delivery_status WHERE request_id = $1', [requestId])).rows;
+        const events = h.statusesOf(requestId);
+        console.log(JSON.stringify({ now: await status(), row, events }));
+        throw err;
+      });
       expect(sent).toMatchObject({ request_id: requestId, status: 'sent', attempts: 1, error_class: null });
       expect(h.smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
       expect(h.statusesOf(requestId).filter((s) => s.status === 'sent')).toEqual([expect.objectContaining({ generation: 1, attempt: 1 })]);
