@@ -276,7 +276,7 @@ export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHa
     writeFileSync(path.join(opts.dataDir, 'broker.pid'), String(proc.pid));
     if (noWait) return;
     try {
-      await waitForBroker(brokers, 90_000, () => exited);
+      await waitForBroker(brokers, 180_000, () => exited);
     } catch (err) {
       if (!exited) killAndWait(proc.pid, 5_000);
       throw new Error(`${(err as Error).message}; see ${logFile} and ${path.join(opts.dataDir, 'broker.stdout')}`);
