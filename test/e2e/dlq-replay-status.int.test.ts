@@ -3,7 +3,7 @@ import { replayDlq } from '../../scripts/replay-dlq';
 import { createDeliveryStatusConsumer } from '../../services/accounts/src/entry-points/kafka/delivery-status-consumer';
 import { codeOf, startTestAccounts, strongPassword, uniqueEmail } from '../../services/accounts/test/support/accounts-app';
 import { mailRequest, startMailerHarness, type MailerHarness } from '../../services/mailer/test/support/mailer-harness';
-import { testBrokers, testKafka } from '../support/infra';
+import { createTestDatabase, testBrokers, testKafka, type TestDatabase } from '../support/infra';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -13,18 +13,21 @@ import { waitFor } from '../support/wait-for';
  */
 describe('DLQ replay seen through accounts', () => {
   let h: MailerHarness;
+  let accountsDb: TestDatabase;
 
   beforeAll(async () => {
     h = await startMailerHarness({ env: { MAIL_MAX_ATTEMPTS: '2' } });
     await h.startInProcess();
+    accountsDb = await createTestDatabase();
   });
   afterAll(async () => {
     await h.stop();
+    await accountsDb.drop();
   });
 
   it('when a request failed and is replayed from the DLQ, accounts\' /email/status ends sent (the replay generation orders it after the failed attempt)', async () => {
-    // Accounts on the mailer's database and topics: it registers the user and consumes the statuses.
-    const accounts = startTestAccounts({ databaseUrl: h.db.url, env: { KAFKA_BROKERS: testBrokers().join(','), KAFKA_TOPIC_PREFIX: h.env.KAFKA_TOPIC_PREFIX ?? '' } });
+    // Accounts on its own database and the mailer's topics: it registers the user and consumes the statuses.
+    const accounts = startTestAccounts({ databaseUrl: accountsDb.url, env: { KAFKA_BROKERS: testBrokers().join(','), KAFKA_TOPIC_PREFIX: h.env.KAFKA_TOPIC_PREFIX ?? '' } });
     const kafka = createKafka({ brokers: testBrokers(), clientId: 'accounts-test', logger: accounts.deps.logger });
     const consumer = createDeliveryStatusConsumer({ ...accounts.deps, kafka, admin: kafka.admin(), topicPrefix: h.env.KAFKA_TOPIC_PREFIX ?? '' });
     const started = new Date();
@@ -51,7 +54,7 @@ describe('DLQ replay seen through accounts', () => {
       expect(summary).toMatchObject({ replayed: 1 });
 
       const sent = await waitFor(async () => ((await status())?.status === 'sent' ? status() : undefined), { timeoutMs: 30_000, message: 'sent in /email/status after the replay' }).catch(async (err: unknown) => {
-        const row = (await h.db.pool.query('SELECT * FROM mail_delivery_status WHERE request_id = $1', [requestId])).rows;
+        const row = (await accountsDb.pool.query('SELECT * FROM mail_delivery_status WHERE request_id = $1', [requestId])).rows;
         const events = h.statusesOf(requestId);
         console.log(JSON.stringify({ now: await status(), row, events }));
         throw err;
