@@ -47,7 +47,7 @@ export function createPool(opts: {
 
 /**
  * Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. The only place
- * in the services that says BEGIN/COMMIT (the relay's claim transaction aside).
+ * in the services that says BEGIN/COMMIT.
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

@@ -2,18 +2,16 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
 import type { Logger } from '@shared/logger';
-import { ensureTopics } from '@shared/kafka';
-import { contractTopicConfigs } from '@shared/topics';
-import { errorMessage } from '@shared/errors';
+import type { BackoffPolicy } from '@shared/backoff';
 import { createIdempotentProducer } from '@shared/idempotent-producer';
 import type { RelayConfig } from './config';
-import { backoffDelay } from '@shared/backoff';
-import { createWorkLoop, type WorkLoop } from '@shared/work-loop';
 import { createPartitionCooldown } from './domain/partition-cooldown';
 import { createRelayMetrics } from './metrics';
 import { createRelayRound } from './domain/relay-round';
-import { readBacklog } from './data-access/outbox-repository';
 import { createOutboxListener } from './entry-points/outbox-listener';
+import { createOutboxGauges } from './entry-points/outbox-gauges';
+import { createRelayLoops } from './entry-points/relay-loops';
+import { connectKafkaWithRetry } from './entry-points/kafka-readiness';
 
 export type RelayOptions = {
   pool: Pool;
@@ -39,6 +37,28 @@ export type RelayOptions = {
 
 export type Relay = { start: () => Promise<void>; stop: () => Promise<void> };
 
+/** Backoff for Kafka start-up, a cooling-down partition and a failed round alike. */
+function retryPolicyOf(config: Pick<RelayConfig, 'RELAY_RETRY_BASE_MS' | 'RELAY_RETRY_MAX_MS'>): BackoffPolicy {
+  return { baseMs: config.RELAY_RETRY_BASE_MS, maxMs: config.RELAY_RETRY_MAX_MS, jitter: 'equal' };
+}
+
+/** Pauses that stop() cuts short: `arm` at start, `fire` at stop. */
+function createStopSignal(): { arm: () => void; fire: () => void; pause: (ms: number) => Promise<void> } {
+  let fire = (): void => undefined;
+  let stopped = Promise.resolve();
+  return {
+    arm: () => {
+      stopped = new Promise<void>((resolve) => (fire = resolve));
+    },
+    fire: () => fire(),
+    pause: async (ms) => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), stopped]);
+      clearTimeout(timer);
+    },
+  };
+}
+
 /**
  * Wiring of the outbox relay: RELAY_CONCURRENCY work loops (shared/src/work-loop.ts) run relay rounds
  * (domain/relay-round.ts) woken by NOTIFY on commit, with a poll as the fallback; all loops share one
@@ -50,7 +70,7 @@ export function createRelay(opts: RelayOptions): Relay {
   const { pool, kafka, config } = opts;
   const log = opts.logger.child({ component: 'relay' });
   const metrics = createRelayMetrics(opts.registry);
-  const retryPolicy = { baseMs: config.RELAY_RETRY_BASE_MS, maxMs: config.RELAY_RETRY_MAX_MS, jitter: 'equal' } as const;
+  const retryPolicy = retryPolicyOf(config);
   const producer = createIdempotentProducer({ kafka, logger: log });
   const round = createRelayRound({
     pool,
@@ -61,99 +81,51 @@ export function createRelay(opts: RelayOptions): Relay {
     batchSize: config.RELAY_BATCH_SIZE,
     topicPrefix: config.KAFKA_TOPIC_PREFIX,
   });
+  const loops = createRelayLoops({
+    round,
+    concurrency: config.RELAY_CONCURRENCY,
+    pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
+    requeryDelayMs: opts.requeryDelayMs ?? 25,
+    backoff: retryPolicy,
+    logger: log,
+  });
   const listener = createOutboxListener({
     connectionString: config.DATABASE_URL,
     logger: opts.logger,
-    onWake: () => loops.forEach((l) => l.wake()),
+    onWake: () => loops.wake(),
     retryBaseMs: config.RELAY_RETRY_BASE_MS,
     retryMaxMs: config.RELAY_RETRY_MAX_MS,
   });
+  const gauges = createOutboxGauges({ pool, metrics, logger: log, intervalMs: config.RELAY_GAUGE_INTERVAL_MS });
 
   let running = false;
   let supervisor: Promise<void> | undefined;
-  let gaugeTimer: NodeJS.Timeout | undefined;
-  let stopSignal = (): void => undefined;
-  let stopped = Promise.resolve();
-  /** A pause that stop() cuts short. */
-  const pause = async (ms: number): Promise<void> => {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), stopped]);
-    clearTimeout(timer);
-  };
-
-  /** Creates the contract topics and connects the producer, retrying until it works or we stop. */
-  const connectKafka = async (): Promise<boolean> => {
-    const admin = kafka.admin();
-    const topics = contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, { partitions: config.KAFKA_TOPIC_PARTITIONS, replicationFactor: config.KAFKA_REPLICATION_FACTOR });
-    for (let attempt = 1; running; attempt++) {
-      try {
-        await admin.connect();
-        await ensureTopics(admin, topics);
-        await producer.connect();
-        return true;
-      } catch (err) {
-        const delay = backoffDelay(attempt, retryPolicy);
-        log.warn({ err: { message: errorMessage(err) }, retry_in_ms: delay }, 'Kafka not ready: retrying');
-        await pause(delay);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    }
-    return false;
-  };
-
-  const refreshGauges = async (): Promise<void> => {
-    try {
-      const { backlog, oldestAgeSeconds } = await readBacklog(pool);
-      metrics.backlog.set(backlog);
-      metrics.oldestAge.set(oldestAgeSeconds);
-    } catch (err) {
-      log.debug({ err: { message: errorMessage(err) } }, 'could not refresh outbox gauges');
-    }
-  };
-
-  /**
-   * One work loop per RELAY_CONCURRENCY: a round again at once while rows were handled; after a wake-up
-   * that found nothing, one more look shortly (a NOTIFY can beat the row's visibility to our snapshot,
-   * docs/field-notes.md), then the poll interval; after a failure, the backoff (the rows stay pending).
-   */
-  const loops: { loop: WorkLoop; wake: () => void }[] = Array.from({ length: config.RELAY_CONCURRENCY }, (_, index) => {
-    let requery = false;
-    const loop = createWorkLoop({
-      runOnce: async () => (await round()) > 0,
-      idleMs: () => {
-        if (!requery) return config.RELAY_POLL_INTERVAL_MS;
-        requery = false;
-        return opts.requeryDelayMs ?? 25;
-      },
-      backoff: retryPolicy,
-      logger: log.child({ worker: index }),
-      failureMessage: 'relay round failed: rows stay pending',
+  const stopSignal = createStopSignal();
+  /** Kafka (retried until it answers or we stop), then the LISTEN connection, then the loops. */
+  const supervise = async (): Promise<void> => {
+    const connected = await connectKafkaWithRetry({
+      kafka,
+      producer,
+      config,
+      retryPolicy,
+      logger: log,
+      isRunning: () => running,
+      pause: stopSignal.pause,
     });
-    return {
-      loop,
-      wake: () => {
-        requery = true;
-        loop.kick();
-      },
-    };
-  });
+    if (!connected) return;
+    await listener.start();
+    log.info({ concurrency: config.RELAY_CONCURRENCY, batch_size: config.RELAY_BATCH_SIZE }, 'relay running');
+    if (!running) return;
+    await loops.start();
+  };
 
   return {
     start: async () => {
       if (running) return;
       running = true;
-      stopped = new Promise<void>((resolve) => (stopSignal = resolve));
-      await refreshGauges();
-      gaugeTimer = setInterval(() => void refreshGauges(), config.RELAY_GAUGE_INTERVAL_MS);
-      gaugeTimer.unref();
-      supervisor = (async () => {
-        if (!(await connectKafka())) return;
-        await listener.start();
-        log.info({ concurrency: config.RELAY_CONCURRENCY, batch_size: config.RELAY_BATCH_SIZE }, 'relay running');
-        if (!running) return;
-        await Promise.all(loops.map((l) => l.loop.start()));
-      })();
+      stopSignal.arm();
+      await gauges.start();
+      supervisor = supervise();
     },
     /**
      * Lets each in-flight round finish (its rows are deleted) or fail (rolled back), then closes.
@@ -163,10 +135,10 @@ export function createRelay(opts: RelayOptions): Relay {
     stop: async () => {
       if (!running) return;
       running = false;
-      clearInterval(gaugeTimer);
-      stopSignal();
+      gauges.stop();
+      stopSignal.fire();
       await supervisor;
-      await Promise.all(loops.map((l) => l.loop.stop()));
+      await loops.stop();
       await listener.stop();
       await producer.disconnect().catch(() => undefined);
     },

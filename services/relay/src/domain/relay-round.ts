@@ -1,4 +1,4 @@
-import type { Pool } from '@shared/db';
+import { withTransaction, type Pool } from '@shared/db';
 import { errorMessage } from '@shared/errors';
 import type { Logger } from '@shared/logger';
 import { claimOutboxBatch, deletePublished, moveToDeadLetters } from '../data-access/outbox-repository';
@@ -15,7 +15,7 @@ export type RelayRound = () => Promise<number>;
  * 2. publish — one produce request per partition on an idempotent producer identity that never failed;
  * 3. delete — only the rows the broker acknowledged; dead-letter the ones it rejected for good; the
  *    rest stay pending (a failed partition's rows, from its first unacknowledged one);
- * 4. commit, then count — metrics and logs only after the commit.
+ * 4. commit (withTransaction), then count — metrics and logs only after the commit.
  * Returns the rows handled (published + dead-lettered); throws when rows were left pending and nothing at
  * all was handled, so the loop backs off and tries them again.
  */
@@ -38,23 +38,21 @@ export function createRelayRound(deps: {
     }
     for (const { row, error } of outcome.deadLettered) {
       metrics.deadLetters.inc({ topic: topicLabel(row.topic) });
-      log.error({ outbox_id: row.id, event_id: row.eventId, topic: row.topic, type: row.type, error }, 'outbox row rejected for good: dead-lettered');
+      log.error(
+        { outbox_id: row.id, event_id: row.eventId, topic: row.topic, type: row.type, error },
+        'outbox row rejected for good: dead-lettered',
+      );
     }
   };
 
   return async () => {
     // Connected before claiming, so no rows stay locked while a connect retries.
     await deps.producer.connect();
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    let result: { handled: number; failure?: unknown };
-    try {
-      await client.query('BEGIN');
+    // Claim, publish and delete in one transaction: the claim's row locks are held until the delete
+    // commits; a throw rolls back (the rows stay pending) and a broken client is released with its error.
+    const done = await withTransaction(pool, async (client) => {
       const rows = await claimOutboxBatch(client, deps.batchSize);
-      if (rows.length === 0) {
-        await client.query('COMMIT');
-        return 0;
-      }
+      if (rows.length === 0) return undefined;
       const outcome = await publishBatch({
         rows,
         producer: deps.producer,
@@ -65,26 +63,24 @@ export function createRelayRound(deps: {
       const ackedAt = Date.now();
       await deletePublished(client, outcome.published.map((r) => r.id));
       await moveToDeadLetters(client, outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })));
-      await client.query('COMMIT');
+      return { outcome, ackedAt };
+    });
+    if (done === undefined) return 0;
 
-      count(outcome, ackedAt);
-      const handled = outcome.published.length + outcome.deadLettered.length;
-      // Rows skipped for a cooling-down partition: the loop backs off and claims them again afterwards.
-      const failure = outcome.failure ?? (outcome.pending.length > 0 ? new Error(`${outcome.pending.length} rows wait for a partition cooling down`) : undefined);
-      result = { handled, failure };
-    } catch (err) {
-      // On a dead connection ROLLBACK fails too; PostgreSQL has then rolled back by itself.
-      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
-        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-      });
-      throw err;
-    } finally {
-      client.release(broken);
+    const { outcome, ackedAt } = done;
+    count(outcome, ackedAt);
+    const handled = outcome.published.length + outcome.deadLettered.length;
+    // Rows skipped for a cooling-down partition: the loop backs off and claims them again afterwards.
+    const cooling = outcome.pending.length;
+    const failure =
+      outcome.failure ?? (cooling > 0 ? new Error(`${cooling} rows wait for a partition cooling down`) : undefined);
+    if (failure !== undefined) {
+      if (handled === 0) throw failure;
+      log.warn(
+        { err: { message: errorMessage(failure) }, handled },
+        'a partition failed: its rows stay pending, the others went out',
+      );
     }
-    if (result.failure !== undefined) {
-      if (result.handled === 0) throw result.failure;
-      log.warn({ err: { message: errorMessage(result.failure) }, handled: result.handled }, 'a partition failed: its rows stay pending, the others went out');
-    }
-    return result.handled;
+    return handled;
   };
 }
