@@ -79,6 +79,10 @@ export const mailDeliveryStatusPayload = z.object({
    * events written before it existed stay valid; consumers order by it before `attempt`.
    */
   generation: z.number().int().nonnegative().optional(),
+  /** Which SMTP provider sent (or permanently rejected) it, by label; absent from older mailers. */
+  provider: z.string().max(64).optional(),
+  /** With `deferred`: when the mailer will try again; absent from older mailers. */
+  next_attempt_at: isoTimestamp.optional(),
 });
 export type MailDeliveryStatusPayload = z.infer<typeof mailDeliveryStatusPayload>;
 

@@ -1,6 +1,13 @@
 import net from 'node:net';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import { simpleParser } from 'mailparser';
+import { selfSignedCert } from './tls-cert';
+
+/**
+ * How the server offers TLS: not at all, STARTTLS on the plain port, or implicit TLS (smtps). With
+ * TLS the certificate is self-signed, made at test time; `caPem` is what a client must trust.
+ */
+export type SmtpTlsMode = 'none' | 'starttls' | 'implicit';
 
 /**
  * A real SMTP server for tests (smtp-server behind a small TCP front) that records every message and
@@ -51,6 +58,11 @@ export type SmtpTestServer = {
   connectionCount: () => number;
   /** AUTH attempts seen. */
   authAttempts: () => number;
+  /** AUTH commands the front saw in clear text (before any TLS) — must stay 0 for a TLS-requiring client. */
+  plaintextAuthCommands: () => number;
+  /** The PEM certificate to trust (SMTP_TLS_CA) when the server speaks TLS. */
+  caPem: string | undefined;
+  tls: SmtpTlsMode;
   setFault: (fault: SmtpFault) => Promise<void>;
   fault: () => SmtpFault;
   /** Recipients answered 550 whatever the mode (a bad address among good ones). */
@@ -59,18 +71,27 @@ export type SmtpTestServer = {
   close: () => Promise<void>;
 };
 
-export async function startSmtpTestServer(opts: { port?: number; auth?: { user: string; pass: string } } = {}): Promise<SmtpTestServer> {
+export async function startSmtpTestServer(
+  opts: { port?: number; auth?: { user: string; pass: string }; /** Default: starttls with auth, else none. */ tls?: SmtpTlsMode } = {},
+): Promise<SmtpTestServer> {
   let fault: SmtpFault = { mode: 'healthy' };
   let connections = 0;
   let auths = 0;
+  let plainAuths = 0;
+  const tlsMode: SmtpTlsMode = opts.tls ?? (opts.auth ? 'starttls' : 'none');
+  const cert = tlsMode === 'none' ? undefined : selfSignedCert();
+  const disabled = [...(tlsMode === 'starttls' ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])];
   const messages: ReceivedMail[] = [];
   const rejected = new Set<string>();
   const sockets = new Set<net.Socket>();
 
   const backend = new SMTPServer({
     authOptional: !opts.auth,
-    disabledCommands: opts.auth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    disabledCommands: disabled,
+    // A server without TLS still takes AUTH in clear: the test that a TLS-requiring client never sends it.
     allowInsecureAuth: true,
+    secure: tlsMode === 'implicit',
+    ...(cert ? { key: cert.key, cert: cert.cert } : {}),
     logger: false,
     size: 10 * 1024 * 1024,
     onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, callback) {
@@ -160,8 +181,14 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
     // nothing more passes in either direction, so the client runs into its socket timeout.
     const stalled = () => fault.mode === 'stall-connect' || fault.mode === 'stall-ehlo';
     let bodyDone = false;
+    let tlsStarted = tlsMode === 'implicit';
     client.on('data', (chunk: Buffer) => {
       if (stalled()) return;
+      if (!tlsStarted) {
+        const text = chunk.toString('latin1');
+        if (/^AUTH\b/im.test(text)) plainAuths += 1;
+        if (/^STARTTLS\r?\n/im.test(text)) tlsStarted = true;
+      }
       if (fault.mode === 'lose-ack' && /\r\n\.\r\n$/.test(chunk.toString('latin1'))) bodyDone = true;
       if (mode.mode === 'drop-mid-data') {
         if (inData) {
@@ -214,11 +241,15 @@ export async function startSmtpTestServer(opts: { port?: number; auth?: { user: 
     messages,
     connectionCount: () => connections,
     authAttempts: () => auths,
+    plaintextAuthCommands: () => plainAuths,
+    caPem: cert?.cert,
+    tls: tlsMode,
     fault: () => fault,
     rejectRecipient: (address) => rejected.add(address.toLowerCase()),
     resetCounters: () => {
       connections = 0;
       auths = 0;
+      plainAuths = 0;
     },
     setFault: async (next) => {
       fault = next;

@@ -113,6 +113,7 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     SMTP_HOST: smtp.host,
     SMTP_PORT: String(smtp.port),
     ...(opts.smtpAuth ? { SMTP_USER: opts.smtpAuth.user, SMTP_PASSWORD: opts.smtpAuth.pass } : {}),
+    ...(smtp.caPem ? { SMTP_TLS_CA: smtp.caPem } : {}),
     ...opts.env,
   };
 

@@ -1,4 +1,5 @@
 import { createBackgroundWork } from './domain/background-work';
+import { createMailOutage } from './domain/mail-outage';
 import { keyringFromConfig } from '@shared/payload-crypto';
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
@@ -117,6 +118,7 @@ export function createDomainDeps(opts: { config: AccountsConfig; logger: Logger;
     ),
     commonPasswords: loadCommonPasswords(),
     background: createBackgroundWork(),
+    mailOutage: createMailOutage(clock),
     payloadKeys: keyringFromConfig(config, () =>
       logger.warn('MAIL_PAYLOAD_KEY is not set: using a random per-process key; a mailer started separately cannot read the codes (development only)'),
     ),

@@ -77,6 +77,17 @@ const schema = z.object({
     PROCESSED_EVENTS_RETENTION_DAYS: envInt(14, 1, 3650),
     /** HOUSEKEEPING_INTERVAL_S: how often old dedupe records and expired login windows are deleted. */
     HOUSEKEEPING_INTERVAL_S: envInt(300, 1, 86_400),
+    /**
+     * REGISTER_WAIT_MS: how long a registration waits by default for the delivery status (for clients
+     * that expect email_confirmation_sent: true with healthy SMTP); `Prefer: wait=N` overrides it.
+     */
+    REGISTER_WAIT_MS: envInt(0, 0, 3_000),
+    /** CORS_ORIGINS: comma-separated browser origins allowed to call the API (default: none). */
+    CORS_ORIGINS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^\s/,]+$/, 'must be origins like https://app.example.com (scheme://host[:port])'))),
     /** DB_POOL_MAX: PostgreSQL connections of this instance. */
     DB_POOL_MAX: envInt(20, 1, 500),
   });

@@ -27,7 +27,8 @@ describe('POST /api/v1/usr/register', () => {
       user_data: { id: expect.any(String), email, first_name: 'Alice', last_name: 'Liddell', email_confirmed: false, referral_code: expect.stringMatching(/^[0-9A-Z]{10}$/), referred_by: null },
       email_confirmation_sent: false,
       email_confirmation: { request_id: expect.any(String), status: 'queued' },
-      message: expect.any(String),
+      message: 'Registration successful! Email confirmation will be sent shortly.',
+      email_info: { email_sent: false, error: null, can_resend: false, status: 'queued', retry_after_s: 60 },
     });
     const userId: string = res.body.user_data.id;
     const requestId: string = res.body.email_confirmation.request_id;

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import { payloadKeyEnv, requirePayloadKeyInProduction } from '@shared/payload-crypto';
 import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env, type RawCheck } from '@shared/config';
+import { parseFallbackUrls } from './smtp-providers';
+
+const optionalBool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { errorMap: () => ({ message: 'must be true or false' }) })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+  .optional();
 
 const schema = z
   .object({
@@ -21,6 +27,15 @@ const schema = z
     /** SMTP_USER / SMTP_PASSWORD: AUTH credentials; both or neither. Never logged. */
     SMTP_USER: z.string().optional(),
     SMTP_PASSWORD: z.string().optional(),
+    /**
+     * SMTP_FALLBACK_URLS: comma-separated SMTP URLs (`smtp://user:pass@host:port`, `smtps://...`,
+     * `?name=label`) tried in order after the primary, each with its own pool and breaker.
+     */
+    SMTP_FALLBACK_URLS: z.string().optional(),
+    /** SMTP_REQUIRE_TLS: never AUTH or send without TLS; default true when SMTP_USER is set (per fallback: its user). */
+    SMTP_REQUIRE_TLS: optionalBool,
+    /** SMTP_TLS_CA: a PEM file (or PEM text) of CA certificates to trust for every provider, besides the system's. */
+    SMTP_TLS_CA: z.string().optional(),
     /** SMTP_TIMEOUT_MS: connection, greeting and socket timeout of one attempt. */
     SMTP_TIMEOUT_MS: envInt(10_000, 100, 600_000),
     /** SMTP_POOL_SIZE: pooled SMTP connections. */
@@ -63,6 +78,11 @@ const rawChecks: RawCheck[] = [
     env.NODE_ENV === 'production' && env.MAIL_TRANSPORT === 'console'
       ? { variable: 'MAIL_TRANSPORT', message: 'console prints codes to the log and is refused when NODE_ENV=production' }
       : undefined,
+  (env) => {
+    const requireTls = env.SMTP_REQUIRE_TLS === undefined ? undefined : ['true', '1', 'yes'].includes(env.SMTP_REQUIRE_TLS);
+    const { problems } = parseFallbackUrls(env.SMTP_FALLBACK_URLS, requireTls);
+    return problems.length > 0 ? { variable: 'SMTP_FALLBACK_URLS', message: problems.join(', ') } : undefined;
+  },
 ];
 
 export type MailerConfig = Readonly<z.infer<typeof schema>>;

@@ -8,11 +8,13 @@ import type { Component } from '@shared/lifecycle';
 import { contractTopicConfigs, topicNames } from '@shared/topics';
 import { keyringFromConfig } from '@shared/payload-crypto';
 import type { MailerConfig } from './config';
-import type { MailTransport } from './data-access/mail-transport';
+import type { MailTransport, ProviderTransport } from './data-access/mail-transport';
 import { countRetryPending } from './data-access/requests-repository';
 import { createDeliverRequest } from './domain/deliver-request';
+import { createDeferWhileOpen } from './domain/defer-while-open';
+import { createProviderFailover } from './domain/provider-failover';
 import { createRecordMailRequests } from './domain/record-mail-requests';
-import { CIRCUIT_STATE_VALUE, createSmtpCircuit } from './domain/smtp-circuit';
+import { CIRCUIT_STATE_VALUE, createSmtpCircuit, type CircuitState } from './domain/smtp-circuit';
 import { createDispatcher } from './entry-points/dispatcher';
 import { createMailRequestsConsumer } from './entry-points/mail-requests-consumer';
 import { createRetentionJob } from './entry-points/retention-job';
@@ -22,7 +24,10 @@ import { createMailerMetrics } from './metrics';
 export type MailerDeps = {
   pool: Pool;
   kafka: Kafka;
+  /** The primary provider's transport. */
   transport: MailTransport;
+  /** SMTP_FALLBACK_URLS' providers, tried in order after the primary (see createFallbackTransports). */
+  fallbacks?: ProviderTransport[];
   logger: Logger;
   registry: Registry;
   config: MailerConfig;
@@ -41,7 +46,10 @@ export type Mailer = {
   components: { producer: Component; dispatcher: Component; consumer: Component };
   start: () => Promise<void>;
   stop: () => Promise<void>;
-  circuitState: () => 'closed' | 'half-open' | 'open';
+  /** Across providers: closed when one admits mail freely, open when every breaker is open. */
+  circuitState: () => CircuitState;
+  /** One provider's breaker. */
+  providerState: (label: string) => CircuitState | undefined;
 };
 
 /**
@@ -57,15 +65,17 @@ export function createMailer(deps: MailerDeps): Mailer {
   const logger = deps.logger.child({ component: 'mailer' });
   const clock = deps.clock ?? (() => new Date());
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool));
+  const providerTransports: ProviderTransport[] = [{ label: 'primary', transport: deps.transport }, ...(deps.fallbacks ?? [])];
+  const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool), providerTransports.map((p) => p.label));
   // Statuses and DLQ records: one idempotent producer keeper, replaced after any failed send.
   const producer = createIdempotentProducer({ kafka, logger });
   const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
   const retention = createRetentionJob({ pool, retentionDays: config.MAIL_RETENTION_DAYS, logger, ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}) });
-  const circuit = createSmtpCircuit({ transport: deps.transport, config, logger });
+  const providers = providerTransports.map((p) => ({ label: p.label, circuit: createSmtpCircuit({ transport: p.transport, config, logger, label: p.label }) }));
+  const failover = createProviderFailover(providers);
   const deliver = createDeliverRequest({
     pool,
-    circuit,
+    failover,
     config,
     metrics,
     logger,
@@ -79,7 +89,9 @@ export function createMailer(deps: MailerDeps): Mailer {
   const dispatcher = createDispatcher({
     pool,
     deliver,
-    circuitState: circuit.state,
+    circuitState: failover.state,
+    nextAdmitAt: failover.nextAdmitAt,
+    deferWhileOpen: createDeferWhileOpen({ pool, metrics, logger, clock, onOutboxWritten: () => publisher.kick() }),
     concurrency: config.SMTP_POOL_SIZE,
     leaseMs: sendLeaseMs(config),
     pollMs: deps.pollMs ?? Math.min(1_000, Math.max(50, config.MAIL_RETRY_BASE_MS)),
@@ -97,12 +109,11 @@ export function createMailer(deps: MailerDeps): Mailer {
   });
   const consumer = createMailRequestsConsumer({ kafka, groupId: `${config.KAFKA_TOPIC_PREFIX}mailer`, topic: topics.mailRequests, record, logger });
 
-  circuit.onStateChange((state) => {
-    metrics.setCircuitState(CIRCUIT_STATE_VALUE[state]);
-    // Open: requests wait in Kafka. Half-open already resumes: the trial needs a row, and with an
-    // empty inbox only a new request can provide it.
-    if (state === 'open') consumer.pause();
-    else consumer.resume();
+  // The consumer keeps recording while every breaker is open: a request must get its honest
+  // `deferred` / circuit_open status (and the next trial time) instead of waiting unseen in Kafka.
+  failover.onStateChange((label, state) => {
+    metrics.setCircuitState(label, CIRCUIT_STATE_VALUE[state]);
+    metrics.setFallbackActive(failover.onFallback());
     dispatcher.kick();
   });
 
@@ -147,8 +158,9 @@ export function createMailer(deps: MailerDeps): Mailer {
     },
     stop: async () => {
       for (const c of [...inOrder].reverse()) await c.stop();
-      circuit.shutdown();
+      failover.shutdown();
     },
-    circuitState: circuit.state,
+    circuitState: failover.state,
+    providerState: (label) => providers.find((p) => p.label === label)?.circuit.state(),
   };
 }

@@ -5,7 +5,7 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { createOpsApp, listen, type HttpServer } from '@shared/http';
 import { runService, startInBackground } from '@shared/lifecycle';
 import { loadMailerConfig } from './config';
-import { createMailTransport } from './data-access/mail-transport';
+import { createFallbackTransports, createMailTransport } from './data-access/mail-transport';
 import { checkMailerSchema } from './data-access/requests-repository';
 import { createMailer } from './mailer';
 
@@ -17,7 +17,8 @@ async function main(): Promise<void> {
   const pool = createPool({ connectionString: config.MAILER_DATABASE_URL, logger, applicationName: 'mailer', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger, security: config });
   const transport = createMailTransport({ config, logger });
-  const mailer = createMailer({ pool, kafka, transport, logger, registry, config });
+  const fallbacks = createFallbackTransports({ config, logger });
+  const mailer = createMailer({ pool, kafka, transport, fallbacks, logger, registry, config });
   const { producer, dispatcher, consumer } = mailer.components;
   const admin = kafka.admin();
   let http: HttpServer | undefined;
@@ -30,7 +31,13 @@ async function main(): Promise<void> {
       // background, while mails already in the inbox are still sent (their statuses wait in
       // mailer_outbox until the producer is up).
       startInBackground(producer, { logger }),
-      { name: 'transport', stop: () => transport.close() },
+      {
+        name: 'transport',
+        stop: async () => {
+          await transport.close();
+          for (const f of fallbacks) await f.transport.close();
+        },
+      },
       dispatcher,
       startInBackground(consumer, { logger }),
       {
@@ -53,7 +60,10 @@ async function main(): Promise<void> {
             ],
           });
           http = await listen(app, config.PORT);
-          logger.info({ port: http.port, transport: config.MAIL_TRANSPORT, smtp_host: config.SMTP_HOST, smtp_port: config.SMTP_PORT }, 'mailer listening');
+          logger.info(
+            { port: http.port, transport: config.MAIL_TRANSPORT, smtp_host: config.SMTP_HOST, smtp_port: config.SMTP_PORT, smtp_fallbacks: fallbacks.map((f) => f.label) },
+            'mailer listening',
+          );
         },
         stop: async () => {
           await http?.close();

@@ -10,6 +10,8 @@ export type DeliveryStatusRow = {
   updated_at: Date;
   /** DLQ replay generation (0: the original delivery); selected where statuses are ordered. */
   generation?: number;
+  provider: string | null;
+  next_attempt_at: Date | null;
 };
 
 export async function insertQueuedDeliveryStatus(db: Queryable, s: { requestId: string; userId: string; at: Date }): Promise<void> {
@@ -22,7 +24,7 @@ export async function insertQueuedDeliveryStatus(db: Queryable, s: { requestId: 
 
 export async function findDeliveryStatus(db: Queryable, requestId: string): Promise<DeliveryStatusRow | null> {
   const { rows } = await db.query<DeliveryStatusRow>(
-    `SELECT request_id, user_id, status, attempt, error_class, updated_at FROM mail_delivery_status WHERE request_id = $1`,
+    `SELECT request_id, user_id, status, attempt, error_class, updated_at, provider, next_attempt_at FROM mail_delivery_status WHERE request_id = $1`,
     [requestId],
   );
   return rows[0] ?? null;
@@ -32,7 +34,7 @@ export async function findDeliveryStatus(db: Queryable, requestId: string): Prom
 export async function findNewestRequestStatus(db: Queryable, userId: string): Promise<DeliveryStatusRow | null> {
   const { rows } = await db.query<DeliveryStatusRow>(
     `SELECT ec.request_id, ec.user_id, coalesce(mds.status, 'queued') AS status, coalesce(mds.attempt, 0) AS attempt,
-            mds.error_class, coalesce(mds.updated_at, ec.created_at) AS updated_at
+            mds.error_class, coalesce(mds.updated_at, ec.created_at) AS updated_at, mds.provider, mds.next_attempt_at
        FROM email_confirmations ec
        LEFT JOIN mail_delivery_status mds ON mds.request_id = ec.request_id
       WHERE ec.user_id = $1 ORDER BY ec.created_at DESC LIMIT 1`,
@@ -49,6 +51,8 @@ export type DeliveryStatusUpdate = {
   generation: number;
   errorClass: ErrorClass | null;
   smtpMessageId: string | null;
+  provider: string | null;
+  nextAttemptAt: string | null;
   eventId: string;
   occurredAt: string;
   at: Date;
@@ -68,7 +72,7 @@ export async function markEventsProcessed(db: Queryable, consumer: string, event
 export async function lockDeliveryStatuses(db: Queryable, requestIds: string[]): Promise<Map<string, DeliveryStatusRow>> {
   const { rows } = await db.query<DeliveryStatusRow>({
     name: 'accounts-lock-delivery-statuses',
-    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation FROM mail_delivery_status
+    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at FROM mail_delivery_status
             WHERE request_id = ANY($1::uuid[]) ORDER BY request_id FOR UPDATE`,
     values: [requestIds],
   });
@@ -86,16 +90,21 @@ const updateColumns = (updates: DeliveryStatusUpdate[]) => [
   updates.map((u) => u.occurredAt),
   updates.map((u) => u.at),
   updates.map((u) => u.generation),
+  updates.map((u) => u.provider),
+  updates.map((u) => u.nextAttemptAt),
 ];
-const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[], $10::int[])
-  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation)`;
+const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[], $10::int[],
+                             $11::text[], $12::timestamptz[])
+  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation,
+       provider, next_attempt_at)`;
 
 /** Inserts statuses for requests that have none; returns the request ids inserted (a conflict inserts nothing). */
 export async function insertDeliveryStatusesIfAbsent(db: Queryable, updates: DeliveryStatusUpdate[]): Promise<Set<string>> {
   if (updates.length === 0) return new Set();
   const { rows } = await db.query<{ request_id: string }>({
     name: 'accounts-insert-delivery-statuses',
-    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation)
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation,
+                                             provider, next_attempt_at)
            SELECT * FROM ${UPDATES_FROM} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
     values: updateColumns(updates),
   });
@@ -111,7 +120,8 @@ export async function updateDeliveryStatuses(db: Queryable, updates: DeliverySta
               SET status = u.status, attempt = u.attempt, error_class = u.error_class,
                   smtp_message_id = coalesce(u.smtp_message_id, m.smtp_message_id),
                   last_event_id = u.last_event_id, event_occurred_at = u.event_occurred_at, updated_at = u.updated_at,
-                  generation = u.generation
+                  generation = u.generation,
+                  provider = coalesce(u.provider, m.provider), next_attempt_at = u.next_attempt_at
              FROM ${UPDATES_FROM}
             WHERE m.request_id = u.request_id`,
     values: updateColumns(updates),

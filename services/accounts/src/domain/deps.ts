@@ -5,6 +5,7 @@ import type { AccountsConfig } from '../config';
 import type { AccountsMetrics } from '../metrics';
 import type { BackgroundWork } from './background-work';
 import type { Clock } from './clock';
+import type { MailOutage } from './mail-outage';
 import type { PasswordHasher } from './password-hasher';
 import type { TokenService } from './token-service';
 
@@ -21,4 +22,6 @@ export type DomainDeps = {
   background: BackgroundWork;
   /** Seals the confirmation code for the mailer (MAIL_PAYLOAD_KEY). */
   payloadKeys: PayloadKeyring;
+  /** A mail outage known from the consumed delivery statuses (ends REGISTER_WAIT_MS / Prefer waits at once). */
+  mailOutage: MailOutage;
 };

@@ -26,7 +26,9 @@ export class ConcurrentStatusInsertError extends Error {
  * delivery-status-order.ts, applied event by event exactly as if they came one at a time. Set-based:
  * about five statements per batch whatever its size, instead of six per event.
  */
-export function createRecordDeliveryStatuses(deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & { consumerName: string }) {
+export function createRecordDeliveryStatuses(
+  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
+) {
   return async function recordDeliveryStatuses(events: Envelope<MailDeliveryStatusPayload>[]): Promise<RecordOutcome[]> {
     if (events.length === 0) return [];
     const at = deps.clock.now();
@@ -46,7 +48,12 @@ export function createRecordDeliveryStatuses(deps: Pick<DomainDeps, 'pool' | 'me
         const pending = stored.has(p.request_id) ? updates : inserts;
         const update = toUpdate(event, at);
         // As one UPDATE after another would: an SMTP message id once recorded is kept.
-        pending.set(p.request_id, { ...update, smtpMessageId: update.smtpMessageId ?? pending.get(p.request_id)?.smtpMessageId ?? null });
+        const earlier = pending.get(p.request_id);
+        pending.set(p.request_id, {
+          ...update,
+          smtpMessageId: update.smtpMessageId ?? earlier?.smtpMessageId ?? null,
+          provider: update.provider ?? earlier?.provider ?? null,
+        });
         return 'applied';
       });
       const inserted = await insertDeliveryStatusesIfAbsent(client, [...inserts.values()]);
@@ -58,6 +65,8 @@ export function createRecordDeliveryStatuses(deps: Pick<DomainDeps, 'pool' | 'me
     outcomes.forEach((outcome, i) => {
       const p = (events[i] as Envelope<MailDeliveryStatusPayload>).payload;
       if (outcome !== 'duplicate') deps.metrics.deliveryStatuses.inc({ status: p.status, error_class: p.error_class ?? 'none' });
+      // Every status, stale ones included: the outage is about the mailer now, not about one request.
+      deps.mailOutage?.observe(p, (events[i] as Envelope<MailDeliveryStatusPayload>).occurred_at);
     });
     return outcomes;
   };
@@ -73,6 +82,8 @@ function toUpdate(event: Envelope<MailDeliveryStatusPayload>, at: Date): Deliver
     generation: p.generation ?? 0,
     errorClass: p.error_class,
     smtpMessageId: p.smtp_message_id ?? null,
+    provider: p.provider ?? null,
+    nextAttemptAt: p.status === 'deferred' ? (p.next_attempt_at ?? null) : null,
     eventId: event.id,
     occurredAt: event.occurred_at,
     at,
@@ -80,7 +91,9 @@ function toUpdate(event: Envelope<MailDeliveryStatusPayload>, at: Date): Deliver
 }
 
 /** One event (a batch of one). */
-export function createRecordDeliveryStatus(deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & { consumerName: string }) {
+export function createRecordDeliveryStatus(
+  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
+) {
   const recordMany = createRecordDeliveryStatuses(deps);
   return async (event: Envelope<MailDeliveryStatusPayload>): Promise<RecordOutcome> => (await recordMany([event]))[0] as RecordOutcome;
 }

@@ -15,7 +15,7 @@ import { registerBody, validate, type RegisterBody } from './schemas';
 import type { Session } from './session';
 import type { PublicUser } from './public-user';
 
-export type Registration = { user: PublicUser; session: Session; requestId: string };
+export type Registration = { user: PublicUser; session: Session; requestId: string; createdAt: Date };
 
 const REFERRAL_CODE_TRIES = 5;
 
@@ -102,7 +102,7 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
       at: now,
     });
     const session: Session = { access_token: deps.tokens.issueAccess(user.id), refresh_token: refresh.token };
-    return { user, session, requestId: confirmation.requestId };
+    return { user, session, requestId: confirmation.requestId, createdAt: now };
   }
 
   return async function registerUser(body: unknown, clientIp = 'unknown'): Promise<Registration> {

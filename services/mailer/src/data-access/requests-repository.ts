@@ -243,3 +243,26 @@ export async function checkMailerSchema(pool: Pool): Promise<void> {
   const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regclass('public.mailer_requests') IS NOT NULL AND to_regclass('public.mailer_outbox') IS NOT NULL AS ok`);
   if (!rows[0]?.ok) throw new Error('mailer tables are missing: run the migrations');
 }
+
+/**
+ * While no SMTP provider admits mail: due pending rows get their next attempt at `until` (when a
+ * breaker lets its trial through) without using an attempt. Returns them, for their `deferred` statuses.
+ */
+export async function deferDueRequests(
+  client: PoolClient,
+  opts: { until: Date; limit: number },
+): Promise<{ requestId: string; userId: string; attempts: number; generation: number }[]> {
+  const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>(
+    `UPDATE mailer_requests r
+        SET next_attempt_at = greatest($1::timestamptz, now() + interval '1 second'), last_error_class = 'circuit_open', updated_at = now()
+      WHERE r.request_id IN (
+            SELECT request_id FROM mailer_requests
+             WHERE state = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED)
+     RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
+    [opts.until, opts.limit],
+  );
+  return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id, attempts: r.attempts, generation: r.generation }));
+}

@@ -18,6 +18,8 @@ describe('classifySmtpError', () => {
     ['a 550 unknown recipient', err({ code: 'EENVELOPE', responseCode: 550 }), 'rejected', false],
     ['a 554 message refused after DATA', err({ code: 'EMESSAGE', responseCode: 554 }), 'rejected', false],
     ['nodemailer finding no recipient', err({ code: 'EENVELOPE' }, 'No recipients defined'), 'rejected', false],
+    ['STARTTLS required but refused (502)', err({ code: 'ETLS', responseCode: 502 }, 'Error upgrading connection with STARTTLS'), 'connection', true],
+    ['a certificate the client does not trust', err({ code: 'ETLS' }, 'Error initiating TLS - self-signed certificate'), 'connection', true],
     ['an open breaker', err({ code: 'EOPENBREAKER' }, 'Breaker is open'), 'circuit_open', true],
     ['something unexpected', new Error('weird'), 'unknown', true],
     ['a thrown string', 'not an error', 'unknown', true],

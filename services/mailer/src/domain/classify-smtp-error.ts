@@ -23,6 +23,9 @@ export function classifySmtpError(err: unknown): SendFailure {
   const reply = typeof fields.responseCode === 'number' ? fields.responseCode : undefined;
 
   if (code === 'EOPENBREAKER') return new SendFailure('circuit_open', true, detail);
+  // TLS could not be set up (SMTP_REQUIRE_TLS and no STARTTLS, a bad certificate): nothing was sent,
+  // AUTH included. Checked before the reply code: the server's 5xx to STARTTLS is no verdict on the address.
+  if (code === 'ETLS') return new SendFailure('connection', true, detail);
   if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply))) return new SendFailure('auth', true, detail);
   if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);

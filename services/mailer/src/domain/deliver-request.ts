@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { withTransaction, type Pool, type PoolClient } from '@shared/db';
 import { errorMessage } from '@shared/errors';
 import type { ErrorClass } from '@shared/events';
@@ -10,16 +9,15 @@ import { markDeferred, markFailed, markSent, type ClaimedRequest } from '../data
 import type { MailerMetrics } from '../metrics';
 import { classifySmtpError } from './classify-smtp-error';
 import type { OutboxEvent } from '../data-access/mailer-outbox';
+import type { FailoverOutcome, ProviderFailover } from './provider-failover';
 import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';
 import { renderConfirmationMail } from './render-confirmation-mail';
 import { retryDelayMs } from './retry-schedule';
 import { SendFailure } from './send-failure';
-import type { SmtpCircuit } from './smtp-circuit';
-import type { SendResult } from '../data-access/mail-transport';
 
 export type DeliverDeps = {
   pool: Pool;
-  circuit: SmtpCircuit;
+  failover: Pick<ProviderFailover, 'send'>;
   config: Pick<MailerConfig, 'MAIL_MAX_ATTEMPTS' | 'MAIL_RETRY_BASE_MS' | 'MAIL_RETRY_MAX_MS' | 'BREAKER_RESET_TIMEOUT_MS'>;
   metrics: MailerMetrics;
   logger: Logger;
@@ -65,7 +63,8 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
     return recorded;
   };
 
-  const status = (claim: ClaimedRequest, s: 'sent' | 'deferred' | 'failed', attempt: number, errorClass: ErrorClass | null, smtpMessageId?: string) =>
+  type Extra = { smtpMessageId?: string; provider?: string | null; nextAttemptAt?: Date };
+  const status = (claim: ClaimedRequest, s: 'sent' | 'deferred' | 'failed', attempt: number, errorClass: ErrorClass | null, extra: Extra = {}) =>
     deliveryStatusEvent(
       {
         request_id: claim.requestId,
@@ -74,54 +73,73 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
         attempt,
         error_class: errorClass,
         generation: claim.generation,
-        ...(smtpMessageId !== undefined ? { smtp_message_id: smtpMessageId } : {}),
+        ...(extra.smtpMessageId !== undefined ? { smtp_message_id: extra.smtpMessageId } : {}),
+        ...(extra.provider ? { provider: extra.provider } : {}),
+        ...(extra.nextAttemptAt !== undefined ? { next_attempt_at: extra.nextAttemptAt.toISOString() } : {}),
       },
       deps.clock(),
     );
 
-  const onSent = async (claim: ClaimedRequest, messageId: string, response: string, seconds: number) => {
-    const recorded = await commit([status(claim, 'sent', claim.attempts, null, messageId)], (client) => markSent(client, claim, messageId));
+  const onSent = async (claim: ClaimedRequest, sent: Extract<FailoverOutcome, { ok: true }>, seconds: number) => {
+    const messageId = sent.result.messageId;
+    const event = status(claim, 'sent', claim.attempts, null, { smtpMessageId: messageId, provider: sent.provider });
+    const recorded = await commit([event], (client) => markSent(client, claim, messageId));
     if (!recorded) {
       log.warn({ request_id: claim.requestId, attempt: claim.attempts }, 'sent, but the claim was lost to another instance (lease expired): possible duplicate');
       deps.metrics.countDuplicateSend();
       return;
     }
-    deps.metrics.observeSend('sent', 'none', seconds);
+    deps.metrics.observeSend('sent', 'none', seconds, sent.provider);
     const since = claim.requestedAt ?? claim.receivedAt;
     deps.metrics.observeEndToEnd((deps.clock().getTime() - since.getTime()) / 1000);
-    if (claim.possibleDuplicate) deps.metrics.countDuplicateSend();
+    const possibleDuplicate = claim.possibleDuplicate || sent.possibleDuplicate;
+    if (possibleDuplicate) deps.metrics.countDuplicateSend();
     log.info(
-      { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, result: 'sent', smtp_message_id: messageId, smtp_response: response, possible_duplicate: claim.possibleDuplicate },
+      {
+        request_id: claim.requestId,
+        user_id: claim.userId,
+        attempt: claim.attempts,
+        result: 'sent',
+        provider: sent.provider,
+        smtp_message_id: messageId,
+        smtp_response: sent.result.response,
+        possible_duplicate: possibleDuplicate,
+      },
       'mail sent',
     );
   };
 
-  const onFailure = async (claim: ClaimedRequest, failure: SendFailure, seconds: number | undefined) => {
-    const logFields = { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, error_class: failure.errorClass, smtp_response: failure.detail };
+  const onFailure = async (claim: ClaimedRequest, outcome: Extract<FailoverOutcome, { ok: false }>, seconds: number | undefined) => {
+    const { failure } = outcome;
+    const provider = outcome.provider ?? 'none';
+    const logFields = { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, error_class: failure.errorClass, provider, smtp_response: failure.detail };
 
     const retry = failure.retriable && (failure.errorClass === 'circuit_open' || claim.attempts < config.MAIL_MAX_ATTEMPTS);
     if (retry) {
-      // An attempt the breaker refused never reached SMTP: it is given back and waits for the half-open trial.
+      // An attempt no breaker admitted never reached SMTP: it is given back and waits for the first
+      // provider's half-open trial.
       const consumeAttempt = failure.errorClass !== 'circuit_open';
-      const delayMs = consumeAttempt ? retryDelayMs(claim.attempts, { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS }, deps.random) : config.BREAKER_RESET_TIMEOUT_MS;
-      let outcome: Awaited<ReturnType<typeof markDeferred>> = null;
+      const untilAdmitted = outcome.nextAdmitAt ? Math.max(0, outcome.nextAdmitAt.getTime() - deps.clock().getTime()) : config.BREAKER_RESET_TIMEOUT_MS;
+      const delayMs = consumeAttempt ? retryDelayMs(claim.attempts, { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS }, deps.random) : untilAdmitted;
+      const nextAttemptAt = new Date(deps.clock().getTime() + delayMs);
+      let row: Awaited<ReturnType<typeof markDeferred>> = null;
       const recorded = await withTransaction(deps.pool, async (client) => {
-        outcome = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt, mayHaveBeenAccepted: failure.mayHaveBeenAccepted });
-        if (!outcome) return false;
+        row = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt, mayHaveBeenAccepted: failure.mayHaveBeenAccepted });
+        if (!row) return false;
         const event =
-          outcome.state === 'superseded'
-            ? status(claim, 'failed', outcome.attempts, null)
-            : status(claim, 'deferred', outcome.attempts, failure.errorClass);
+          row.state === 'superseded'
+            ? status(claim, 'failed', row.attempts, null)
+            : status(claim, 'deferred', row.attempts, failure.errorClass, { nextAttemptAt });
         await insertOutboxEvents(client, [event]);
         return true;
       });
-      if (!recorded || !outcome) {
+      if (!recorded || !row) {
         log.warn(logFields, 'attempt failed, but the claim was lost to another instance');
         return;
       }
       deps.onOutboxWritten();
-      deps.metrics.observeSend('deferred', failure.errorClass, seconds);
-      const final = outcome as { state: 'pending' | 'superseded'; attempts: number };
+      deps.metrics.observeSend('deferred', failure.errorClass, seconds, provider);
+      const final = row as { state: 'pending' | 'superseded'; attempts: number };
       if (final.state === 'superseded') {
         deps.metrics.countSuperseded(1);
         log.info(logFields, 'attempt failed and a newer request replaced this one: superseded');
@@ -136,31 +154,40 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
       { reason, error: failure.detail, errorClass: failure.errorClass, original: claim.original, requestId: claim.requestId, userId: claim.userId, attempts: claim.attempts },
       deps.clock(),
     );
-    const recorded = await commit([status(claim, 'failed', claim.attempts, failure.errorClass), dlq], (client) => markFailed(client, claim, failure.errorClass));
+    const event = status(claim, 'failed', claim.attempts, failure.errorClass, { provider: outcome.provider });
+    const recorded = await commit([event, dlq], (client) => markFailed(client, claim, failure.errorClass));
     if (!recorded) {
       log.warn(logFields, 'attempt failed, but the claim was lost to another instance');
       return;
     }
-    deps.metrics.observeSend('failed', failure.errorClass, seconds);
+    deps.metrics.observeSend('failed', failure.errorClass, seconds, provider);
     deps.metrics.countDlqRecord(reason);
     log.error({ ...logFields, reason }, 'mail failed: parked on the DLQ');
   };
 
   return async function deliverRequest(claim: ClaimedRequest): Promise<void> {
-    let started: number | undefined;
-    let sent: SendResult;
+    let outcome: FailoverOutcome;
     try {
       const mail = renderConfirmationMail({ to: claim.recipient, vars: { ...claim.vars, code: openCode(deps.payloadKeys, claim) } });
-      started = performance.now();
-      sent = await deps.circuit.send(mail);
+      outcome = await deps.failover.send(mail);
     } catch (err) {
-      const failure = classifySmtpError(err);
-      const seconds = started === undefined || failure.errorClass === 'circuit_open' ? undefined : (performance.now() - started) / 1000;
-      await onFailure(claim, failure, seconds).catch((recordErr: unknown) => logRecordError(claim, recordErr));
+      // Rendering refused the request (e.g. an address that would inject a header): no SMTP attempt.
+      const failure: SendFailure = classifySmtpError(err);
+      outcome = { ok: false, failure, provider: null, tries: [], nextAdmitAt: undefined };
+    }
+    // Providers that failed before the last one: each moved the mail on to the next at once.
+    const earlier = outcome.ok ? outcome.tries : outcome.tries.slice(0, -1);
+    for (const t of earlier) {
+      deps.metrics.observeSend('deferred', t.errorClass ?? 'unknown', t.seconds, t.provider);
+      log.warn({ request_id: claim.requestId, attempt: claim.attempts, provider: t.provider, error_class: t.errorClass }, 'SMTP provider failed: trying the next one');
+    }
+    if (!outcome.ok) {
+      const seconds = outcome.tries.at(-1)?.seconds;
+      await onFailure(claim, outcome, seconds).catch((recordErr: unknown) => logRecordError(claim, recordErr));
       return;
     }
     // Accepted by SMTP: from here on, a failure to record must never turn into a retry decision.
-    await onSent(claim, sent.messageId, sent.response, (performance.now() - (started ?? 0)) / 1000).catch((recordErr: unknown) => logRecordError(claim, recordErr));
+    await onSent(claim, outcome, outcome.seconds).catch((recordErr: unknown) => logRecordError(claim, recordErr));
   };
 
   function logRecordError(claim: ClaimedRequest, err: unknown): void {

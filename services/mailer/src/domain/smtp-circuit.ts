@@ -12,6 +12,8 @@ export type SmtpCircuit = {
   /** Sends through the breaker; rejects with a classified SendFailure. */
   send: (mail: RenderedMail) => Promise<SendResult>;
   state: () => CircuitState;
+  /** While open: when opossum will let the next trial through (BREAKER_RESET_TIMEOUT_MS after opening). */
+  reopensAt: () => Date | undefined;
   onStateChange: (listener: (state: CircuitState) => void) => void;
   shutdown: () => void;
 };
@@ -27,8 +29,11 @@ export function createSmtpCircuit(opts: {
   transport: MailTransport;
   config: Pick<MailerConfig, 'BREAKER_ERROR_THRESHOLD_PERCENT' | 'BREAKER_RESET_TIMEOUT_MS' | 'BREAKER_VOLUME_THRESHOLD'>;
   logger: Logger;
+  /** The provider's label, for logs. */
+  label?: string;
 }): SmtpCircuit {
-  const log = opts.logger.child({ component: 'smtp-circuit' });
+  const log = opts.logger.child({ component: 'smtp-circuit', ...(opts.label !== undefined ? { provider: opts.label } : {}) });
+  let reopensAt: Date | undefined;
   const breaker = new CircuitBreaker((mail: RenderedMail) => opts.transport.send(mail), {
     timeout: false,
     errorThresholdPercentage: opts.config.BREAKER_ERROR_THRESHOLD_PERCENT,
@@ -42,11 +47,18 @@ export function createSmtpCircuit(opts: {
     for (const listener of listeners) listener(state);
   };
   breaker.on('open', () => {
+    reopensAt = new Date(Date.now() + opts.config.BREAKER_RESET_TIMEOUT_MS);
     opts.transport.resetConnections();
     emit('open');
   });
-  breaker.on('halfOpen', () => emit('half-open'));
-  breaker.on('close', () => emit('closed'));
+  breaker.on('halfOpen', () => {
+    reopensAt = undefined;
+    emit('half-open');
+  });
+  breaker.on('close', () => {
+    reopensAt = undefined;
+    emit('closed');
+  });
 
   return {
     send: async (mail) => {
@@ -57,6 +69,7 @@ export function createSmtpCircuit(opts: {
       }
     },
     state: () => (breaker.opened ? 'open' : breaker.halfOpen ? 'half-open' : 'closed'),
+    reopensAt: () => reopensAt,
     onStateChange: (listener) => {
       listeners.push(listener);
     },

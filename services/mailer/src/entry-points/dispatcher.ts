@@ -10,13 +10,18 @@ export type Dispatcher = { start: () => Promise<void>; stop: () => Promise<void>
 /**
  * Claims due requests and hands each to `deliver`, at most `concurrency` at a time (the SMTP pool
  * size, so no mail queues inside nodemailer and each attempt ends within SMTP's own timeouts).
- * While the breaker is open it claims nothing and sleeps until the breaker changes state: rows that
- * come due meanwhile simply wait (no status churn, no busy loop). Half-open: one trial at a time.
+ * While every provider's breaker is open it claims nothing: rows recorded or come due meanwhile are
+ * deferred (`circuit_open`) until the next trial by `deferWhileOpen`, which publishes their status;
+ * then it sleeps until a kick, a breaker change or the next poll. Half-open: one trial at a time.
  */
 export function createDispatcher(opts: {
   pool: Pool;
   deliver: (claim: ClaimedRequest) => Promise<void>;
   circuitState: () => CircuitState;
+  /** Defers the due rows while no breaker admits mail; until = the next trial. */
+  deferWhileOpen?: (until: Date) => Promise<number>;
+  /** When the next breaker lets a trial through (while all are open). */
+  nextAdmitAt?: () => Date | undefined;
   concurrency: number;
   leaseMs: number;
   pollMs: number;
@@ -28,8 +33,12 @@ export function createDispatcher(opts: {
   /** One round: claim what the breaker admits and start sending; true when more rows may be due. */
   const claimAndSend = async (): Promise<boolean> => {
     const state = opts.circuitState();
-    // Open: only a breaker state change (or stop) wakes us — no polling, no SMTP, nothing claimed.
-    if (state === 'open') return false;
+    // Open: no SMTP, nothing claimed; due rows get an honest `deferred` / circuit_open status instead.
+    if (state === 'open') {
+      const until = new Date(Math.max(opts.nextAdmitAt?.()?.getTime() ?? 0, Date.now() + 1_000));
+      await opts.deferWhileOpen?.(until);
+      return false;
+    }
     const capacity = state === 'half-open' ? Math.max(0, 1 - inFlight.size) : opts.concurrency - inFlight.size;
     if (capacity <= 0) return false;
     const claims = await claimDueRequests(opts.pool, { limit: capacity, leaseMs: opts.leaseMs });
@@ -52,7 +61,8 @@ export function createDispatcher(opts: {
 
   const loop = createWorkLoop({
     runOnce: claimAndSend,
-    idleMs: () => (opts.circuitState() === 'open' ? undefined : opts.pollMs),
+    // Open without deferWhileOpen: only a breaker change (or stop) wakes it. With it: poll for rows come due.
+    idleMs: () => (opts.circuitState() === 'open' && !opts.deferWhileOpen ? undefined : opts.pollMs),
     backoff: { baseMs: opts.pollMs * 2, maxMs: 5_000 },
     logger: log,
     failureMessage: 'claiming due mail requests failed',

@@ -10,11 +10,11 @@ import { createLogger } from '@shared/logger';
 import { createMetricsRegistry } from '@shared/metrics';
 import { topicNames, type TopicNames } from '@shared/topics';
 import { createTestDatabase, collectMessages, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../../../../test/support/infra';
-import { startSmtpTestServer, type SmtpTestServer } from '../../../../test/support/smtp-test-server';
+import { startSmtpTestServer, type SmtpTestServer, type SmtpTlsMode } from '../../../../test/support/smtp-test-server';
 import { waitFor } from '../../../../test/support/wait-for';
 import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
 import { parseMailerConfig } from '../../src/config';
-import { createSmtpTransport } from '../../src/data-access/mail-transport';
+import { createFallbackTransports, createSmtpTransport } from '../../src/data-access/mail-transport';
 import { createMailer, type Mailer } from '../../src/mailer';
 
 export const REPO_ROOT = path.resolve(__dirname, '../../../..');
@@ -70,11 +70,13 @@ export function mailRequest(overrides: Partial<Omit<MailRequestedPayload, 'vars'
   };
 }
 
-export async function startMailerHarness(opts: { env?: Record<string, string>; smtpAuth?: { user: string; pass: string } } = {}): Promise<MailerHarness> {
+export async function startMailerHarness(
+  opts: { env?: Record<string, string>; smtpAuth?: { user: string; pass: string }; smtpTls?: SmtpTlsMode } = {},
+): Promise<MailerHarness> {
   const db = await createTestDatabase('mailer');
   // The mailer logs PostgreSQL outages itself; an idle client dropped at teardown must not crash jest.
   db.pool.on('error', () => undefined);
-  const smtp = await startSmtpTestServer(opts.smtpAuth ? { auth: opts.smtpAuth } : {});
+  const smtp = await startSmtpTestServer({ ...(opts.smtpAuth ? { auth: opts.smtpAuth } : {}), ...(opts.smtpTls ? { tls: opts.smtpTls } : {}) });
   const prefix = uniquePrefix('mailer');
   const topics = topicNames(prefix);
   const env: Record<string, string> = {
@@ -90,6 +92,8 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
     LOG_LEVEL: 'info',
     MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
     ...(opts.smtpAuth ? { SMTP_USER: opts.smtpAuth.user, SMTP_PASSWORD: opts.smtpAuth.pass } : {}),
+    ...(smtp.caPem ? { SMTP_TLS_CA: smtp.caPem } : {}),
+    ...(smtp.tls === 'implicit' ? { SMTP_SECURE: 'true' } : {}),
     ...opts.env,
   };
 
@@ -127,12 +131,14 @@ export async function startMailerHarness(opts: { env?: Record<string, string>; s
       const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL, destination });
       const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-test', logger, security: config });
       const transport = createSmtpTransport({ config, logger });
-      const mailer = createMailer({ pool: db.pool, kafka, transport, logger, registry, config, sweepMs: 200 });
+      const fallbacks = createFallbackTransports({ config, logger });
+      const mailer = createMailer({ pool: db.pool, kafka, transport, fallbacks, logger, registry, config, sweepMs: 200 });
       await mailer.start();
       harness.mailer = mailer;
       stops.push(async () => {
         await mailer.stop();
         await transport.close();
+        for (const f of fallbacks) await f.transport.close();
       });
       return mailer;
     },

@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { mountHealthz, notFoundHandler, observability, securityHeaders } from '@shared/http';
 import type { DomainDeps } from '../../domain/deps';
 import { errorHandler } from './error-handler';
-import { requestTimeout } from './middleware';
+import { cors, requestTimeout } from './middleware';
 import { mountApiRoutes } from './routes';
 
 export type AccountsAppDeps = DomainDeps & { registry: Registry; commonPasswords: ReadonlySet<string>; requestTimeoutMs?: number };
@@ -21,6 +21,7 @@ export function createAccountsApp(deps: AccountsAppDeps): Express {
   app.set('trust proxy', deps.config.TRUST_PROXY);
   app.use(observability(deps));
   app.use(securityHeaders);
+  app.use(cors(deps.config.CORS_ORIGINS));
   app.use(requestTimeout(deps.requestTimeoutMs ?? 25_000));
   mountHealthz(app);
   app.use(express.json({ limit: '64kb', strict: true }));

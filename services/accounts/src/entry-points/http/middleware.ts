@@ -52,3 +52,34 @@ export function preferredWaitSeconds(header: string | undefined, max: number): n
   }
   return undefined;
 }
+
+/**
+ * CORS for the browser origins of CORS_ORIGINS (an exact-match allowlist; none by default). An allowed
+ * origin's preflight gets 204 with the methods and headers the API uses; its requests get the allow
+ * header and `Retry-After` exposed (429/503 answers carry it). Any other origin gets no allow header,
+ * so the browser refuses the response. No cookies are involved (Bearer tokens): no credentials flag.
+ */
+export function cors(origins: readonly string[]) {
+  const allowed = new Set(origins);
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const origin = req.header('origin');
+    res.vary('Origin');
+    if (!origin || !allowed.has(origin)) {
+      next();
+      return;
+    }
+    res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': 'Retry-After' });
+    if (req.method === 'OPTIONS' && req.header('access-control-request-method')) {
+      res
+        .status(204)
+        .set({
+          'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+          'Access-Control-Allow-Headers': 'authorization, content-type, prefer',
+          'Access-Control-Max-Age': '600',
+        })
+        .end();
+      return;
+    }
+    next();
+  };
+}

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Express, Request, Response } from 'express';
-import type { DeliveryStatus } from '@shared/events';
 import type { DomainDeps } from '../../domain/deps';
 import { createConfirmEmail } from '../../domain/confirm-email';
 import { createEmailStatus } from '../../domain/email-status';
@@ -9,7 +8,8 @@ import { createLogin } from '../../domain/login';
 import { createRefreshSession } from '../../domain/refresh-session';
 import { createRegisterUser } from '../../domain/register-user';
 import { createResendConfirmation } from '../../domain/resend-confirmation';
-import { createWaitForDelivery } from '../../domain/wait-for-delivery';
+import { registrationResponse } from '../../domain/registration-response';
+import { createWaitForDelivery, type WaitedStatus } from '../../domain/wait-for-delivery';
 import { bearerUserId, preferredWaitSeconds, requireJsonBody } from './middleware';
 
 export const API = '/api/v1';
@@ -35,28 +35,22 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
     const registration = await registerUser(req.body, req.ip);
     // Debug: one line per registration is a hot-path cost (accounts_registrations_total counts them).
     req.log.debug({ user_id: registration.user.id, mail_request_id: registration.requestId, referred: registration.user.referred_by !== null }, 'user registered');
-    let status: DeliveryStatus = 'queued';
+    let waited: WaitedStatus = { status: 'queued', error_class: null, next_attempt_at: null };
+    // Prefer: wait=N overrides the server's default (REGISTER_WAIT_MS); a known mail outage ends any wait at once.
     const waitS = preferredWaitSeconds(req.header('prefer'), MAX_PREFER_WAIT_S);
-    if (waitS !== undefined && waitS > 0) {
+    const waitMs = waitS !== undefined ? waitS * 1000 : deps.config.REGISTER_WAIT_MS;
+    if (waitMs > 0) {
       const aborted = new AbortController();
       res.on('close', () => aborted.abort());
       try {
-        status = await waitForDelivery(registration.requestId, waitS, aborted.signal);
+        waited = await waitForDelivery(registration.requestId, waitMs, aborted.signal);
       } catch (err) {
         // The user is committed: a failing status read must not turn the 201 into an error.
-        req.log.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'delivery status unreadable during Prefer: wait');
+        req.log.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'delivery status unreadable during the wait');
       }
-      res.set('Preference-Applied', `wait=${waitS}`);
     }
-    const sent = status === 'sent';
-    res.status(201).json({
-      refresh_token: registration.session.refresh_token,
-      access_token: registration.session.access_token,
-      user_data: registration.user,
-      email_confirmation_sent: sent,
-      email_confirmation: { request_id: registration.requestId, status },
-      message: sent ? 'Registration successful. The confirmation email has been sent.' : 'Registration successful. The confirmation email is on its way.',
-    });
+    if (waitS !== undefined && waitS > 0) res.set('Preference-Applied', `wait=${waitS}`);
+    res.status(201).json(registrationResponse(registration, waited, deps));
   });
 
   app.post(`${API}/usr/login`, requireJsonBody, async (req: Request, res: Response) => {

@@ -11,7 +11,7 @@ import { createDeliveryStatusBatchHandler } from './delivery-status-batch';
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
 const STOP_GRACE_MS = 1_000;
 
-export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & {
+export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & Partial<Pick<DomainDeps, 'mailOutage'>> & {
   kafka: Kafka;
   admin: Admin;
   topicPrefix: string;
