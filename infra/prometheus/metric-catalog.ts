@@ -25,6 +25,7 @@ export const KNOWN_METRICS = new Set([
   'outbox_dead_letters_total',
   'mail_sent_total',
   'mail_smtp_circuit_state',
+  'mail_smtp_fallback_active',
   'mail_retry_pending',
   'mail_dlq_records_total',
   'mail_duplicate_sends_total',

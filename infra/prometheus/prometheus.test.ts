@@ -16,6 +16,7 @@ const RUNBOOK = path.join(ROOT, 'docs', 'runbook.md');
 
 const EXPECTED_ALERTS = [
   'SmtpCircuitOpen',
+  'SmtpOnFallback',
   'MailSmtpTimeoutRatioHigh',
   'MailSmtpConnectionFailureRatioHigh',
   'MailSmtpAuthFailureRatioHigh',
