@@ -54,12 +54,30 @@ export const bench: Bench = {
   async run(ctx): Promise<BenchRow[]> {
     const seconds = Math.max(2, 20 * ctx.scale);
     const db = await ctx.createDatabase();
-    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: db.url, LOG_LEVEL: 'silent', JWT_SECRET: 'bench-secret-that-is-at-least-32-bytes-long', DB_POOL_MAX: '20', REGISTER_MAX_PER_IP_PER_HOUR: '1000000' });
+    const config = parseAccountsConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'silent',
+      JWT_SECRET: 'bench-secret-that-is-at-least-32-bytes-long',
+      DB_POOL_MAX: '20',
+      REGISTER_MAX_PER_IP_PER_HOUR: '1000000',
+    });
     const logger = createLogger({ service: 'accounts-bench', level: 'silent' });
-    const pool = createPool({ connectionString: db.url, logger, applicationName: 'accounts-bench', max: config.DB_POOL_MAX });
-    const params = { memoryKib: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM };
+    const pool = createPool({
+      connectionString: db.url,
+      logger,
+      applicationName: 'accounts-bench',
+      max: config.DB_POOL_MAX,
+    });
+    const params = {
+      memoryKib: config.ARGON2_MEMORY_KIB,
+      timeCost: config.ARGON2_TIME_COST,
+      parallelism: config.ARGON2_PARALLELISM,
+    };
     try {
-      ctx.log(`argon2id ceiling: m=${params.memoryKib} KiB, t=${params.timeCost}, p=${params.parallelism}, concurrency ${CONCURRENCY}, ${seconds} s`);
+      ctx.log(
+        `argon2id ceiling: m=${params.memoryKib} KiB, t=${params.timeCost}, p=${params.parallelism}, concurrency ${CONCURRENCY}, ${seconds} s`,
+      );
       const hasher = createArgon2Hasher(params);
       const ceiling = await closedLoop(CONCURRENCY, seconds, async () => {
         await hasher.hash(PASSWORD);
@@ -73,7 +91,11 @@ export const bench: Bench = {
       const runId = Date.now().toString(36);
       const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
       const registrations = await closedLoop(CONCURRENCY, seconds, async (i) => {
-        const body = JSON.stringify({ email: `bench.${runId}.${i}@example.com`, password: PASSWORD, first_name: 'Bench' });
+        const body = JSON.stringify({
+          email: `bench.${runId}.${i}@example.com`,
+          password: PASSWORD,
+          first_name: 'Bench',
+        });
         return (await postJson(agent, `${server.url}/api/v1/usr/register`, body)) === 201;
       });
       agent.destroy();
@@ -81,7 +103,11 @@ export const bench: Bench = {
 
       const ratio = registrations.ops / registrations.seconds / (ceiling.ops / ceiling.seconds);
       return [
-        { benchmark: 'registration', case: `baseline: bare argon2id hash x${CONCURRENCY}`, metrics: figures(ceiling, 'hashes_per_s') },
+        {
+          benchmark: 'registration',
+          case: `baseline: bare argon2id hash x${CONCURRENCY}`,
+          metrics: figures(ceiling, 'hashes_per_s'),
+        },
         {
           benchmark: 'registration',
           case: `POST /api/v1/usr/register over HTTP x${CONCURRENCY}`,

@@ -39,9 +39,15 @@ type Phase = {
 
 /** Component name -> pids: each service's process tree, the Kafka JVM (when the run owns it), PostgreSQL backends. */
 function components(ctx: BenchContext, system: System, databaseUrl: string) {
-  const of = (name: ServiceName): PidSource => treesOf(() => system.instances.filter((i) => i.name === name).map((i) => i.proc?.pid));
+  const of = (name: ServiceName): PidSource =>
+    treesOf(() => system.instances.filter((i) => i.name === name).map((i) => i.proc?.pid));
   const postgres = postgresBackends(ctx.adminUrl, [databaseOf(databaseUrl)]);
-  const sources: Record<string, PidSource> = { accounts: of('accounts'), relay: of('relay'), mailer: of('mailer'), postgres };
+  const sources: Record<string, PidSource> = {
+    accounts: of('accounts'),
+    relay: of('relay'),
+    mailer: of('mailer'),
+    postgres,
+  };
   if (ctx.brokerPid !== undefined) sources.kafka = treesOf(() => [ctx.brokerPid]);
   return { sources, close: postgres.close };
 }
@@ -67,7 +73,14 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     topicPrefix: ctx.uniquePrefix(`cpu-${label}`),
     counts,
     env: { LOG_LEVEL: 'warn' },
-    ...(profileDir ? { nodeArgs: (service: string) => ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${label}/${service.replace('#', '-')}`] } : {}),
+    ...(profileDir
+      ? {
+          nodeArgs: (service: string) => [
+            '--cpu-prof',
+            `--cpu-prof-dir=${profileDir}/${label}/${service.replace('#', '-')}`,
+          ],
+        }
+      : {}),
   });
   const { sources, close } = components(ctx, system, db.url);
   const sampler = new CpuSampler(sources);
@@ -75,14 +88,20 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
   const tag = randomBytes(3).toString('hex');
   const api = `${system.accountsUrls()[0] ?? ''}/api/v1/usr/register`;
   const register = async (i: number, kind: string) =>
-    (await postJson(agent, api, JSON.stringify({ email: `${kind}.${tag}.${i}@example.test`, password: PASSWORD, first_name: 'Bench' }))) === 201;
+    (await postJson(
+      agent,
+      api,
+      JSON.stringify({ email: `${kind}.${tag}.${i}@example.test`, password: PASSWORD, first_name: 'Bench' }),
+    )) === 201;
   try {
     await closedLoop({ concurrency: 4, durationMs: 2_000, request: (i) => register(i, 'warm') });
     if (withMail) await waitAllSent(db.url);
     await sampler.start();
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const idleUsage = await sampler.stop();
-    const idle = Object.fromEntries(Object.entries(idleUsage.components).map(([k, v]) => [k, v.cpu_ms / idleUsage.seconds]));
+    const idle = Object.fromEntries(
+      Object.entries(idleUsage.components).map(([k, v]) => [k, v.cpu_ms / idleUsage.seconds]),
+    );
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
     await sampler.start();
@@ -91,7 +110,16 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     if (withMail) await waitAllSent(db.url);
     const { seconds, components: usage } = await sampler.stop();
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
-    return { idle, registrations: load.ok, per_s: load.per_s, p50_ms: load.p50_ms, p99_ms: load.p99_ms, seconds, components: usage, rss };
+    return {
+      idle,
+      registrations: load.ok,
+      per_s: load.per_s,
+      p50_ms: load.p50_ms,
+      p99_ms: load.p99_ms,
+      seconds,
+      components: usage,
+      rss,
+    };
   } finally {
     agent.destroy();
     await close();
@@ -110,7 +138,8 @@ async function waitAllSent(databaseUrl: string): Promise<void> {
   }
 }
 
-const perRegistration = (p: Phase, names: string[]) => names.reduce((sum, n) => sum + (p.components[n]?.cpu_ms ?? 0), 0) / Math.max(1, p.registrations);
+const perRegistration = (p: Phase, names: string[]) =>
+  names.reduce((sum, n) => sum + (p.components[n]?.cpu_ms ?? 0), 0) / Math.max(1, p.registrations);
 
 export const bench: Bench = {
   name: 'cpu per registration',
@@ -124,15 +153,31 @@ export const bench: Bench = {
     const cpuRatio = stackMs / aloneMs;
     const rateRatio = stack.per_s / alone.per_s;
     const breakdown = (p: Phase, names: string[]) =>
-      Object.fromEntries(names.map((n) => [`${n}_cpu_ms_per_reg`, round((p.components[n]?.cpu_ms ?? 0) / Math.max(1, p.registrations), 2)]));
-    const rss = (p: Phase, names: string[]) => Object.fromEntries(names.filter((n) => n in p.rss).map((n) => [`${n}_rss_mb`, round(p.rss[n] ?? 0, 0)]));
+      Object.fromEntries(
+        names.map((n) => [
+          `${n}_cpu_ms_per_reg`,
+          round((p.components[n]?.cpu_ms ?? 0) / Math.max(1, p.registrations), 2),
+        ]),
+      );
+    const rss = (p: Phase, names: string[]) =>
+      Object.fromEntries(names.filter((n) => n in p.rss).map((n) => [`${n}_rss_mb`, round(p.rss[n] ?? 0, 0)]));
     const name = 'CPU per registration';
-    const kafkaNote = ctx.brokerPid === undefined ? ' (Kafka JVM not charged: BENCH_KAFKA_BROKERS names a broker this run does not own)' : '';
+    const kafkaNote =
+      ctx.brokerPid === undefined
+        ? ' (Kafka JVM not charged: BENCH_KAFKA_BROKERS names a broker this run does not own)'
+        : '';
     return [
       {
         benchmark: name,
         case: `accounts alone (accounts + its PostgreSQL backends) x${CONCURRENCY}`,
-        metrics: { registrations_per_s: alone.per_s, p99_ms: alone.p99_ms, registrations: alone.registrations, cpu_ms_per_reg: round(aloneMs, 2), ...breakdown(alone, aloneNames), ...rss(alone, ['accounts']) },
+        metrics: {
+          registrations_per_s: alone.per_s,
+          p99_ms: alone.p99_ms,
+          registrations: alone.registrations,
+          cpu_ms_per_reg: round(aloneMs, 2),
+          ...breakdown(alone, aloneNames),
+          ...rss(alone, ['accounts']),
+        },
       },
       {
         benchmark: name,

@@ -19,9 +19,14 @@ export const bench: Bench = {
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     const rows: BenchRow[] = [];
     const tag = randomBytes(3).toString('hex');
-    const body = (i: number, label: string) => JSON.stringify({ email: `${label}.${tag}.${i}@example.test`, password: `bench-password-${i}` });
+    const body = (i: number, label: string) =>
+      JSON.stringify({ email: `${label}.${tag}.${i}@example.test`, password: `bench-password-${i}` });
     const post = async (url: string, payload: string) => {
-      const res = await fetch(`${url}/api/v1/usr/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+      const res = await fetch(`${url}/api/v1/usr/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: payload,
+      });
       await res.arrayBuffer();
       return res.status === 201;
     };
@@ -33,7 +38,12 @@ export const bench: Bench = {
       brokers: ctx.brokers.join(','),
       topicPrefix: ctx.uniquePrefix('e2e'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
-      env: { LOG_LEVEL: 'warn', SMTP_TIMEOUT_MS: String(SMTP_TIMEOUT_MS), BREAKER_RESET_TIMEOUT_MS: '5000', MAIL_RETRY_BASE_MS: '1000' },
+      env: {
+        LOG_LEVEL: 'warn',
+        SMTP_TIMEOUT_MS: String(SMTP_TIMEOUT_MS),
+        BREAKER_RESET_TIMEOUT_MS: '5000',
+        MAIL_RETRY_BASE_MS: '1000',
+      },
     });
     const ours: Record<string, Awaited<ReturnType<typeof closedLoop>>> = {};
     try {
@@ -42,7 +52,12 @@ export const bench: Bench = {
       await closedLoop({ concurrency: 4, durationMs: 2_000, request: (i) => post(api, body(i, 'warm')) });
 
       ctx.log(`this system, SMTP healthy: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
-      ours.healthy = await closedLoop({ concurrency: CONCURRENCY, durationMs, request: (i) => post(api, body(i, 'healthy')), onProgress: (n) => ctx.log(`  ${n} requests`) });
+      ours.healthy = await closedLoop({
+        concurrency: CONCURRENCY,
+        durationMs,
+        request: (i) => post(api, body(i, 'healthy')),
+        onProgress: (n) => ctx.log(`  ${n} requests`),
+      });
 
       // register → SMTP accepted, from the mails the test server recorded during the healthy phase.
       const e2e: number[] = [];
@@ -53,7 +68,9 @@ export const bench: Bench = {
         const client = new pg.default.Client({ connectionString: db.url });
         await client.connect();
         try {
-          return await client.query<{ email: string; created_at: Date }>(`SELECT email, created_at FROM users WHERE email LIKE 'healthy.%'`);
+          return await client.query<{ email: string; created_at: Date }>(
+            `SELECT email, created_at FROM users WHERE email LIKE 'healthy.%'`,
+          );
         } finally {
           await client.end();
         }
@@ -66,10 +83,19 @@ export const bench: Bench = {
 
       ctx.log('this system, SMTP stalling...');
       await system.smtp.setFault({ mode: 'stall-connect' });
-      ours.stalling = await closedLoop({ concurrency: CONCURRENCY, durationMs, request: (i) => post(api, body(i, 'stalled')), onProgress: (n) => ctx.log(`  ${n} requests`) });
+      ours.stalling = await closedLoop({
+        concurrency: CONCURRENCY,
+        durationMs,
+        request: (i) => post(api, body(i, 'stalled')),
+        onProgress: (n) => ctx.log(`  ${n} requests`),
+      });
       await system.smtp.setFault({ mode: 'healthy' });
 
-      rows.push({ benchmark: 'register → mail accepted', case: 'this system (SMTP healthy)', metrics: { mails: e2e.length, p50_ms: round(percentile(e2e, 50)), p99_ms: round(percentile(e2e, 99)) } });
+      rows.push({
+        benchmark: 'register → mail accepted',
+        case: 'this system (SMTP healthy)',
+        metrics: { mails: e2e.length, p50_ms: round(percentile(e2e, 50)), p99_ms: round(percentile(e2e, 99)) },
+      });
     } finally {
       await system.stop();
       await db.drop();
@@ -78,26 +104,49 @@ export const bench: Bench = {
     // ---- the synchronous baseline ----
     const baseDb = await ctx.createDatabase();
     const smtp = await startSmtpTestServer();
-    const baseline = await startSyncBaseline({ databaseUrl: baseDb.url, smtpHost: smtp.host, smtpPort: smtp.port, smtpTimeoutMs: SMTP_TIMEOUT_MS });
+    const baseline = await startSyncBaseline({
+      databaseUrl: baseDb.url,
+      smtpHost: smtp.host,
+      smtpPort: smtp.port,
+      smtpTimeoutMs: SMTP_TIMEOUT_MS,
+    });
     const theirs: Record<string, Awaited<ReturnType<typeof closedLoop>>> = {};
     try {
       await closedLoop({ concurrency: 4, durationMs: 2_000, request: (i) => post(baseline.url, body(i, 'warm')) });
       ctx.log('synchronous baseline, SMTP healthy...');
-      theirs.healthy = await closedLoop({ concurrency: CONCURRENCY, durationMs, request: (i) => post(baseline.url, body(i, 'healthy')) });
+      theirs.healthy = await closedLoop({
+        concurrency: CONCURRENCY,
+        durationMs,
+        request: (i) => post(baseline.url, body(i, 'healthy')),
+      });
       ctx.log('synchronous baseline, SMTP stalling...');
       await smtp.setFault({ mode: 'stall-connect' });
-      theirs.stalling = await closedLoop({ concurrency: CONCURRENCY, durationMs: Math.max(durationMs, SMTP_TIMEOUT_MS * 3), request: (i) => post(baseline.url, body(i, 'stalled')) });
+      theirs.stalling = await closedLoop({
+        concurrency: CONCURRENCY,
+        durationMs: Math.max(durationMs, SMTP_TIMEOUT_MS * 3),
+        request: (i) => post(baseline.url, body(i, 'stalled')),
+      });
     } finally {
       await baseline.close();
       await smtp.close();
       await baseDb.drop();
     }
 
-    const figures = (r: Awaited<ReturnType<typeof closedLoop>>) => ({ per_s: r.per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, ok: r.ok, errors: r.errors });
+    const figures = (r: Awaited<ReturnType<typeof closedLoop>>) => ({
+      per_s: r.per_s,
+      p50_ms: r.p50_ms,
+      p99_ms: r.p99_ms,
+      ok: r.ok,
+      errors: r.errors,
+    });
     const ratio = (ours.stalling?.p99_ms ?? NaN) / (ours.healthy?.p99_ms ?? NaN);
     rows.push(
       { benchmark: 'registration, SMTP healthy', case: 'this system (outbox)', metrics: figures(ours.healthy!) },
-      { benchmark: 'registration, SMTP healthy', case: 'baseline: mail sent in the request', metrics: figures(theirs.healthy!) },
+      {
+        benchmark: 'registration, SMTP healthy',
+        case: 'baseline: mail sent in the request',
+        metrics: figures(theirs.healthy!),
+      },
       {
         benchmark: 'registration, SMTP stalling',
         case: 'this system (outbox)',

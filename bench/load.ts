@@ -10,7 +10,15 @@ export async function closedLoop(opts: {
   durationMs: number;
   request: (i: number) => Promise<boolean>;
   onProgress?: (done: number) => void;
-}): Promise<{ requests: number; ok: number; errors: number; per_s: number; p50_ms: number; p99_ms: number; max_ms: number }> {
+}): Promise<{
+  requests: number;
+  ok: number;
+  errors: number;
+  per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}> {
   const latencies: number[] = [];
   let next = 0;
   let ok = 0;

@@ -43,10 +43,17 @@ async function countingSink(): Promise<Sink> {
     },
   });
   // smtp-server's net.Server: its replies must not wait on Nagle either.
-  (server as unknown as { server: net.Server }).server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+  (server as unknown as { server: net.Server }).server.on('connection', (socket: net.Socket) =>
+    socket.setNoDelay(true),
+  );
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { port, count: () => count, acceptedAt, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    port,
+    count: () => count,
+    acceptedAt,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** 1. A bare nodemailer pool, each socket opened by us with TCP_NODELAY (nodemailer's getSocket hook). */
@@ -60,8 +67,13 @@ async function transportCeiling(ctx: BenchContext, sink: Sink): Promise<{ row: B
     port: sink.port,
     secure: false,
     ignoreTLS: true,
-    getSocket: (options: { host?: string; port?: number }, callback: (err: Error | null, s?: { connection: net.Socket }) => void) => {
-      const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port ?? sink.port }, () => callback(null, { connection: socket }));
+    getSocket: (
+      options: { host?: string; port?: number },
+      callback: (err: Error | null, s?: { connection: net.Socket }) => void,
+    ) => {
+      const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port ?? sink.port }, () =>
+        callback(null, { connection: socket }),
+      );
       socket.setNoDelay(true);
       socket.once('error', (err) => callback(err));
     },
@@ -73,7 +85,12 @@ async function transportCeiling(ctx: BenchContext, sink: Sink): Promise<{ row: B
     Array.from({ length: POOL_SIZE * 4 }, async () => {
       while (next < count) {
         const i = next++;
-        await transport.sendMail({ from: 'bench@example.test', to: `ceiling-${i}@example.test`, subject: 'ceiling', text: `code ${i}` });
+        await transport.sendMail({
+          from: 'bench@example.test',
+          to: `ceiling-${i}@example.test`,
+          subject: 'ceiling',
+          text: `code ${i}`,
+        });
       }
     }),
   );
@@ -140,14 +157,21 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
       await producer.send({
         topic: topics.mailRequests,
         messages: batch.map((payload) => {
-          const envelope = buildEnvelope({ type: 'mail.requested', aggregateType: 'user', aggregateId: payload.user_id, payload });
+          const envelope = buildEnvelope({
+            type: 'mail.requested',
+            aggregateType: 'user',
+            aggregateId: payload.user_id,
+            payload,
+          });
           return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
         }),
       });
     }
     const statuses = await waitForStatuses(kafka, topics.mailDeliveryStatus, count);
     const seconds = (performance.now() - started) / 1000;
-    const latencies = [...requestedAt].map(([to, at]) => (sink.acceptedAt.get(to) ?? Number.NaN) - at).filter((v) => Number.isFinite(v));
+    const latencies = [...requestedAt]
+      .map(([to, at]) => (sink.acceptedAt.get(to) ?? Number.NaN) - at)
+      .filter((v) => Number.isFinite(v));
     const perSecond = statuses / seconds;
     const perInstance = perSecond / instances;
     const ratio = perSecond / ceiling;
@@ -155,7 +179,14 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
     return {
       benchmark: `mailer vs SMTP ceiling (${POOL_SIZE} connections)`,
       case: `mailer x${instances} (processes), Kafka -> inbox -> SMTP -> status, burst of ${count}`,
-      metrics: { mails_per_s: round(perSecond), per_instance: round(perInstance), statuses, ratio_to_ceiling: round(ratio, 2), p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)) },
+      metrics: {
+        mails_per_s: round(perSecond),
+        per_instance: round(perInstance),
+        statuses,
+        ratio_to_ceiling: round(ratio, 2),
+        p50_ms: round(percentile(latencies, 50)),
+        p99_ms: round(percentile(latencies, 99)),
+      },
       verdict:
         `targets >= ${TARGET_PER_INSTANCE}/s per instance: ${round(perInstance)} (${perInstance >= TARGET_PER_INSTANCE ? 'met' : 'not met'}); ` +
         `>= ${TARGET_RATIO} of the ceiling: ${round(ratio, 2)} (${ratio >= TARGET_RATIO ? 'met' : 'not met'})`,
@@ -180,7 +211,9 @@ async function waitForStatuses(kafka: Kafka, topic: string, expected: number): P
     await consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) {
-          const value = JSON.parse(m.value?.toString() ?? '{}') as { payload?: { request_id?: string; status?: string } };
+          const value = JSON.parse(m.value?.toString() ?? '{}') as {
+            payload?: { request_id?: string; status?: string };
+          };
           if (value.payload?.status === 'sent' && value.payload.request_id) seen.add(value.payload.request_id);
         }
         if (seen.size >= expected) done();

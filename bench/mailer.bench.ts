@@ -36,7 +36,12 @@ async function transportThroughput(ctx: BenchContext): Promise<BenchRow[]> {
   const count = Math.max(50, Math.round(2_000 * ctx.scale));
   const smtp = await startSmtpTestServer();
   const logger = createLogger({ service: 'mailer-bench', level: 'silent' });
-  const config = parseMailerConfig({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_POOL_SIZE: String(POOL_SIZE), SMTP_TIMEOUT_MS: '10000' });
+  const config = parseMailerConfig({
+    SMTP_HOST: smtp.host,
+    SMTP_PORT: String(smtp.port),
+    SMTP_POOL_SIZE: String(POOL_SIZE),
+    SMTP_TIMEOUT_MS: '10000',
+  });
   const rows: BenchRow[] = [];
   try {
     const results: Record<string, number> = {};
@@ -45,7 +50,13 @@ async function transportThroughput(ctx: BenchContext): Promise<BenchRow[]> {
       smtp.resetCounters();
       ctx.log(`mailer: ${count} mails through ${pooled ? 'the pooled' : 'a one-connection-per-mail'} transport`);
       const perSecond = await sendMany(
-        (i) => transport.send(renderConfirmationMail({ to: `bench-${i}@example.test`, vars: { code: String(i % 1e6).padStart(6, '0'), first_name: 'Bench' } })),
+        (i) =>
+          transport.send(
+            renderConfirmationMail({
+              to: `bench-${i}@example.test`,
+              vars: { code: String(i % 1e6).padStart(6, '0'), first_name: 'Bench' },
+            }),
+          ),
         count,
         POOL_SIZE,
       );
@@ -54,12 +65,17 @@ async function transportThroughput(ctx: BenchContext): Promise<BenchRow[]> {
       results[key] = perSecond;
       rows.push({
         benchmark: `mailer SMTP send ${count}`,
-        case: pooled ? `nodemailer pool (${POOL_SIZE} connections)` : `baseline: one connection per mail (${POOL_SIZE} in flight)`,
+        case: pooled
+          ? `nodemailer pool (${POOL_SIZE} connections)`
+          : `baseline: one connection per mail (${POOL_SIZE} in flight)`,
         metrics: { mails_per_s: round(perSecond), smtp_connections: smtp.connectionCount() },
       });
     }
     const ratio = (results.pooled ?? 0) / (results.unpooled ?? 1);
-    rows[0] = { ...(rows[0] as BenchRow), verdict: `target pooled >= 1.5x one-per-mail: ${round(ratio, 2)}x (${ratio >= 1.5 ? 'met' : 'not met'})` };
+    rows[0] = {
+      ...(rows[0] as BenchRow),
+      verdict: `target pooled >= 1.5x one-per-mail: ${round(ratio, 2)}x (${ratio >= 1.5 ? 'met' : 'not met'})`,
+    };
   } finally {
     await smtp.close();
   }
@@ -71,8 +87,14 @@ async function transportThroughput(ctx: BenchContext): Promise<BenchRow[]> {
  * queueing behind the SMTP pool). `ratePerSecond`: a steady load below capacity (the latency a user
  * sees when the system is not saturated).
  */
-async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSecond: number; seconds: number }): Promise<BenchRow[]> {
-  const count = 'burst' in mode ? Math.max(50, Math.round(1_000 * ctx.scale)) : Math.max(20, Math.round(mode.ratePerSecond * mode.seconds * ctx.scale));
+async function endToEnd(
+  ctx: BenchContext,
+  mode: { burst: true } | { ratePerSecond: number; seconds: number },
+): Promise<BenchRow[]> {
+  const count =
+    'burst' in mode
+      ? Math.max(50, Math.round(1_000 * ctx.scale))
+      : Math.max(20, Math.round(mode.ratePerSecond * mode.seconds * ctx.scale));
   const chunk = 'burst' in mode ? 100 : 1;
   const smtp = await startSmtpTestServer();
   const database = await ctx.createDatabase();
@@ -119,7 +141,12 @@ async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSeco
       await producer.send({
         topic: topicNames(prefix).mailRequests,
         messages: batch.map((payload) => {
-          const envelope = buildEnvelope({ type: 'mail.requested', aggregateType: 'user', aggregateId: payload.user_id, payload });
+          const envelope = buildEnvelope({
+            type: 'mail.requested',
+            aggregateType: 'user',
+            aggregateId: payload.user_id,
+            payload,
+          });
           return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
         }),
       });
@@ -127,12 +154,22 @@ async function endToEnd(ctx: BenchContext, mode: { burst: true } | { ratePerSeco
     const deadline = Date.now() + 300_000;
     while (smtp.messages.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const seconds = (performance.now() - started) / 1000;
-    const latencies = smtp.messages.map((m) => m.receivedAt.getTime() - (requestedAt.get(m.to[0] ?? '') ?? m.receivedAt.getTime()));
+    const latencies = smtp.messages.map(
+      (m) => m.receivedAt.getTime() - (requestedAt.get(m.to[0] ?? '') ?? m.receivedAt.getTime()),
+    );
     return [
       {
-        benchmark: 'burst' in mode ? `mailer end to end, burst of ${count}` : `mailer end to end, ${mode.ratePerSecond}/s steady`,
+        benchmark:
+          'burst' in mode
+            ? `mailer end to end, burst of ${count}`
+            : `mailer end to end, ${mode.ratePerSecond}/s steady`,
         case: `Kafka -> inbox -> SMTP (pool ${POOL_SIZE})`,
-        metrics: { mails_per_s: round(smtp.messages.length / seconds), delivered: smtp.messages.length, p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)) },
+        metrics: {
+          mails_per_s: round(smtp.messages.length / seconds),
+          delivered: smtp.messages.length,
+          p50_ms: round(percentile(latencies, 50)),
+          p99_ms: round(percentile(latencies, 99)),
+        },
         verdict: `delivered ${smtp.messages.length}/${count}`,
       },
     ];

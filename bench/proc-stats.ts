@@ -92,7 +92,10 @@ export function postgresBackends(adminUrl: string, databases: string[]): PidSour
       await client.connect();
       ownPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
     }
-    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> $2', [databases, ownPid]);
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> $2',
+      [databases, ownPid],
+    );
     return rows.map((r) => r.pid);
   };
   return Object.assign(source, { close: async () => void (await client?.end().catch(() => undefined)) });

@@ -45,8 +45,11 @@ function summarize(file: string, top: number, fromS: number): void {
   const idle = groups.get('(idle)') ?? 0;
   const busy = total - idle;
   const pct = (us: number) => `${((100 * us) / Math.max(1, busy)).toFixed(1).padStart(5)} %`;
-  process.stdout.write(`\n${file}\n  ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (percentages of busy)\n`);
-  const sorted = (m: Map<string, number>) => [...m.entries()].filter(([k]) => k !== '(idle)' && !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
+  process.stdout.write(
+    `\n${file}\n  ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (percentages of busy)\n`,
+  );
+  const sorted = (m: Map<string, number>) =>
+    [...m.entries()].filter(([k]) => k !== '(idle)' && !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
   process.stdout.write('  by package/directory:\n');
   for (const [k, us] of sorted(groups).slice(0, top)) process.stdout.write(`    ${pct(us)}  ${k}\n`);
   process.stdout.write('  top functions (self):\n');
@@ -54,6 +57,9 @@ function summarize(file: string, top: number, fromS: number): void {
 }
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
-const flagged = new Set(['--top', '--from-s'].flatMap((f) => (args.includes(f) ? [args.indexOf(f), args.indexOf(f) + 1] : [])));
+const option = (name: string, fallback: number) =>
+  args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
+const flagged = new Set(
+  ['--top', '--from-s'].flatMap((f) => (args.includes(f) ? [args.indexOf(f), args.indexOf(f) + 1] : [])),
+);
 for (const file of args.filter((_, i) => !flagged.has(i))) summarize(file, option('--top', 15), option('--from-s', 0));

@@ -69,12 +69,23 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
     ctx.log(`relay drain: ${rows} rows over ${keys} keys inserted`);
 
     // Baseline first, on the same broker, to its own topics: the same messages from memory.
-    const messages = (await setup.query<{ id: string; event_id: string; key: string; payload: unknown; occurred_at: Date }>(
-      'SELECT id, event_id, key, payload, occurred_at FROM outbox ORDER BY id',
-    )).rows.map((r) =>
+    const messages = (
+      await setup.query<{ id: string; event_id: string; key: string; payload: unknown; occurred_at: Date }>(
+        'SELECT id, event_id, key, payload, occurred_at FROM outbox ORDER BY id',
+      )
+    ).rows.map((r) =>
       toKafkaMessage({
-        id: r.id, eventId: r.event_id, topic: 'accounts.user-events', key: r.key, type: 'user.registered', version: 1,
-        aggregateType: 'user', occurredAt: r.occurred_at, payload: r.payload, headers: {}, createdAtMs: 0,
+        id: r.id,
+        eventId: r.event_id,
+        topic: 'accounts.user-events',
+        key: r.key,
+        type: 'user.registered',
+        version: 1,
+        aggregateType: 'user',
+        occurredAt: r.occurred_at,
+        payload: r.payload,
+        headers: {},
+        createdAtMs: 0,
       } satisfies OutboxRow),
     );
     const baselineTopic = `${ctx.uniquePrefix('relay-baseline')}accounts.user-events`;
@@ -84,7 +95,11 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
     await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: false });
     await waitForTopicLeaders(admin, [baselineTopic]);
     await admin.disconnect();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     const baselineStart = performance.now();
     // One send at a time, like the relay: kafkajs' idempotent producer is not safe for concurrent
@@ -114,11 +129,19 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
     ctx.log(`relay drain: relay ${Math.round(relayRate)} events/s (${Math.round(ratio * 100)} % of baseline)`);
     const name = `relay drain ${rows >= 1_000 ? `${Math.round(rows / 1_000)}k` : rows} rows`;
     return [
-      { benchmark: name, case: 'baseline: raw kafkajs producer (idempotent, acks=all, same batching)', metrics: { events_per_s: Math.round(baselineRate), seconds: round(baselineSeconds, 2) } },
+      {
+        benchmark: name,
+        case: 'baseline: raw kafkajs producer (idempotent, acks=all, same batching)',
+        metrics: { events_per_s: Math.round(baselineRate), seconds: round(baselineSeconds, 2) },
+      },
       {
         benchmark: name,
         case: `relay (1 instance, ${CONCURRENCY} loops, batch ${BATCH_SIZE})`,
-        metrics: { events_per_s: Math.round(relayRate), seconds: round(relaySeconds, 2), ratio_to_baseline: round(ratio, 2) },
+        metrics: {
+          events_per_s: Math.round(relayRate),
+          seconds: round(relaySeconds, 2),
+          ratio_to_baseline: round(ratio, 2),
+        },
         verdict: `target >= 50% of baseline: ${Math.round(ratio * 100)}% (${ratio >= 0.5 ? 'met' : 'not met'})`,
       },
     ];
@@ -189,7 +212,13 @@ async function latencyBench(ctx: BenchContext): Promise<BenchRow[]> {
       {
         benchmark: `relay commit->publish at ${ratePerSecond}/s for ${seconds} s`,
         case: 'insert issued -> consumer received (upper bound of commit -> ack)',
-        metrics: { rows: total, received: latencies.length, p50_ms: round(p50, 1), p99_ms: round(p99, 1), max_ms: round(Math.max(...latencies), 1) },
+        metrics: {
+          rows: total,
+          received: latencies.length,
+          p50_ms: round(p50, 1),
+          p99_ms: round(p99, 1),
+          max_ms: round(Math.max(...latencies), 1),
+        },
       },
       {
         benchmark: `relay commit->publish at ${ratePerSecond}/s for ${seconds} s`,
@@ -211,9 +240,10 @@ async function histogramQuantiles(registry: Registry): Promise<{ p50: number; p9
   const values = metric ? (await metric.get()).values : [];
   const buckets = new Map<number, number>();
   let count = 0;
-  for (const v of values as (typeof values[number] & { metricName?: string })[]) {
+  for (const v of values as ((typeof values)[number] & { metricName?: string })[]) {
     const le = (v.labels as { le?: string | number }).le;
-    if (v.metricName?.endsWith('_bucket') && le !== undefined && le !== '+Inf') buckets.set(Number(le), (buckets.get(Number(le)) ?? 0) + v.value);
+    if (v.metricName?.endsWith('_bucket') && le !== undefined && le !== '+Inf')
+      buckets.set(Number(le), (buckets.get(Number(le)) ?? 0) + v.value);
     if (v.metricName?.endsWith('_count')) count += v.value;
   }
   const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);

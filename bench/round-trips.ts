@@ -28,7 +28,12 @@ async function main(): Promise<void> {
   try {
     await migrate({ databaseUrl: url });
     const logger = createLogger({ service: 'round-trips', level: 'silent' });
-    const config = parseAccountsConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'round-trips-secret-that-is-at-least-32-bytes', REGISTER_MAX_PER_IP_PER_HOUR: '1000000' });
+    const config = parseAccountsConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: url,
+      JWT_SECRET: 'round-trips-secret-that-is-at-least-32-bytes',
+      REGISTER_MAX_PER_IP_PER_HOUR: '1000000',
+    });
     const pool = createPool({ connectionString: url, logger, applicationName: 'round-trips' });
     const deps = createDomainDeps({ config, logger, registry: new Registry(), pool });
     const register = createRegisterUser(deps);
@@ -47,8 +52,16 @@ async function main(): Promise<void> {
     process.stdout.write(`register: ${(count / n).toFixed(2)} statements per registration\n`);
     count = 0;
     for (const user of users) {
-      const payload = { request_id: user.requestId, user_id: user.id, status: 'sent' as const, attempt: 1, error_class: null };
-      await record(buildEnvelope({ type: EVENT_TYPE.mailDeliveryStatus, aggregateType: 'user', aggregateId: user.id, payload }));
+      const payload = {
+        request_id: user.requestId,
+        user_id: user.id,
+        status: 'sent' as const,
+        attempt: 1,
+        error_class: null,
+      };
+      await record(
+        buildEnvelope({ type: EVENT_TYPE.mailDeliveryStatus, aggregateType: 'user', aggregateId: user.id, payload }),
+      );
     }
     process.stdout.write(`delivery status: ${(count / n).toFixed(2)} statements per consumed status\n`);
     pg.Client.prototype.query = original;

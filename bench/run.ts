@@ -33,7 +33,11 @@ async function main(): Promise<void> {
   let brokers = process.env.BENCH_KAFKA_BROKERS?.split(',');
   if (!brokers) {
     log('starting a Kafka broker for the run...');
-    broker = await startKafkaBroker({ port: await freePort(), controllerPort: await freePort(), dataDir: path.join(workDir, 'kafka') });
+    broker = await startKafkaBroker({
+      port: await freePort(),
+      controllerPort: await freePort(),
+      dataDir: path.join(workDir, 'kafka'),
+    });
     brokers = [broker.brokers];
     // Even if a bench crashes the process, the broker it started must not outlive it.
     const pid = broker.pid;
@@ -70,7 +74,10 @@ async function main(): Promise<void> {
       const u = new URL(adminUrl);
       u.pathname = `/${name}`;
       await migrate({ databaseUrl: u.toString() });
-      return { url: u.toString(), drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined) };
+      return {
+        url: u.toString(),
+        drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+      };
     },
   };
 
@@ -86,7 +93,8 @@ async function main(): Promise<void> {
       log(`${mod.bench.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {
-    for (const name of created) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => undefined);
+    for (const name of created)
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => undefined);
     if (broker) await broker.stop();
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -96,10 +104,18 @@ async function main(): Promise<void> {
   const resultsDir = path.join(__dirname, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = started.toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
-  const machine = { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version };
+  const machine = {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    memory_gib: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+  };
   const json = { started_at: started.toISOString(), scale, machine, rows };
   writeFileSync(path.join(resultsDir, `${stamp}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(path.join(resultsDir, 'latest.md'), `Run ${started.toISOString()} (scale ${scale}; ${machine.cpus} cores, ${machine.cpu_model}, Node ${machine.node})\n\n${table}\n`);
+  writeFileSync(
+    path.join(resultsDir, 'latest.md'),
+    `Run ${started.toISOString()} (scale ${scale}; ${machine.cpus} cores, ${machine.cpu_model}, Node ${machine.node})\n\n${table}\n`,
+  );
   log(`results written to bench/results/${stamp}.json and bench/results/latest.md`);
 }
 

@@ -134,7 +134,15 @@ const HEAL_ESTIMATE_MS: Record<string, number> = {
   'crash postgres': 2_000,
 };
 
-const BASE_KINDS = ['kill relay', 'kill mailer', 'kill accounts', 'stop kafka', 'crash kafka', 'smtp stall', 'smtp refuse'];
+const BASE_KINDS = [
+  'kill relay',
+  'kill mailer',
+  'kill accounts',
+  'stop kafka',
+  'crash kafka',
+  'smtp stall',
+  'smtp refuse',
+];
 const PLANS: Record<string, string[]> = {
   default: CLUSTER_SIZE >= 3 ? [...BASE_KINDS, 'crash kafka leader', 'rolling restart kafka'] : BASE_KINDS,
   postgres: ['crash postgres', 'kill relay', 'kill mailer'],
@@ -144,7 +152,8 @@ function planKinds(): string[] {
   const kinds = process.env.CHAOS_FAULTS ? process.env.CHAOS_FAULTS.split(',').map((k) => k.trim()) : PLANS[PLAN];
   if (!kinds) throw new Error(`unknown CHAOS_PLAN ${PLAN} (known: ${Object.keys(PLANS).join(', ')})`);
   const unknown = kinds.filter((k) => !FAULTS[k]);
-  if (unknown.length) throw new Error(`unknown fault kinds: ${unknown.join(', ')} (known: ${Object.keys(FAULTS).join(', ')})`);
+  if (unknown.length)
+    throw new Error(`unknown fault kinds: ${unknown.join(', ')} (known: ${Object.keys(FAULTS).join(', ')})`);
   return kinds;
 }
 
@@ -160,7 +169,14 @@ function prng(seed: number): () => number {
   };
 }
 
-type Injection = { at_s: number; fault: string; duration_ms: number; detail: string; startMs: number; healedMs: number };
+type Injection = {
+  at_s: number;
+  fault: string;
+  duration_ms: number;
+  detail: string;
+  startMs: number;
+  healedMs: number;
+};
 
 type Pause = { pause_ms: number; resumed_after_heal_ms: number; injections: number };
 
@@ -246,7 +262,12 @@ async function main(): Promise<void> {
       mailerDatabaseUrl,
       counts: { accounts: 2, relay: 2, mailer: 2 },
       kafkaClusterSize: CLUSTER_SIZE,
-      ...(process.env.CHAOS_LOG_FILE ? { onLine: (label: string, line: string) => appendFileSync(process.env.CHAOS_LOG_FILE as string, `${label} ${line}\n`) } : {}),
+      ...(process.env.CHAOS_LOG_FILE
+        ? {
+            onLine: (label: string, line: string) =>
+              appendFileSync(process.env.CHAOS_LOG_FILE as string, `${label} ${line}\n`),
+          }
+        : {}),
       env: {
         LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn',
         SMTP_TIMEOUT_MS: '1500',
@@ -267,12 +288,19 @@ async function main(): Promise<void> {
       .flat()
       .map((fault) => ({ fault, order: random() }))
       .sort((a, b) => a.order - b.order)
-      .map(({ fault }) => ({ fault, gapMs: Math.round(FAULT_EVERY_MS * (0.5 + random())), durationMs: Math.round(1000 + random() * 5000), index: Math.floor(random() * 2) }));
+      .map(({ fault }) => ({
+        fault,
+        gapMs: Math.round(FAULT_EVERY_MS * (0.5 + random())),
+        durationMs: Math.round(1000 + random() * 5000),
+        index: Math.floor(random() * 2),
+      }));
     const windowMs = plan.reduce((sum, p) => sum + p.gapMs + p.durationMs + (HEAL_ESTIMATE_MS[p.fault] ?? 2_000), 0);
     // Registrations are spread over the whole fault window, so every fault meets traffic.
     // Restarts take time of their own (a service or the broker coming back): stretch the traffic to match.
     const pacing = (windowMs * 1.3) / N;
-    log(`plan: ${plan.length} faults over ~${Math.round(windowMs / 1000)} s; one registration every ${pacing.toFixed(1)} ms`);
+    log(
+      `plan: ${plan.length} faults over ~${Math.round(windowMs / 1000)} s; one registration every ${pacing.toFixed(1)} ms`,
+    );
 
     // ---- the driver: N registrations through the live accounts instances ----
     const expected = new Map<string, 'created' | 'ambiguous'>();
@@ -343,7 +371,14 @@ async function main(): Promise<void> {
         const detail = await fault({ sys, pg: privatePg, random }, step);
         const healedMs = Date.now();
         log(`healed: ${step.fault} (${detail}) after ${healedMs - startMs} ms`);
-        injections.push({ at_s: Math.round((startMs - started) / 1000), fault: step.fault, duration_ms: step.durationMs, detail, startMs, healedMs });
+        injections.push({
+          at_s: Math.round((startMs - started) / 1000),
+          fault: step.fault,
+          duration_ms: step.durationMs,
+          detail,
+          startMs,
+          healedMs,
+        });
       }
       // A few seconds of traffic after the last heal, so its pause is measured against flowing mail.
       await sleep(5_000);
@@ -359,7 +394,9 @@ async function main(): Promise<void> {
     await Promise.all(workers);
     trafficEndMs = Date.now();
     await scheduler;
-    log(`registrations done: ${outcome.created} created, ${outcome.ambiguous} ambiguous (committed, response lost), ${outcome.failed} never succeeded; waiting for quiescence...`);
+    log(
+      `registrations done: ${outcome.created} created, ${outcome.ambiguous} ambiguous (committed, response lost), ${outcome.failed} never succeeded; waiting for quiescence...`,
+    );
 
     // ---- quiescence: every expected address has mail, the outbox is empty, statuses are final ----
     const deadline = Date.now() + QUIESCE_TIMEOUT_S * 1000;
@@ -397,11 +434,19 @@ async function main(): Promise<void> {
     // A duplicate is allowed only in the documented window, where the mailer flags the request as a
     // possible duplicate (and counts it in mail_duplicate_sends_total): compare with its flags.
     const flagged = new Set(
-      (await mailerPool.query<{ recipient: string }>(`SELECT recipient FROM mailer_requests WHERE possible_duplicate AND state = 'sent'`)).rows.map((r) => r.recipient),
+      (
+        await mailerPool.query<{ recipient: string }>(
+          `SELECT recipient FROM mailer_requests WHERE possible_duplicate AND state = 'sent'`,
+        )
+      ).rows.map((r) => r.recipient),
     );
     const unflaggedDuplicates = duplicated.filter((e) => !flagged.has(e));
     const serverErrors = Object.entries(statuses).filter(([code]) => Number(code) >= 500 && code !== '503');
-    const pauses = pausesByKind(injections, sys.smtp.messages.map((m) => m.receivedAt.getTime()), trafficEndMs);
+    const pauses = pausesByKind(
+      injections,
+      sys.smtp.messages.map((m) => m.receivedAt.getTime()),
+      trafficEndMs,
+    );
     const result = {
       plan: PLAN,
       kafka_nodes: sys.kafkaNodes().length,
@@ -411,7 +456,9 @@ async function main(): Promise<void> {
       ambiguous: outcome.ambiguous,
       never_succeeded: outcome.failed,
       client_retries: outcome.retries,
-      http_statuses: Object.entries(statuses).map(([k, v]) => `${k}×${v}`).join(' '),
+      http_statuses: Object.entries(statuses)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(' '),
       server_errors_other_than_503: serverErrors.reduce((n, [, v]) => n + v, 0),
       requests_unanswered_after_30s: outcome.hung,
       injections: injections.length,
@@ -425,14 +472,25 @@ async function main(): Promise<void> {
       statuses_not_final: notFinal,
       duration_s: Math.round((Date.now() - started) / 1000),
     };
-    const faultsByKind = injections.reduce<Record<string, number>>((acc, i) => ({ ...acc, [i.fault]: (acc[i.fault] ?? 0) + 1 }), {});
+    const faultsByKind = injections.reduce<Record<string, number>>(
+      (acc, i) => ({ ...acc, [i.fault]: (acc[i.fault] ?? 0) + 1 }),
+      {},
+    );
     console.log('\n| figure | value |\n|---|---|');
     for (const [k, v] of Object.entries(result)) console.log(`| ${k} | ${v} |`);
-    console.log(`\ninjected: ${Object.entries(faultsByKind).map(([k, v]) => `${k} ×${v}`).join(', ') || 'nothing'}`);
+    console.log(
+      `\ninjected: ${
+        Object.entries(faultsByKind)
+          .map(([k, v]) => `${k} ×${v}`)
+          .join(', ') || 'nothing'
+      }`,
+    );
     console.log('\n| fault kind | injections | longest pause in mail accepted (s) | mail resumed after the heal (s) |');
     console.log('|---|---|---|---|');
     for (const [kind, p] of Object.entries(pauses)) {
-      console.log(`| ${kind} | ${p.injections} | ${(p.pause_ms / 1000).toFixed(1)} | ${(p.resumed_after_heal_ms / 1000).toFixed(1)} |`);
+      console.log(
+        `| ${kind} | ${p.injections} | ${(p.pause_ms / 1000).toFixed(1)} | ${(p.resumed_after_heal_ms / 1000).toFixed(1)} |`,
+      );
     }
     if (lost.length) {
       console.log(`lost (first 10): ${lost.slice(0, 10).join(', ')}`);
@@ -463,8 +521,10 @@ async function main(): Promise<void> {
       await audit.subscribe({ topics: ['mail.requests'], fromBeginning: true });
       await audit.run({
         eachMessage: async ({ partition, message }) => {
-          const requestId = (JSON.parse(message.value?.toString() ?? '{}') as { payload?: { request_id?: string } }).payload?.request_id;
-          if (requestId && lostIds.has(requestId)) found.set(requestId, `partition ${partition} offset ${message.offset}`);
+          const requestId = (JSON.parse(message.value?.toString() ?? '{}') as { payload?: { request_id?: string } })
+            .payload?.request_id;
+          if (requestId && lostIds.has(requestId))
+            found.set(requestId, `partition ${partition} offset ${message.offset}`);
         },
       });
       await sleep(8000);
@@ -475,9 +535,18 @@ async function main(): Promise<void> {
 
     const dir = path.join(__dirname, '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `chaos-${new Date(started).toISOString().replace(/[:]/g, '-').replace(/\..+$/, '')}.json`);
+    const file = path.join(
+      dir,
+      `chaos-${new Date(started).toISOString().replace(/[:]/g, '-').replace(/\..+$/, '')}.json`,
+    );
     const detail = injections.map(({ startMs: _s, healedMs, ...i }) => ({ ...i, healed_after_ms: healedMs - _s }));
-    const record = { ...result, mail_pause_by_fault: pauses, injections_detail: detail, lost_addresses: lost, duplicated_addresses: duplicated };
+    const record = {
+      ...result,
+      mail_pause_by_fault: pauses,
+      injections_detail: detail,
+      lost_addresses: lost,
+      duplicated_addresses: duplicated,
+    };
     writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
     log(`results written to ${path.relative(process.cwd(), file)}`);
     const failedChecks = [

@@ -120,7 +120,10 @@ async function main(): Promise<void> {
   }
   const accounts = await migrateService({ service: 'accounts', databaseUrl, log });
   const mailer = await migrateService({ service: 'mailer', databaseUrl: mailerDatabaseUrl, log });
-  for (const [name, ran] of [['accounts', accounts], ['mailer', mailer]] as const) {
+  for (const [name, ran] of [
+    ['accounts', accounts],
+    ['mailer', mailer],
+  ] as const) {
     console.log(`[migrate] ${name}: ${ran.length === 0 ? 'up to date' : `up: ${ran.join(', ')}`}`);
   }
 }

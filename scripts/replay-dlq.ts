@@ -4,7 +4,14 @@ import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { commonEnv, ConfigError, parseEnv } from '../shared/src/config';
 import { kafkaSecurity } from '../shared/src/kafka';
-import { EVENT_TYPE, InvalidEventError, envelopeHeaders, parseEvent, type Envelope, type MailRequestedPayload } from '../shared/src/events';
+import {
+  EVENT_TYPE,
+  InvalidEventError,
+  envelopeHeaders,
+  parseEvent,
+  type Envelope,
+  type MailRequestedPayload,
+} from '../shared/src/events';
 import { topicNames } from '../shared/src/topics';
 
 /**
@@ -63,7 +70,7 @@ export function parseDlqRecord(value: Buffer | string | null): DlqRecord {
     throw new InvalidEventError('DLQ record is not JSON');
   }
   const parsed = dlqRecordSchema.safeParse(json);
-  if (!parsed.success) throw new InvalidEventError('DLQ record is not in the mailer\'s format');
+  if (!parsed.success) throw new InvalidEventError("DLQ record is not in the mailer's format");
   const r = parsed.data;
   if (r.original_truncated) throw new InvalidEventError('the original value was truncated in the DLQ record');
   let raw: Buffer;
@@ -87,10 +94,16 @@ export type ReplayPlan = { replay: true; envelope: MailRequestedEnvelope } | { r
  * new as a replay and sends it again; the same envelope id is a plain redelivery and is ignored. The payload, request_id included, stays the same, so accounts updates the same request's
  * status. A confirmation code past its expiry is not worth a mail: the user must ask for a resend.
  */
-export function planReplay(record: DlqRecord, opts: { now: Date; includeExpired?: boolean; keepId?: boolean }): ReplayPlan {
+export function planReplay(
+  record: DlqRecord,
+  opts: { now: Date; includeExpired?: boolean; keepId?: boolean },
+): ReplayPlan {
   const expiresAt = record.envelope.payload.vars.expires_at;
   if (!opts.includeExpired && expiresAt !== undefined && Date.parse(expiresAt) <= opts.now.getTime()) {
-    return { replay: false, reason: `code expired at ${expiresAt} (the user can request a resend; --include-expired sends anyway)` };
+    return {
+      replay: false,
+      reason: `code expired at ${expiresAt} (the user can request a resend; --include-expired sends anyway)`,
+    };
   }
   if (opts.keepId) return { replay: true, envelope: record.envelope };
   return { replay: true, envelope: { ...record.envelope, id: randomUUID(), occurred_at: opts.now.toISOString() } };
@@ -134,7 +147,10 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
   const ranges = new Map<number, { next: bigint; end: bigint }>();
   try {
     const ends = await admin.fetchTopicOffsets(topics.mailRequestsDlq);
-    const starts = 'time' in (opts.from ?? {}) ? await admin.fetchTopicOffsetsByTimestamp(topics.mailRequestsDlq, (opts.from as { time: Date }).time.getTime()) : [];
+    const starts =
+      'time' in (opts.from ?? {})
+        ? await admin.fetchTopicOffsetsByTimestamp(topics.mailRequestsDlq, (opts.from as { time: Date }).time.getTime())
+        : [];
     for (const p of ends) {
       if (opts.partition !== undefined && p.partition !== opts.partition) continue;
       const low = BigInt(p.low);
@@ -153,11 +169,17 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
     log(`nothing to replay on ${topics.mailRequestsDlq} from the chosen start`);
     return summary;
   }
-  log(`reading ${topics.mailRequestsDlq}: ${[...ranges].map(([p, r]) => `partition ${p} offsets ${r.next}..${r.end - 1n}`).join(', ')}`);
+  log(
+    `reading ${topics.mailRequestsDlq}: ${[...ranges].map(([p, r]) => `partition ${p} offsets ${r.next}..${r.end - 1n}`).join(', ')}`,
+  );
 
   const producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   // A throwaway group with auto-commit off: the replay never moves anyone's committed offsets.
-  const consumer = opts.kafka.consumer({ groupId: `${opts.topicPrefix ?? ''}replay-dlq-${randomUUID()}`, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  const consumer = opts.kafka.consumer({
+    groupId: `${opts.topicPrefix ?? ''}replay-dlq-${randomUUID()}`,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+  });
   if (!opts.dryRun) await producer.connect();
   await consumer.connect();
   try {
@@ -168,7 +190,9 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
     const armIdle = () => {
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => {
-        log(`no record for ${opts.idleMs ?? 10_000} ms; stopping before ${[...ranges].map(([p, r]) => `partition ${p} offset ${r.next}`).join(', ')}`);
+        log(
+          `no record for ${opts.idleMs ?? 10_000} ms; stopping before ${[...ranges].map(([p, r]) => `partition ${p} offset ${r.next}`).join(', ')}`,
+        );
         finish();
       }, opts.idleMs ?? 10_000);
     };
@@ -208,7 +232,11 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
             {
               key: plan.envelope.aggregate_id,
               value: JSON.stringify(plan.envelope),
-              headers: { ...envelopeHeaders(plan.envelope), 'replayed-from': `${topics.mailRequestsDlq}/${where}`, 'original-id': record.envelope.id },
+              headers: {
+                ...envelopeHeaders(plan.envelope),
+                'replayed-from': `${topics.mailRequestsDlq}/${where}`,
+                'original-id': record.envelope.id,
+              },
             },
           ],
         });
@@ -224,7 +252,8 @@ export async function replayDlq(opts: ReplayOptions): Promise<ReplaySummary> {
         if (ranges.size === 0) finish();
       },
     });
-    for (const [partition, range] of ranges) consumer.seek({ topic: topics.mailRequestsDlq, partition, offset: range.next.toString() });
+    for (const [partition, range] of ranges)
+      consumer.seek({ topic: topics.mailRequestsDlq, partition, offset: range.next.toString() });
     armIdle();
     await finished;
     clearTimeout(idleTimer);
@@ -262,14 +291,32 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const { KAFKA_BROKERS, KAFKA_TOPIC_PREFIX, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD } = commonEnv(0);
-  const env = parseEnv(z.object({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD }), process.env);
+  const {
+    KAFKA_BROKERS,
+    KAFKA_TOPIC_PREFIX,
+    KAFKA_SSL,
+    KAFKA_SASL_MECHANISM,
+    KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD,
+  } = commonEnv(0);
+  const env = parseEnv(
+    z.object({
+      KAFKA_BROKERS,
+      KAFKA_TOPIC_PREFIX,
+      KAFKA_SSL,
+      KAFKA_SASL_MECHANISM,
+      KAFKA_SASL_USERNAME,
+      KAFKA_SASL_PASSWORD,
+    }),
+    process.env,
+  );
   const int = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     if (!/^\d+$/.test(v)) throw new ConfigError([`--${name}: must be a non-negative integer`]);
     return Number(v);
   };
-  if (values['from-time'] !== undefined && values['from-offset'] !== undefined) throw new ConfigError(['--from-time and --from-offset exclude each other']);
+  if (values['from-time'] !== undefined && values['from-offset'] !== undefined)
+    throw new ConfigError(['--from-time and --from-offset exclude each other']);
   let from: ReplayOptions['from'];
   if (values['from-time'] !== undefined) {
     const time = new Date(values['from-time']);
@@ -278,7 +325,12 @@ async function main(): Promise<void> {
   } else if (values['from-offset'] !== undefined) {
     from = { offset: BigInt(int('from-offset', values['from-offset']) ?? 0) };
   }
-  const kafka = new Kafka({ clientId: 'replay-dlq', brokers: [...env.KAFKA_BROKERS], logLevel: logLevel.WARN, ...kafkaSecurity(env) });
+  const kafka = new Kafka({
+    clientId: 'replay-dlq',
+    brokers: [...env.KAFKA_BROKERS],
+    logLevel: logLevel.WARN,
+    ...kafkaSecurity(env),
+  });
   const summary = await replayDlq({
     kafka,
     topicPrefix: env.KAFKA_TOPIC_PREFIX,

@@ -69,7 +69,13 @@ async function consumerLag(admin: Admin, groupId: string, topic: string): Promis
 }
 
 async function tableSizes(db: pg.Client) {
-  const { rows } = await db.query<{ outbox: number; mailer_requests: number; mailer_unfinished: number; mailer_outbox: number; unsent: number }>(
+  const { rows } = await db.query<{
+    outbox: number;
+    mailer_requests: number;
+    mailer_unfinished: number;
+    mailer_outbox: number;
+    unsent: number;
+  }>(
     `SELECT (SELECT count(*) FROM outbox)::int AS outbox,
             (SELECT count(*) FROM mailer_requests)::int AS mailer_requests,
             (SELECT count(*) FROM mailer_requests WHERE state IN ('pending', 'sending'))::int AS mailer_unfinished,
@@ -80,9 +86,16 @@ async function tableSizes(db: pg.Client) {
 }
 
 function components(system: System, databaseUrl: string) {
-  const of = (name: ServiceName): PidSource => treesOf(() => system.instances.filter((i) => i.name === name).map((i) => i.proc?.pid));
+  const of = (name: ServiceName): PidSource =>
+    treesOf(() => system.instances.filter((i) => i.name === name).map((i) => i.proc?.pid));
   const postgres = postgresBackends(ADMIN_URL, [databaseOf(databaseUrl)]);
-  const sources: Record<string, PidSource> = { accounts: of('accounts'), relay: of('relay'), mailer: of('mailer'), kafka: treesOf(() => [system.brokerPid()]), postgres };
+  const sources: Record<string, PidSource> = {
+    accounts: of('accounts'),
+    relay: of('relay'),
+    mailer: of('mailer'),
+    kafka: treesOf(() => [system.brokerPid()]),
+    postgres,
+  };
   return { sources, close: postgres.close };
 }
 
@@ -97,7 +110,13 @@ async function main(): Promise<void> {
     topicPrefix: prefix,
     counts: { accounts: 1, relay: 1, mailer: 1 },
     ...(process.env.SOAK_KAFKA_BROKERS ? { brokers: process.env.SOAK_KAFKA_BROKERS } : {}),
-    env: { LOG_LEVEL: 'warn', SMTP_TIMEOUT_MS: '2000', BREAKER_RESET_TIMEOUT_MS: '5000', MAIL_RETRY_BASE_MS: '1000', MAIL_RETRY_MAX_MS: '10000' },
+    env: {
+      LOG_LEVEL: 'warn',
+      SMTP_TIMEOUT_MS: '2000',
+      BREAKER_RESET_TIMEOUT_MS: '5000',
+      MAIL_RETRY_BASE_MS: '1000',
+      MAIL_RETRY_MAX_MS: '10000',
+    },
   });
   const { sources, close } = components(system, db.url);
   const client = new pg.Client({ connectionString: db.url });
@@ -110,7 +129,11 @@ async function main(): Promise<void> {
   const tag = randomBytes(3).toString('hex');
   const registered = new Set<string>();
   const register = async (email: string) => {
-    const status = await postJson(agent, api, JSON.stringify({ email, password: 'correct horse battery staple', first_name: 'Soak' }));
+    const status = await postJson(
+      agent,
+      api,
+      JSON.stringify({ email, password: 'correct horse battery staple', first_name: 'Soak' }),
+    );
     if (status === 201) registered.add(email);
     return status === 201;
   };
@@ -119,9 +142,15 @@ async function main(): Promise<void> {
     await closedLoop({ concurrency: 4, durationMs: 3_000, request: (i) => register(`warm.${tag}.${i}@example.test`) });
     let rate = Number(process.env.SOAK_RATE ?? 0);
     if (!rate) {
-      const capacity = await closedLoop({ concurrency: 16, durationMs: 10_000, request: (i) => register(`capacity.${tag}.${i}@example.test`) });
+      const capacity = await closedLoop({
+        concurrency: 16,
+        durationMs: 10_000,
+        request: (i) => register(`capacity.${tag}.${i}@example.test`),
+      });
       rate = Math.max(1, round(capacity.per_s / 2, 1));
-      log(`[soak] measured capacity ${capacity.per_s} registrations/s (closed loop x16, mail delivered meanwhile): soak at ${rate}/s`);
+      log(
+        `[soak] measured capacity ${capacity.per_s} registrations/s (closed loop x16, mail delivered meanwhile): soak at ${rate}/s`,
+      );
     }
     await waitDrained(client, 'capacity probe');
     log(`[soak] ${MINUTES} min at ${rate} registrations/s; SMTP stalls ${STALL_S} s every ${STALL_EVERY_MIN} min`);
@@ -205,7 +234,11 @@ async function runLoad(
       p99_ms: round(percentile(latencies, 99), 1),
       mails_accepted: system.smtp.messages.length - mailsBefore,
       lag_mail_requests: await consumerLag(admin, `${prefix}mailer`, topics.mailRequests).catch(() => -1),
-      lag_delivery_status: await consumerLag(admin, `${prefix}accounts.delivery-status`, topics.mailDeliveryStatus).catch(() => -1),
+      lag_delivery_status: await consumerLag(
+        admin,
+        `${prefix}accounts.delivery-status`,
+        topics.mailDeliveryStatus,
+      ).catch(() => -1),
       outbox: sizes.outbox,
       mailer_requests: sizes.mailer_requests,
       mailer_unfinished: sizes.mailer_unfinished,
@@ -264,12 +297,18 @@ function report(minutes: Minute[], registered: Set<string>, system: System): num
       const growth = to / from - 1;
       const over = p !== 'postgres' && growth > RSS_GROWTH_LIMIT;
       failed ||= over;
-      log(`[soak] RSS ${p}: ${from} MiB after minute 1 -> ${to} MiB at the end (${round(growth * 100, 1)} %${over ? ', OVER the 10 % limit' : ''})`);
+      log(
+        `[soak] RSS ${p}: ${from} MiB after minute 1 -> ${to} MiB at the end (${round(growth * 100, 1)} %${over ? ', OVER the 10 % limit' : ''})`,
+      );
     }
   }
   const max = (k: 'outbox' | 'mailer_outbox' | 'mailer_unfinished') => Math.max(...minutes.map((m) => m[k]));
-  log(`[soak] tables: outbox max ${max('outbox')} (0 at the end), mailer_outbox max ${max('mailer_outbox')}, unfinished mail requests max ${max('mailer_unfinished')}`);
-  log(`[soak] mailer_requests ${last?.mailer_requests ?? 0} rows: finished requests stay MAIL_RETENTION_DAYS (7 d) by design, then the retention job deletes them in batches`);
+  log(
+    `[soak] tables: outbox max ${max('outbox')} (0 at the end), mailer_outbox max ${max('mailer_outbox')}, unfinished mail requests max ${max('mailer_unfinished')}`,
+  );
+  log(
+    `[soak] mailer_requests ${last?.mailer_requests ?? 0} rows: finished requests stay MAIL_RETENTION_DAYS (7 d) by design, then the retention job deletes them in batches`,
+  );
   log(`[soak] verdict: ${failed ? 'FAILED' : 'passed'} (0 lost, RSS growth <= 10 % per service process)`);
   return failed ? 1 : 0;
 }

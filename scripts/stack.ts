@@ -4,7 +4,13 @@ import pg from 'pg';
 import { startKafkaBroker, runningBrokerPid, type BrokerHandle } from '../infra/kafka/broker';
 import { startKafkaCluster } from '../infra/kafka/cluster';
 import { startMailCatcher, type MailCatcher } from '../infra/dev/mail-catcher';
-import { REPO_ROOT, spawnService, waitForReady, type ServiceName, type ServiceProcess } from '../infra/dev/service-process';
+import {
+  REPO_ROOT,
+  spawnService,
+  waitForReady,
+  type ServiceName,
+  type ServiceProcess,
+} from '../infra/dev/service-process';
 import { migrate } from './migrate';
 import { generatePayloadKey } from '../shared/src/payload-crypto';
 
@@ -24,7 +30,14 @@ const SERVICES: { name: ServiceName; port: number; opsPort: number }[] = [
   { name: 'mailer', port: Number(process.env.MAILER_PORT ?? 3002), opsPort: Number(process.env.MAILER_PORT ?? 3002) },
 ];
 
-const COLORS: Record<string, string> = { accounts: '\x1b[36m', relay: '\x1b[35m', mailer: '\x1b[33m', kafka: '\x1b[32m', stack: '\x1b[1m', mail: '\x1b[34m' };
+const COLORS: Record<string, string> = {
+  accounts: '\x1b[36m',
+  relay: '\x1b[35m',
+  mailer: '\x1b[33m',
+  kafka: '\x1b[32m',
+  stack: '\x1b[1m',
+  mail: '\x1b[34m',
+};
 const useColor = process.stdout.isTTY === true;
 
 function say(label: string, line: string): void {
@@ -47,12 +60,19 @@ function portOpen(port: number): Promise<boolean> {
 async function startCluster(size: number, port: number, keep: (nodes: BrokerHandle[]) => void): Promise<string> {
   const ports = Array.from({ length: size }, (_, i) => port + i);
   const controllerPorts = Array.from({ length: size }, (_, i) => port + size + i);
-  for (const p of [...ports, ...controllerPorts]) if (await portOpen(p)) throw new Error(`port ${p} is in use: stop what listens there or set KAFKA_PORT`);
+  for (const p of [...ports, ...controllerPorts])
+    if (await portOpen(p)) throw new Error(`port ${p} is in use: stop what listens there or set KAFKA_PORT`);
   const dataDir = path.resolve(process.env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', `kafka-cluster-${size}`));
-  say('kafka', `starting a ${size}-node KRaft cluster on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} (controllers ${controllerPorts.join(', ')}; data in ${path.relative(REPO_ROOT, dataDir)})...`);
+  say(
+    'kafka',
+    `starting a ${size}-node KRaft cluster on ${ports.map((p) => `127.0.0.1:${p}`).join(', ')} (controllers ${controllerPorts.join(', ')}; data in ${path.relative(REPO_ROOT, dataDir)})...`,
+  );
   const cluster = await startKafkaCluster({ size, ports, controllerPorts, dataDir, detached: true });
   keep(cluster.nodes);
-  say('kafka', `ready (pids ${cluster.nodes.map((n) => n.pid).join(', ')}; replication ${cluster.replicationFactor}, min.insync.replicas ${cluster.replicationFactor >= 3 ? 2 : 1})`);
+  say(
+    'kafka',
+    `ready (pids ${cluster.nodes.map((n) => n.pid).join(', ')}; replication ${cluster.replicationFactor}, min.insync.replicas ${cluster.replicationFactor >= 3 ? 2 : 1})`,
+  );
   return cluster.brokers;
 }
 
@@ -116,7 +136,10 @@ async function main(): Promise<void> {
     stopped = (async () => {
       say('stack', 'stopping: the services drain first, then Kafka stops...');
       const codes = await Promise.all([...children].reverse().map((c) => c.stop()));
-      say('stack', `services stopped (exit codes ${children.map((c, i) => `${c.name} ${codes[children.length - 1 - i]}`).join(', ')})`);
+      say(
+        'stack',
+        `services stopped (exit codes ${children.map((c, i) => `${c.name} ${codes[children.length - 1 - i]}`).join(', ')})`,
+      );
       if (catcher) await catcher.close();
       if (kafkaNodes.length) {
         say('kafka', `stopping ${kafkaNodes.length === 1 ? 'the broker' : `${kafkaNodes.length} brokers`}...`);
@@ -139,7 +162,8 @@ async function main(): Promise<void> {
     // 2. Kafka: the one in KAFKA_BROKERS, else a local KRaft broker (reused if kafka:start runs one).
     if (!env.KAFKA_BROKERS) {
       const clusterSize = Number(env.KAFKA_CLUSTER_SIZE ?? 1);
-      if (!Number.isInteger(clusterSize) || clusterSize < 1 || clusterSize > 5) throw new Error('KAFKA_CLUSTER_SIZE must be 1..5');
+      if (!Number.isInteger(clusterSize) || clusterSize < 1 || clusterSize > 5)
+        throw new Error('KAFKA_CLUSTER_SIZE must be 1..5');
       const port = Number(env.KAFKA_PORT ?? 9092);
       if (clusterSize > 1) env.KAFKA_BROKERS = await startCluster(clusterSize, port, (nodes) => (kafkaNodes = nodes));
       else {
@@ -147,7 +171,10 @@ async function main(): Promise<void> {
         if (runningBrokerPid(dataDir) || (await portOpen(port))) {
           say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
         } else {
-          say('kafka', `starting a KRaft broker on 127.0.0.1:${port} (data in ${path.relative(REPO_ROOT, dataDir)})...`);
+          say(
+            'kafka',
+            `starting a KRaft broker on 127.0.0.1:${port} (data in ${path.relative(REPO_ROOT, dataDir)})...`,
+          );
           // Its own process group: Ctrl-C must not stop Kafka before the services drained.
           const broker = await startKafkaBroker({ port, dataDir, detached: true });
           kafkaNodes = [broker];
@@ -160,7 +187,11 @@ async function main(): Promise<void> {
 
     // 3. Mail: the SMTP server in SMTP_HOST, else the dev catcher.
     if (!env.SMTP_HOST) {
-      catcher = await startMailCatcher({ smtpPort: Number(env.MAIL_CATCHER_SMTP_PORT ?? 1025), webPort: Number(env.MAIL_CATCHER_WEB_PORT ?? 1080), print: (l) => say('mail', l) });
+      catcher = await startMailCatcher({
+        smtpPort: Number(env.MAIL_CATCHER_SMTP_PORT ?? 1025),
+        webPort: Number(env.MAIL_CATCHER_WEB_PORT ?? 1080),
+        print: (l) => say('mail', l),
+      });
       env.SMTP_HOST = '127.0.0.1';
       env.SMTP_PORT = String(catcher.smtpPort);
     }
@@ -179,16 +210,32 @@ async function main(): Promise<void> {
         }
       });
     }
-    await Promise.all(SERVICES.map(({ name, opsPort }, i) => waitForReady(`http://127.0.0.1:${opsPort}/readyz`, 90_000, () => children[i]?.child.exitCode !== null).then(() => say(name, 'ready'))));
+    await Promise.all(
+      SERVICES.map(({ name, opsPort }, i) =>
+        waitForReady(`http://127.0.0.1:${opsPort}/readyz`, 90_000, () => children[i]?.child.exitCode !== null).then(
+          () => say(name, 'ready'),
+        ),
+      ),
+    );
 
     say('stack', 'the stack is up:');
     const [a, r, m] = SERVICES.map((s) => s.port);
     const ao = ACCOUNTS_OPS_PORT;
-    say('stack', `  accounts API   http://127.0.0.1:${a}/api/v1/usr/register  (OpenAPI: http://127.0.0.1:${a}/api/v1/openapi.json)`);
-    say('stack', `  metrics        http://127.0.0.1:${ao}/metrics (accounts ops)  http://127.0.0.1:${r}/metrics  http://127.0.0.1:${m}/metrics`);
-    say('stack', `  health         /healthz and /readyz on ports ${ao} (accounts ops), ${r}, ${m}; /healthz also on ${a}`);
+    say(
+      'stack',
+      `  accounts API   http://127.0.0.1:${a}/api/v1/usr/register  (OpenAPI: http://127.0.0.1:${a}/api/v1/openapi.json)`,
+    );
+    say(
+      'stack',
+      `  metrics        http://127.0.0.1:${ao}/metrics (accounts ops)  http://127.0.0.1:${r}/metrics  http://127.0.0.1:${m}/metrics`,
+    );
+    say(
+      'stack',
+      `  health         /healthz and /readyz on ports ${ao} (accounts ops), ${r}, ${m}; /healthz also on ${a}`,
+    );
     say('stack', `  kafka          ${env.KAFKA_BROKERS}`);
-    if (catcher) say('stack', `  dev inbox      http://127.0.0.1:${catcher.webPort}/  (SMTP 127.0.0.1:${catcher.smtpPort})`);
+    if (catcher)
+      say('stack', `  dev inbox      http://127.0.0.1:${catcher.webPort}/  (SMTP 127.0.0.1:${catcher.smtpPort})`);
     say('stack', 'Ctrl-C stops everything.');
   } catch (err) {
     say('stack', `failed: ${err instanceof Error ? err.message : String(err)}`);

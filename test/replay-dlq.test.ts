@@ -1,7 +1,11 @@
 import { buildEnvelope, InvalidEventError } from '@shared/events';
 import { sealTestCode } from './support/payload-key';
 import { maskAddress, parseDlqRecord, planReplay } from '../scripts/replay-dlq';
-import { DLQ_ORIGINAL_MAX_BYTES, dlqRecordEvent, type DlqRecordInput } from '../services/mailer/src/domain/delivery-events';
+import {
+  DLQ_ORIGINAL_MAX_BYTES,
+  dlqRecordEvent,
+  type DlqRecordInput,
+} from '../services/mailer/src/domain/delivery-events';
 
 const envelope = buildEnvelope({
   type: 'mail.requested',
@@ -12,7 +16,10 @@ const envelope = buildEnvelope({
     user_id: '5b0f3c52-3c84-4b53-9a43-3d3b1f3e0a01',
     to: 'jane@example.com',
     template: 'email_confirmation',
-    vars: { code: sealTestCode('123456', '8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d11'), expires_at: '2030-01-01T00:00:00.000Z' },
+    vars: {
+      code: sealTestCode('123456', '8f5e8a3e-6a3c-4d1b-a1b3-6e4f7b0c2d11'),
+      expires_at: '2030-01-01T00:00:00.000Z',
+    },
   },
 });
 const at = new Date('2025-01-01T00:00:00Z');
@@ -34,27 +41,48 @@ const dlqValue = (input: Partial<DlqRecordInput> = {}): string =>
 
 describe('reading a DLQ record the mailer wrote', () => {
   test('when the original is text, returns the envelope with the last error', () => {
-    expect(parseDlqRecord(dlqValue())).toEqual({ envelope, reason: 'retries_exhausted', errorClass: 'auth', attempts: 8, failedAt: at.toISOString() });
+    expect(parseDlqRecord(dlqValue())).toEqual({
+      envelope,
+      reason: 'retries_exhausted',
+      errorClass: 'auth',
+      attempts: 8,
+      failedAt: at.toISOString(),
+    });
     expect(parseDlqRecord(Buffer.from(dlqValue())).envelope).toEqual(envelope);
   });
 
   test('when the original is not clean UTF-8 (stored base64), decodes it', () => {
-    const text = JSON.stringify({ ...envelope, payload: { ...envelope.payload, vars: { ...envelope.payload.vars, first_name: 'Ad@' } } });
+    const text = JSON.stringify({
+      ...envelope,
+      payload: { ...envelope.payload, vars: { ...envelope.payload.vars, first_name: 'Ad@' } },
+    });
     const original = Buffer.from(text, 'utf8');
     original[original.indexOf('Ad@') + 2] = 0xff; // an invalid UTF-8 byte inside a string
-    const value = JSON.parse(dlqValue({ original })) as { original_value: string | null; original_value_base64: string | null };
+    const value = JSON.parse(dlqValue({ original })) as {
+      original_value: string | null;
+      original_value_base64: string | null;
+    };
     expect(value.original_value).toBeNull();
     expect(value.original_value_base64).not.toBeNull();
-    expect(parseDlqRecord(dlqValue({ original })).envelope).toMatchObject({ id: envelope.id, payload: { request_id: envelope.payload.request_id } });
+    expect(parseDlqRecord(dlqValue({ original })).envelope).toMatchObject({
+      id: envelope.id,
+      payload: { request_id: envelope.payload.request_id },
+    });
   });
 
   test('when the original was truncated, it is not replayable', () => {
-    expect(() => parseDlqRecord(dlqValue({ original: `${JSON.stringify(envelope)}${' '.repeat(DLQ_ORIGINAL_MAX_BYTES)}` }))).toThrow(/truncated/);
+    expect(() =>
+      parseDlqRecord(dlqValue({ original: `${JSON.stringify(envelope)}${' '.repeat(DLQ_ORIGINAL_MAX_BYTES)}` })),
+    ).toThrow(/truncated/);
   });
 
   test('when the original is a poison message or not a mail.requested, throws InvalidEventError', () => {
-    expect(() => parseDlqRecord(dlqValue({ reason: 'invalid_request', original: 'not json', errorClass: null }))).toThrow(InvalidEventError);
-    expect(() => parseDlqRecord(dlqValue({ original: JSON.stringify({ ...envelope, type: 'user.registered' }) }))).toThrow(InvalidEventError);
+    expect(() =>
+      parseDlqRecord(dlqValue({ reason: 'invalid_request', original: 'not json', errorClass: null })),
+    ).toThrow(InvalidEventError);
+    expect(() =>
+      parseDlqRecord(dlqValue({ original: JSON.stringify({ ...envelope, type: 'user.registered' }) })),
+    ).toThrow(InvalidEventError);
     expect(() => parseDlqRecord(dlqValue({ original: null }))).toThrow(InvalidEventError);
     expect(() => parseDlqRecord('{')).toThrow(InvalidEventError);
     expect(() => parseDlqRecord(null)).toThrow(InvalidEventError);
@@ -78,7 +106,10 @@ describe('planning a replay', () => {
 
   test('skips a request whose code has expired, unless told to include it', () => {
     const later = new Date('2031-01-01T00:00:00Z');
-    expect(planReplay(record, { now: later })).toEqual({ replay: false, reason: expect.stringContaining('code expired') });
+    expect(planReplay(record, { now: later })).toEqual({
+      replay: false,
+      reason: expect.stringContaining('code expired'),
+    });
     expect(planReplay(record, { now: later, includeExpired: true }).replay).toBe(true);
   });
 });

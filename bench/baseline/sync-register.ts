@@ -12,7 +12,12 @@ import pg from 'pg';
  * stalls, every registration waits for the timeout and then fails although the user exists — the
  * seed's incident.
  */
-export async function startSyncBaseline(opts: { databaseUrl: string; smtpHost: string; smtpPort: number; smtpTimeoutMs: number }): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startSyncBaseline(opts: {
+  databaseUrl: string;
+  smtpHost: string;
+  smtpPort: number;
+  smtpTimeoutMs: number;
+}): Promise<{ url: string; close: () => Promise<void> }> {
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 20 });
   const transport = nodemailer.createTransport({
     host: opts.smtpHost,
@@ -29,11 +34,26 @@ export async function startSyncBaseline(opts: { databaseUrl: string; smtpHost: s
   app.post('/api/v1/usr/register', async (req, res) => {
     const { email, password } = req.body as { email: string; password: string };
     try {
-      const hash = await argon2.hash(password, { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 });
+      const hash = await argon2.hash(password, {
+        type: argon2.argon2id,
+        memoryCost: 19_456,
+        timeCost: 2,
+        parallelism: 1,
+      });
       const id = randomUUID();
-      await pool.query(`INSERT INTO users (id, email, password_hash, referral_code) VALUES ($1, $2, $3, $4)`, [id, email, hash, randomUUID().slice(0, 10)]);
+      await pool.query(`INSERT INTO users (id, email, password_hash, referral_code) VALUES ($1, $2, $3, $4)`, [
+        id,
+        email,
+        hash,
+        randomUUID().slice(0, 10),
+      ]);
       const code = String(Math.floor(Math.random() * 1e6)).padStart(6, '0');
-      await transport.sendMail({ from: 'no-reply@localhost', to: email, subject: 'Confirm your email', text: `Your code: ${code}` });
+      await transport.sendMail({
+        from: 'no-reply@localhost',
+        to: email,
+        subject: 'Confirm your email',
+        text: `Your code: ${code}`,
+      });
       res.status(201).json({ id, email_confirmation_sent: true });
     } catch (err) {
       res.status(500).json({ error: { code: 'internal', message: err instanceof Error ? err.message : 'error' } });

@@ -8,11 +8,24 @@ import { simpleParser } from 'mailparser';
  * accepts every message, prints one line per mail, and shows an inbox page (and JSON) over HTTP.
  * Development only: it keeps the last 500 messages in memory.
  */
-export type CaughtMail = { id: number; from: string; to: string[]; subject: string; text: string; html: string; receivedAt: string };
+export type CaughtMail = {
+  id: number;
+  from: string;
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+  receivedAt: string;
+};
 
 export type MailCatcher = { smtpPort: number; webPort: number; messages: CaughtMail[]; close: () => Promise<void> };
 
-export async function startMailCatcher(opts: { smtpPort: number; webPort: number; host?: string; print?: (line: string) => void }): Promise<MailCatcher> {
+export async function startMailCatcher(opts: {
+  smtpPort: number;
+  webPort: number;
+  host?: string;
+  print?: (line: string) => void;
+}): Promise<MailCatcher> {
   const host = opts.host ?? '127.0.0.1';
   const print = opts.print ?? ((line: string) => console.log(line));
   const messages: CaughtMail[] = [];
@@ -38,7 +51,9 @@ export async function startMailCatcher(opts: { smtpPort: number; webPort: number
           };
           messages.unshift(mail);
           messages.length = Math.min(messages.length, 500);
-          print(`[mail-catcher] mail #${mail.id} to ${mail.to.join(', ')}: "${mail.subject}" — ${mail.text.replace(/\s+/g, ' ').slice(0, 160)}`);
+          print(
+            `[mail-catcher] mail #${mail.id} to ${mail.to.join(', ')}: "${mail.subject}" — ${mail.text.replace(/\s+/g, ' ').slice(0, 160)}`,
+          );
           callback();
         })
         .catch((err: Error) => callback(err));
@@ -57,9 +72,15 @@ export async function startMailCatcher(opts: { smtpPort: number; webPort: number
       return;
     }
     const rows = messages
-      .map((m) => `<article><h2>#${m.id} ${escape(m.subject)}</h2><p><b>to</b> ${escape(m.to.join(', '))} · <b>from</b> ${escape(m.from)} · ${escape(m.receivedAt)}</p><pre>${escape(m.text)}</pre></article>`)
+      .map(
+        (m) =>
+          `<article><h2>#${m.id} ${escape(m.subject)}</h2><p><b>to</b> ${escape(m.to.join(', '))} · <b>from</b> ${escape(m.from)} · ${escape(m.receivedAt)}</p><pre>${escape(m.text)}</pre></article>`,
+      )
       .join('\n');
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    });
     res.end(
       `<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>Dev inbox (${messages.length})</title>` +
         `<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}article{border-bottom:1px solid #ccc}pre{white-space:pre-wrap}</style>` +

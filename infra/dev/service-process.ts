@@ -79,7 +79,11 @@ export function spawnService(
 }
 
 /** Polls `url` (a /readyz) until it answers 200, or throws after timeoutMs. */
-export async function waitForReady(url: string, timeoutMs = 60_000, isDead: () => boolean = () => false): Promise<void> {
+export async function waitForReady(
+  url: string,
+  timeoutMs = 60_000,
+  isDead: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {

@@ -22,7 +22,9 @@ function readKafkaVersion(): string {
 
 /** Where the broker's jars live (outside git): KAFKA_JARS_DIR or ~/.cache/registration-platform/kafka-<version>. */
 export function kafkaJarsDir(): string {
-  return process.env.KAFKA_JARS_DIR ?? path.join(homedir(), '.cache', 'registration-platform', `kafka-${KAFKA_VERSION}`);
+  return (
+    process.env.KAFKA_JARS_DIR ?? path.join(homedir(), '.cache', 'registration-platform', `kafka-${KAFKA_VERSION}`)
+  );
 }
 
 function jarsPresent(dir: string): boolean {
@@ -36,11 +38,20 @@ export function ensureKafkaJars(log: (line: string) => void = (l) => process.std
   log(`[kafka] fetching Apache Kafka ${KAFKA_VERSION} jars from Maven Central into ${dir} (one time)...`);
   const result = spawnSync(
     'mvn',
-    ['-B', '-q', '-f', path.join(__dirname, 'pom.xml'), 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${dir}`],
+    [
+      '-B',
+      '-q',
+      '-f',
+      path.join(__dirname, 'pom.xml'),
+      'dependency:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${dir}`,
+    ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
   if (result.error) throw new Error(`could not run mvn (is Maven installed?): ${result.error.message}`);
-  if (result.status !== 0 || !jarsPresent(dir)) throw new Error(`mvn dependency:copy-dependencies failed with exit code ${result.status}`);
+  if (result.status !== 0 || !jarsPresent(dir))
+    throw new Error(`mvn dependency:copy-dependencies failed with exit code ${result.status}`);
   log(`[kafka] jars ready (${readdirSync(dir).length} files)`);
   return dir;
 }
@@ -142,7 +153,8 @@ function listenerLines(port: number, controllerPort: number, extra: ExtraListene
   ];
 }
 
-type ResolvedOptions = Required<Omit<BrokerOptions, 'detached' | 'clusterId' | 'noWait' | 'saslListener'>> & Pick<BrokerOptions, 'saslListener'>;
+type ResolvedOptions = Required<Omit<BrokerOptions, 'detached' | 'clusterId' | 'noWait' | 'saslListener'>> &
+  Pick<BrokerOptions, 'saslListener'>;
 
 function writeConfig(opts: ResolvedOptions): { propsFile: string; log4jFile: string; logFile: string } {
   const logDir = path.join(opts.dataDir, 'logs');
@@ -220,9 +232,25 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
 }
 
 /** Formats KRaft storage once per data dir (a restart keeps the topics and offsets). */
-function formatStorage(jars: string, heapMb: number, propsFile: string, log4jFile: string, dataDir: string, clusterId: string, extraArgs: string[] = []): void {
+function formatStorage(
+  jars: string,
+  heapMb: number,
+  propsFile: string,
+  log4jFile: string,
+  dataDir: string,
+  clusterId: string,
+  extraArgs: string[] = [],
+): void {
   if (existsSync(path.join(dataDir, 'kraft', 'meta.properties'))) return;
-  const args = [...javaArgs(jars, Math.min(heapMb, 256), log4jFile), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile, ...extraArgs];
+  const args = [
+    ...javaArgs(jars, Math.min(heapMb, 256), log4jFile),
+    'kafka.tools.StorageTool',
+    'format',
+    `--cluster-id=${clusterId}`,
+    '-c',
+    propsFile,
+    ...extraArgs,
+  ];
   const result = spawnSync('java', args, {
     encoding: 'utf8',
   });
@@ -254,7 +282,15 @@ export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHa
   const jars = ensureKafkaJars();
   mkdirSync(opts.dataDir, { recursive: true });
   const { propsFile, log4jFile, logFile } = writeConfig(opts);
-  formatStorage(jars, opts.heapMb, propsFile, log4jFile, opts.dataDir, options.clusterId ?? newClusterId(), scramFormatArgs(opts.saslListener));
+  formatStorage(
+    jars,
+    opts.heapMb,
+    propsFile,
+    log4jFile,
+    opts.dataDir,
+    options.clusterId ?? newClusterId(),
+    scramFormatArgs(opts.saslListener),
+  );
   const brokers = `127.0.0.1:${opts.port}`;
 
   let child: ChildProcess | undefined;
@@ -322,8 +358,18 @@ export async function startKafkaBroker(options: BrokerOptions): Promise<BrokerHa
 }
 
 /** Polls until the broker answers metadata requests. */
-export async function waitForBroker(brokers: string, timeoutMs: number, hasExited: () => boolean = () => false): Promise<void> {
-  const kafka = new Kafka({ brokers: [brokers], clientId: 'broker-probe', logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1_000 });
+export async function waitForBroker(
+  brokers: string,
+  timeoutMs: number,
+  hasExited: () => boolean = () => false,
+): Promise<void> {
+  const kafka = new Kafka({
+    brokers: [brokers],
+    clientId: 'broker-probe',
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 1_000,
+  });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (hasExited()) throw new Error('the Kafka broker process exited during start-up');
@@ -337,7 +383,8 @@ export async function waitForBroker(brokers: string, timeoutMs: number, hasExite
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-    if (Date.now() > deadline) throw new Error(`the Kafka broker at ${brokers} did not serve metadata within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`the Kafka broker at ${brokers} did not serve metadata within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -35,7 +35,8 @@ export type KafkaCluster = {
 
 export async function startKafkaCluster(opts: ClusterOptions): Promise<KafkaCluster> {
   const { size } = opts;
-  if (opts.ports.length < size || opts.controllerPorts.length < size) throw new Error(`a ${size}-node cluster needs ${size} ports and ${size} controller ports`);
+  if (opts.ports.length < size || opts.controllerPorts.length < size)
+    throw new Error(`a ${size}-node cluster needs ${size} ports and ${size} controller ports`);
   const voters = Array.from({ length: size }, (_, i) => `${i + 1}@127.0.0.1:${opts.controllerPorts[i]}`).join(',');
   const replicationFactor = Math.min(3, size);
   const clusterId = newClusterId();
@@ -64,7 +65,13 @@ export async function startKafkaCluster(opts: ClusterOptions): Promise<KafkaClus
     await Promise.all(nodes.map((n) => n.crash()));
     throw err;
   }
-  const admin = () => new Kafka({ brokers: brokers.split(','), clientId: 'cluster-probe', logLevel: logLevel.NOTHING, retry: { retries: 2 } }).admin();
+  const admin = () =>
+    new Kafka({
+      brokers: brokers.split(','),
+      clientId: 'cluster-probe',
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 2 },
+    }).admin();
   return {
     brokers,
     nodes,
@@ -96,7 +103,8 @@ export async function startKafkaCluster(opts: ClusterOptions): Promise<KafkaClus
         } finally {
           await a.disconnect().catch(() => undefined);
         }
-        if (Date.now() > deadline) throw new Error(`partitions of ${topics.join(',')} not in sync within ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`partitions of ${topics.join(',')} not in sync within ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 500));
       }
     },
@@ -108,7 +116,13 @@ export async function startKafkaCluster(opts: ClusterOptions): Promise<KafkaClus
 
 /** Polls until the cluster's metadata lists `size` brokers and a controller. */
 export async function waitForClusterSize(brokers: string, size: number, timeoutMs: number): Promise<void> {
-  const kafka = new Kafka({ brokers: brokers.split(','), clientId: 'cluster-probe', logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1_000 });
+  const kafka = new Kafka({
+    brokers: brokers.split(','),
+    clientId: 'cluster-probe',
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 1_000,
+  });
   const deadline = Date.now() + timeoutMs;
   let seen = 0;
   for (;;) {
@@ -123,7 +137,8 @@ export async function waitForClusterSize(brokers: string, size: number, timeoutM
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-    if (Date.now() > deadline) throw new Error(`the Kafka cluster at ${brokers} showed ${seen} of ${size} brokers within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`the Kafka cluster at ${brokers} showed ${seen} of ${size} brokers within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -11,7 +11,12 @@ const PROM_DIR = __dirname;
 export const DASHBOARD = path.join(ROOT, 'infra', 'grafana', 'dashboards', 'smtp-health-outbox.json');
 
 /** The metric names the services export (CONTRACT.md and issue 7); dashboards and alerts may use only these. */
-export const HISTOGRAMS = ['http_request_duration_seconds', 'outbox_commit_to_publish_seconds', 'mail_send_duration_seconds', 'mail_end_to_end_seconds'];
+export const HISTOGRAMS = [
+  'http_request_duration_seconds',
+  'outbox_commit_to_publish_seconds',
+  'mail_send_duration_seconds',
+  'mail_end_to_end_seconds',
+];
 export const KNOWN_METRICS = new Set([
   ...HISTOGRAMS,
   'accounts_registrations_total',
@@ -32,7 +37,6 @@ export const KNOWN_METRICS = new Set([
   'mail_invalid_requests_total',
   'up',
 ]);
-
 
 // Functions, aggregation operators and keywords of PromQL that look like identifiers.
 const PROMQL_WORDS = new Set(
@@ -63,20 +67,33 @@ export function metricNamesIn(expr: string): string[] {
   return [...names].sort();
 }
 
-export type AlertRule = { alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+export type AlertRule = {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+};
 
 export function loadAlertRules(): AlertRule[] {
-  const doc = parseYaml(readFileSync(path.join(PROM_DIR, 'alerts.yml'), 'utf8')) as { groups: { rules: AlertRule[] }[] };
+  const doc = parseYaml(readFileSync(path.join(PROM_DIR, 'alerts.yml'), 'utf8')) as {
+    groups: { rules: AlertRule[] }[];
+  };
   return doc.groups.flatMap((g) => g.rules);
 }
 
-export type Panel = { title?: string; type: string; datasource?: { uid?: string }; targets?: { expr: string }[]; panels?: Panel[] };
+export type Panel = {
+  title?: string;
+  type: string;
+  datasource?: { uid?: string };
+  targets?: { expr: string }[];
+  panels?: Panel[];
+};
 export type Dashboard = { title: string; uid: string; panels: Panel[] };
 
 export function loadDashboard(): Dashboard {
   return JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 }
-
 
 function flattenPanels(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...flattenPanels(p.panels ?? [])]);
@@ -86,6 +103,7 @@ function flattenPanels(panels: Panel[]): Panel[] {
 export function referencedMetricNames(): string[] {
   const names = new Set<string>();
   for (const rule of loadAlertRules()) for (const n of metricNamesIn(rule.expr)) names.add(n);
-  for (const panel of flattenPanels(loadDashboard().panels)) for (const t of panel.targets ?? []) for (const n of metricNamesIn(t.expr)) names.add(n);
+  for (const panel of flattenPanels(loadDashboard().panels))
+    for (const t of panel.targets ?? []) for (const n of metricNamesIn(t.expr)) names.add(n);
   return [...names].sort();
 }

@@ -33,14 +33,18 @@ describe('Prometheus against the running services', () => {
     const res = await fetch(`${api}/api/v1/usr/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `${label}.${Date.now()}.${Math.random().toString(36).slice(2)}@example.test`, password: 'a long enough password' }),
+      body: JSON.stringify({
+        email: `${label}.${Date.now()}.${Math.random().toString(36).slice(2)}@example.test`,
+        password: 'a long enough password',
+      }),
     });
     expect(res.status).toBe(201);
   };
 
   beforeAll(async () => {
     const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
-    if (version.status !== 0) throw new Error('prometheus is not installed: npm test installs it (scripts/test-prerequisites.sh)');
+    if (version.status !== 0)
+      throw new Error('prometheus is not installed: npm test installs it (scripts/test-prerequisites.sh)');
     db = await createTestDatabase();
     // The mailer runs on its own database, as in production.
     mailerDb = await createTestDatabase('mailer');
@@ -62,7 +66,11 @@ describe('Prometheus against the running services', () => {
     });
     workDir = mkdtempSync(path.join(tmpdir(), 'rp-prom-'));
     const port = await freePort();
-    const targets = (name: string) => system.instances.filter((i) => i.name === name).map((i) => `'127.0.0.1:${i.opsPort}'`).join(', ');
+    const targets = (name: string) =>
+      system.instances
+        .filter((i) => i.name === name)
+        .map((i) => `'127.0.0.1:${i.opsPort}'`)
+        .join(', ');
     const config = path.join(workDir, 'prometheus.yml');
     writeFileSync(
       config,
@@ -73,13 +81,28 @@ describe('Prometheus against the running services', () => {
         'rule_files:',
         `  - ${path.join(__dirname, 'alerts.yml')}`,
         'scrape_configs:',
-        ...['accounts', 'relay', 'mailer'].flatMap((job) => [`  - job_name: ${job}`, '    static_configs:', `      - targets: [${targets(job)}]`]),
+        ...['accounts', 'relay', 'mailer'].flatMap((job) => [
+          `  - job_name: ${job}`,
+          '    static_configs:',
+          `      - targets: [${targets(job)}]`,
+        ]),
         '',
       ].join('\n'),
     );
-    prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(workDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${path.join(workDir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
     promUrl = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${promUrl}/-/ready`)).status === 200, { timeoutMs: 30_000, message: 'Prometheus ready' });
+    await waitFor(async () => (await fetch(`${promUrl}/-/ready`)).status === 200, {
+      timeoutMs: 30_000,
+      message: 'Prometheus ready',
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -91,18 +114,25 @@ describe('Prometheus against the running services', () => {
   });
 
   it('scrapes all three services (up == 1)', async () => {
-    const up = await waitFor(async () => {
-      const r = await query('up == 1');
-      return r.length === 3 && r;
-    }, { timeoutMs: 30_000, message: 'three targets up' });
+    const up = await waitFor(
+      async () => {
+        const r = await query('up == 1');
+        return r.length === 3 && r;
+      },
+      { timeoutMs: 30_000, message: 'three targets up' },
+    );
     expect(up.map((r) => r.metric.job).sort()).toEqual(['accounts', 'mailer', 'relay']);
   });
 
   it('every metric the dashboard and the alerts name is exported by a running service', async () => {
     await register('healthy');
     await waitFor(() => system.smtp.messages.length >= 1, { timeoutMs: 30_000, message: 'one mail delivered' });
-    const exposition = (await Promise.all(system.instances.map(async (i) => (await fetch(`${i.opsUrl}/metrics`)).text()))).join('\n');
-    const missing = referencedMetricNames().filter((name) => name !== 'up' && !new RegExp(`^# TYPE ${name} `, 'm').test(exposition));
+    const exposition = (
+      await Promise.all(system.instances.map(async (i) => (await fetch(`${i.opsUrl}/metrics`)).text()))
+    ).join('\n');
+    const missing = referencedMetricNames().filter(
+      (name) => name !== 'up' && !new RegExp(`^# TYPE ${name} `, 'm').test(exposition),
+    );
     expect(missing).toEqual([]);
   });
 
@@ -110,17 +140,25 @@ describe('Prometheus against the running services', () => {
     await system.smtp.setFault({ mode: 'stall-connect' });
     for (let i = 0; i < 4; i++) await register('stalled');
 
-    const open = await waitFor(async () => {
-      const r = await query('mail_smtp_circuit_state == 2');
-      return r.length > 0 && r;
-    }, { timeoutMs: 60_000, message: 'mail_smtp_circuit_state == 2 in Prometheus' });
+    const open = await waitFor(
+      async () => {
+        const r = await query('mail_smtp_circuit_state == 2');
+        return r.length > 0 && r;
+      },
+      { timeoutMs: 60_000, message: 'mail_smtp_circuit_state == 2 in Prometheus' },
+    );
     expect(open[0]?.metric.job).toBe('mailer');
 
-    const alert = await waitFor(async () => {
-      const res = await fetch(`${promUrl}/api/v1/alerts`);
-      const body = (await res.json()) as { data: { alerts: PromAlert[] } };
-      return body.data.alerts.find((a) => a.labels.alertname === 'SmtpCircuitOpen' && (a.state === 'pending' || a.state === 'firing'));
-    }, { timeoutMs: 30_000, message: 'SmtpCircuitOpen pending or firing' });
+    const alert = await waitFor(
+      async () => {
+        const res = await fetch(`${promUrl}/api/v1/alerts`);
+        const body = (await res.json()) as { data: { alerts: PromAlert[] } };
+        return body.data.alerts.find(
+          (a) => a.labels.alertname === 'SmtpCircuitOpen' && (a.state === 'pending' || a.state === 'firing'),
+        );
+      },
+      { timeoutMs: 30_000, message: 'SmtpCircuitOpen pending or firing' },
+    );
     expect(alert.labels.severity).toBe('critical');
 
     // The timeouts that opened it are visible by class too.

@@ -50,17 +50,22 @@ function promtool(args: string[]): { status: number | null; output: string } {
   const result = spawnSync('promtool', args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
     // Deliberately a failure, not a skip: CI must install it (Debian: apt-get install -y prometheus).
-    throw new Error("promtool is not installed. Install Debian's prometheus package, which ships it: apt-get install -y prometheus");
+    throw new Error(
+      "promtool is not installed. Install Debian's prometheus package, which ships it: apt-get install -y prometheus",
+    );
   }
   if (result.error) throw result.error;
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 describe('promtool', () => {
-  test.each(['infra/prometheus/prometheus.yml', 'infra/prometheus/prometheus.docker.yml'])('accepts %s and its rule file', (file) => {
-    const { status, output } = promtool(['check', 'config', file]);
-    expect({ status, output }).toEqual({ status: 0, output: expect.stringContaining('SUCCESS') });
-  });
+  test.each(['infra/prometheus/prometheus.yml', 'infra/prometheus/prometheus.docker.yml'])(
+    'accepts %s and its rule file',
+    (file) => {
+      const { status, output } = promtool(['check', 'config', file]);
+      expect({ status, output }).toEqual({ status: 0, output: expect.stringContaining('SUCCESS') });
+    },
+  );
 
   test('accepts the alert rules', () => {
     const { status, output } = promtool(['check', 'rules', 'infra/prometheus/alerts.yml']);
@@ -74,9 +79,13 @@ describe('promtool', () => {
 });
 
 describe('scrape configs', () => {
-  type Config = { rule_files: string[]; scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+  type Config = {
+    rule_files: string[];
+    scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+  };
   const load = (file: string) => parseYaml(readFileSync(path.join(PROM_DIR, file), 'utf8')) as Config;
-  const targets = (config: Config) => Object.fromEntries(config.scrape_configs.map((s) => [s.job_name, s.static_configs.flatMap((c) => c.targets)]));
+  const targets = (config: Config) =>
+    Object.fromEntries(config.scrape_configs.map((s) => [s.job_name, s.static_configs.flatMap((c) => c.targets)]));
 
   test('the local config scrapes the three services on 127.0.0.1 (accounts on its ops port, never the API port) and Prometheus itself', () => {
     expect(targets(load('prometheus.yml'))).toEqual({
@@ -90,8 +99,16 @@ describe('scrape configs', () => {
   test('the docker config is the same config with the compose service names', () => {
     const local = load('prometheus.yml');
     const docker = load('prometheus.docker.yml');
-    expect(targets(docker)).toEqual({ accounts: ['accounts:3010'], relay: ['relay:3001'], mailer: ['mailer:3002'], prometheus: ['localhost:9090'] });
-    const withoutTargets = (c: Config) => ({ ...c, scrape_configs: c.scrape_configs.map((s) => ({ ...s, static_configs: [] })) });
+    expect(targets(docker)).toEqual({
+      accounts: ['accounts:3010'],
+      relay: ['relay:3001'],
+      mailer: ['mailer:3002'],
+      prometheus: ['localhost:9090'],
+    });
+    const withoutTargets = (c: Config) => ({
+      ...c,
+      scrape_configs: c.scrape_configs.map((s) => ({ ...s, static_configs: [] })),
+    });
     expect(withoutTargets(docker)).toEqual(withoutTargets(local));
   });
 });
@@ -107,22 +124,34 @@ describe('metric names', () => {
   });
 
   test('every alert uses only the contract metric names', () => {
-    const unknown = loadAlertRules().flatMap((r) => metricNamesIn(r.expr).filter((n) => !KNOWN_METRICS.has(n)).map((n) => `${r.alert}: ${n}`));
+    const unknown = loadAlertRules().flatMap((r) =>
+      metricNamesIn(r.expr)
+        .filter((n) => !KNOWN_METRICS.has(n))
+        .map((n) => `${r.alert}: ${n}`),
+    );
     expect(unknown).toEqual([]);
   });
 
   test('every dashboard query uses only the contract metric names', () => {
     const panels = loadDashboard().panels.flatMap((p) => [p, ...(p.panels ?? [])]);
     const unknown = panels.flatMap((p) =>
-      (p.targets ?? []).flatMap((t) => metricNamesIn(t.expr).filter((n) => !KNOWN_METRICS.has(n)).map((n) => `${p.title}: ${n}`)),
+      (p.targets ?? []).flatMap((t) =>
+        metricNamesIn(t.expr)
+          .filter((n) => !KNOWN_METRICS.has(n))
+          .map((n) => `${p.title}: ${n}`),
+      ),
     );
     expect(unknown).toEqual([]);
   });
 });
 
 describe('alerts', () => {
-  test('the issue\'s alerts exist, each once', () => {
-    expect(loadAlertRules().map((r) => r.alert).sort()).toEqual([...EXPECTED_ALERTS].sort());
+  test("the issue's alerts exist, each once", () => {
+    expect(
+      loadAlertRules()
+        .map((r) => r.alert)
+        .sort(),
+    ).toEqual([...EXPECTED_ALERTS].sort());
   });
 
   test('every alert has a severity, a summary, a description and a runbook link to an existing section', () => {
@@ -144,16 +173,23 @@ describe('alerts', () => {
 describe('Grafana dashboard', () => {
   test('parses, is titled "SMTP health & outbox" with uid smtp-health-outbox', () => {
     const dashboard = loadDashboard();
-    expect({ title: dashboard.title, uid: dashboard.uid }).toEqual({ title: 'SMTP health & outbox', uid: 'smtp-health-outbox' });
+    expect({ title: dashboard.title, uid: dashboard.uid }).toEqual({
+      title: 'SMTP health & outbox',
+      uid: 'smtp-health-outbox',
+    });
   });
 
   test('every graph queries the provisioned Prometheus data source (uid prometheus)', () => {
-    const provisioned = parseYaml(readFileSync(path.join(ROOT, 'infra', 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as {
+    const provisioned = parseYaml(
+      readFileSync(path.join(ROOT, 'infra', 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8'),
+    ) as {
       datasources: { uid: string; url: string }[];
     };
     expect(provisioned.datasources.map((d) => [d.uid, d.url])).toEqual([['prometheus', 'http://prometheus:9090']]);
     const graphs = loadDashboard().panels.filter((p) => p.type !== 'row');
-    expect(graphs.filter((p) => p.datasource?.uid !== 'prometheus' || (p.targets ?? []).length === 0).map((p) => p.title)).toEqual([]);
+    expect(
+      graphs.filter((p) => p.datasource?.uid !== 'prometheus' || (p.targets ?? []).length === 0).map((p) => p.title),
+    ).toEqual([]);
   });
 
   test('shows the panels operators need during an SMTP or Kafka outage', () => {

@@ -25,7 +25,14 @@ export function graphUrl(prometheus: string, exprs: readonly string[], range: st
   return url.toString();
 }
 
-export function screenshot(opts: { url: string; out: string; width?: number; height?: number; budgetMs?: number; chromium?: string }): void {
+export function screenshot(opts: {
+  url: string;
+  out: string;
+  width?: number;
+  height?: number;
+  budgetMs?: number;
+  chromium?: string;
+}): void {
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'chromium-shot-'));
   mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
   try {
@@ -53,7 +60,9 @@ export function screenshot(opts: { url: string; out: string; width?: number; hei
     );
     if (result.error) {
       const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
-      throw new Error(missing ? 'chromium not found: apt-get install -y chromium (or set CHROMIUM_BIN)' : result.error.message);
+      throw new Error(
+        missing ? 'chromium not found: apt-get install -y chromium (or set CHROMIUM_BIN)' : result.error.message,
+      );
     }
     let size = 0;
     try {
@@ -84,7 +93,13 @@ function main(): void {
   const exprs = values.expr && values.expr.length > 0 ? values.expr : ['mail_smtp_circuit_state'];
   const url = graphUrl(values.prometheus ?? 'http://127.0.0.1:9090', exprs, values.range ?? '15m');
   const out = values.out ?? 'docs/img/prometheus-graph.png';
-  screenshot({ url, out, width: Number(values.width), height: Number(values.height), chromium: process.env.CHROMIUM_BIN });
+  screenshot({
+    url,
+    out,
+    width: Number(values.width),
+    height: Number(values.height),
+    chromium: process.env.CHROMIUM_BIN,
+  });
   console.log(`${out} (${Math.round(statSync(out).size / 1024)} KiB) <- ${url}`);
 }
 

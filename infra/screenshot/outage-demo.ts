@@ -19,7 +19,14 @@ import { renderDashboardHtml } from './render-panels';
  *
  * Needs PostgreSQL on 127.0.0.1:5432, Java + Maven (Kafka), `prometheus` and `chromium` (Debian).
  */
-const args = new Map(process.argv.slice(2).reduce<[string, string][]>((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] ?? '']] : acc), []));
+const args = new Map(
+  process.argv
+    .slice(2)
+    .reduce<[string, string][]>(
+      (acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] ?? '']] : acc),
+      [],
+    ),
+);
 const HEALTHY_S = Number(args.get('healthy-s') ?? 40);
 const OUTAGE_S = Number(args.get('outage-s') ?? 90);
 const RECOVERY_S = Number(args.get('recovery-s') ?? 40);
@@ -44,16 +51,48 @@ async function main(): Promise<void> {
   const system = await startSystem({
     databaseUrl: u.toString(),
     counts: { accounts: 1, relay: 1, mailer: 1 },
-    env: { LOG_LEVEL: 'warn', SMTP_TIMEOUT_MS: '2000', BREAKER_RESET_TIMEOUT_MS: '10000', MAIL_RETRY_BASE_MS: '1000', MAIL_RETRY_MAX_MS: '10000', MAIL_MAX_ATTEMPTS: '30' },
+    env: {
+      LOG_LEVEL: 'warn',
+      SMTP_TIMEOUT_MS: '2000',
+      BREAKER_RESET_TIMEOUT_MS: '10000',
+      MAIL_RETRY_BASE_MS: '1000',
+      MAIL_RETRY_MAX_MS: '10000',
+      MAIL_MAX_ATTEMPTS: '30',
+    },
   });
   const promPort = await freePort();
   const config = path.join(work, 'prometheus.yml');
-  const target = (name: string) => system.instances.filter((i) => i.name === name).map((i) => `'127.0.0.1:${i.port}'`).join(', ');
+  const target = (name: string) =>
+    system.instances
+      .filter((i) => i.name === name)
+      .map((i) => `'127.0.0.1:${i.port}'`)
+      .join(', ');
   writeFileSync(
     config,
-    ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'rule_files:', `  - ${path.join(__dirname, '..', 'prometheus', 'alerts.yml')}`, 'scrape_configs:', ...['accounts', 'relay', 'mailer'].flatMap((j) => [`  - job_name: ${j}`, '    static_configs:', `      - targets: [${target(j)}]`]), ''].join('\n'),
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  evaluation_interval: 1s',
+      'rule_files:',
+      `  - ${path.join(__dirname, '..', 'prometheus', 'alerts.yml')}`,
+      'scrape_configs:',
+      ...['accounts', 'relay', 'mailer'].flatMap((j) => [
+        `  - job_name: ${j}`,
+        '    static_configs:',
+        `      - targets: [${target(j)}]`,
+      ]),
+      '',
+    ].join('\n'),
   );
-  const prometheus = spawn('prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+  const prometheus = spawn(
+    'prometheus',
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${path.join(work, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+    ],
+    { stdio: 'ignore' },
+  );
   const prom = `http://127.0.0.1:${promPort}`;
   let stop = false;
   try {
@@ -62,7 +101,11 @@ async function main(): Promise<void> {
     const traffic = (async () => {
       while (!stop) {
         n += 1;
-        await fetch(`${api}/api/v1/usr/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: `demo.${n}.${Date.now()}@example.test`, password: 'demo password 123' }) }).catch(() => undefined);
+        await fetch(`${api}/api/v1/usr/register`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: `demo.${n}.${Date.now()}@example.test`, password: 'demo password 123' }),
+        }).catch(() => undefined);
         await sleep(200);
       }
     })();
@@ -77,10 +120,18 @@ async function main(): Promise<void> {
     const watchUntil = Date.now() + OUTAGE_S * 1000;
     while (Date.now() < watchUntil) {
       const res = await fetch(`${prom}/api/v1/alerts`).catch(() => undefined);
-      const body = res ? ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } }) : undefined;
+      const body = res
+        ? ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } })
+        : undefined;
       for (const a of body?.data.alerts ?? []) {
         const key = `${a.labels.alertname}/${a.state}`;
-        if (!seen.has(key)) seen.set(key, { name: a.labels.alertname ?? '?', state: a.state, severity: a.labels.severity, at: `outage +${Math.round(Date.now() / 1000 - tStall)} s` });
+        if (!seen.has(key))
+          seen.set(key, {
+            name: a.labels.alertname ?? '?',
+            state: a.state,
+            severity: a.labels.severity,
+            at: `outage +${Math.round(Date.now() / 1000 - tStall)} s`,
+          });
       }
       await sleep(2000);
     }
@@ -101,9 +152,17 @@ async function main(): Promise<void> {
       alerts: [...seen.values()],
       panels: [
         { title: 'SMTP circuit breaker state', expr: 'mail_smtp_circuit_state', unit: '0 closed, 1 half-open, 2 open' },
-        { title: 'Send attempts by result and class', expr: 'sum by (result, error_class) (rate(mail_sent_total[10s])) > 0', unit: 'per s' },
+        {
+          title: 'Send attempts by result and class',
+          expr: 'sum by (result, error_class) (rate(mail_sent_total[10s])) > 0',
+          unit: 'per s',
+        },
         { title: 'Retries pending', expr: 'mail_retry_pending', unit: 'mails' },
-        { title: 'Registration p99', expr: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/api/v1/usr/register"}[10s])))', unit: 's' },
+        {
+          title: 'Registration p99',
+          expr: 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/api/v1/usr/register"}[10s])))',
+          unit: 's',
+        },
         { title: 'Registrations', expr: 'sum by (result) (rate(accounts_registrations_total[10s]))', unit: 'per s' },
         { title: 'Outbox backlog', expr: 'outbox_backlog', unit: 'rows' },
       ],

@@ -22,7 +22,11 @@ export type Env = Record<string, string | undefined>;
 export type RawCheck = (env: Env) => { variable: string; message: string } | undefined;
 
 /** Parses `env` with `schema`; throws a ConfigError naming every offending variable at once. */
-export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env, rawChecks: RawCheck[] = []): Readonly<z.infer<S>> {
+export function parseEnv<S extends z.ZodTypeAny>(
+  schema: S,
+  env: Env,
+  rawChecks: RawCheck[] = [],
+): Readonly<z.infer<S>> {
   // Empty strings mean "unset" so that `FOO= npm start` falls back to the default like a missing FOO.
   const cleaned: Env = {};
   for (const [key, value] of Object.entries(env)) {
@@ -48,7 +52,12 @@ export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env, rawChecks:
  * Loads a service's configuration or exits 1 with ONE line naming every bad or missing variable,
  * without a stack trace (the contract's start-up behaviour).
  */
-export function loadConfigOrExit<S extends z.ZodTypeAny>(service: string, schema: S, rawChecks: RawCheck[] = [], env: Env = process.env): Readonly<z.infer<S>> {
+export function loadConfigOrExit<S extends z.ZodTypeAny>(
+  service: string,
+  schema: S,
+  rawChecks: RawCheck[] = [],
+  env: Env = process.env,
+): Readonly<z.infer<S>> {
   try {
     return parseEnv(schema, env, rawChecks);
   } catch (err) {
@@ -86,8 +95,17 @@ export const envBrokers = (def = '127.0.0.1:9092') =>
   z
     .string()
     .default(def)
-    .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port[,host:port...]')).min(1, 'must name at least one broker'));
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port[,host:port...]'))
+        .min(1, 'must name at least one broker'),
+    );
 
 /** A postgres:// URL. */
 export const envDatabaseUrl = (def = 'postgres://postgres@127.0.0.1:5432/postgres') =>
@@ -102,10 +120,17 @@ export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512']
 
 /** KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together (every service). */
 const kafkaSaslCheck: RawCheck = (env) => {
-  const set = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].filter((k) => env[k] !== undefined);
+  const set = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].filter(
+    (k) => env[k] !== undefined,
+  );
   if (set.length === 0 || set.length === 3) return undefined;
-  const missing = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].find((k) => env[k] === undefined) as string;
-  return { variable: missing, message: 'KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together' };
+  const missing = ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'].find(
+    (k) => env[k] === undefined,
+  ) as string;
+  return {
+    variable: missing,
+    message: 'KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together',
+  };
 };
 
 /**
@@ -123,11 +148,16 @@ export const commonEnv = (defaultPort: number) => ({
   /** KAFKA_SSL: TLS to the brokers (system CAs). */
   KAFKA_SSL: envBool(false),
   /** KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD: SASL authentication to the brokers (all three or none). */
-  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS, { errorMap: () => ({ message: 'must be plain, scram-sha-256 or scram-sha-512' }) }).optional(),
+  KAFKA_SASL_MECHANISM: z
+    .enum(KAFKA_SASL_MECHANISMS, { errorMap: () => ({ message: 'must be plain, scram-sha-256 or scram-sha-512' }) })
+    .optional(),
   KAFKA_SASL_USERNAME: z.string().optional(),
   KAFKA_SASL_PASSWORD: z.string().optional(),
   /** KAFKA_TOPIC_PREFIX: prepended to every topic and consumer group name (tests isolate with it). */
-  KAFKA_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, . _ -').default(''),
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, . _ -')
+    .default(''),
   /** PORT: HTTP port for the API (accounts) and /healthz, /readyz, /metrics. */
   PORT: envPort(defaultPort),
   /** LOG_LEVEL: pino level. */

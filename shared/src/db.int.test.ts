@@ -8,7 +8,12 @@ describe('withTransaction', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     // One connection: the next transaction gets the very client the last one released, if it was kept.
-    pool = createPool({ connectionString: db.url, logger: createLogger({ service: 'test', level: 'silent' }), applicationName: 'db-test', max: 1 });
+    pool = createPool({
+      connectionString: db.url,
+      logger: createLogger({ service: 'test', level: 'silent' }),
+      applicationName: 'db-test',
+      max: 1,
+    });
     await db.pool.query('CREATE TABLE tx_probe (n int)');
   });
   afterAll(async () => {

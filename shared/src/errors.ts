@@ -23,5 +23,9 @@ export function errorMessage(err: unknown): string {
 export function errorSummary(err: unknown): { name: string; code?: string; message: string } {
   if (!(err instanceof Error)) return { name: typeof err, message: String(err).slice(0, 500) };
   const code = (err as { code?: unknown }).code;
-  return { name: err.name, ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}), message: err.message.slice(0, 500) };
+  return {
+    name: err.name,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+    message: err.message.slice(0, 500),
+  };
 }

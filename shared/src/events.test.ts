@@ -7,7 +7,14 @@ const status = () =>
     type: 'mail.delivery_status',
     aggregateType: 'user',
     aggregateId: randomUUID(),
-    payload: { request_id: randomUUID(), user_id: randomUUID(), status: 'sent', attempt: 1, error_class: null, smtp_message_id: '<x@y>' },
+    payload: {
+      request_id: randomUUID(),
+      user_id: randomUUID(),
+      status: 'sent',
+      attempt: 1,
+      error_class: null,
+      smtp_message_id: '<x@y>',
+    },
   });
 
 describe('parseEvent', () => {
@@ -42,7 +49,14 @@ describe('mail.requested timestamps', () => {
       type: 'mail.requested',
       aggregateType: 'user',
       aggregateId: userId,
-      payload: { request_id: randomUUID(), user_id: userId, to: 'a@example.test', template: 'email_confirmation', vars: { code: '123456' }, requested_at: new Date().toISOString() },
+      payload: {
+        request_id: randomUUID(),
+        user_id: userId,
+        to: 'a@example.test',
+        template: 'email_confirmation',
+        vars: { code: '123456' },
+        requested_at: new Date().toISOString(),
+      },
     });
     const value = JSON.stringify({ ...envelope, payload: { ...envelope.payload, requested_at: requestedAt } });
     expect(() => parseEvent(value, 'mail.requested')).toThrow(InvalidEventError);
@@ -53,7 +67,16 @@ describe('mail.delivery_status: provider and next attempt (issue 13)', () => {
   it('when a status carries provider and next_attempt_at, then both are kept; when an older mailer omits them, it still parses', () => {
     const withFields = status();
     const at = new Date(Date.now() + 30_000).toISOString();
-    const value = { ...withFields, payload: { ...withFields.payload, status: 'deferred', error_class: 'circuit_open', provider: 'backup', next_attempt_at: at } };
+    const value = {
+      ...withFields,
+      payload: {
+        ...withFields.payload,
+        status: 'deferred',
+        error_class: 'circuit_open',
+        provider: 'backup',
+        next_attempt_at: at,
+      },
+    };
     const parsed = parseEvent(JSON.stringify(value), 'mail.delivery_status');
     expect(parsed.payload.provider).toBe('backup');
     expect(parsed.payload.next_attempt_at).toBe(at);

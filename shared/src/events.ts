@@ -132,7 +132,10 @@ export class InvalidEventError extends Error {
  * Parses a Kafka message value into a typed envelope of the expected type; throws InvalidEventError
  * (non-retriable: a poison message is parked, never retried) on anything else.
  */
-export function parseEvent<T extends EventType>(value: Buffer | string | null, expectedType: T): Envelope<PayloadOf<T>> {
+export function parseEvent<T extends EventType>(
+  value: Buffer | string | null,
+  expectedType: T,
+): Envelope<PayloadOf<T>> {
   if (value === null) throw new InvalidEventError('message has no value');
   let json: unknown;
   try {
@@ -143,7 +146,9 @@ export function parseEvent<T extends EventType>(value: Buffer | string | null, e
   const envelope = envelopeSchema.safeParse(json);
   if (!envelope.success) throw new InvalidEventError(`invalid envelope: ${summarize(envelope.error)}`);
   if (envelope.data.type !== expectedType) {
-    throw new InvalidEventError(`unexpected event type ${JSON.stringify(envelope.data.type).slice(0, 80)}, wanted ${expectedType}`);
+    throw new InvalidEventError(
+      `unexpected event type ${JSON.stringify(envelope.data.type).slice(0, 80)}, wanted ${expectedType}`,
+    );
   }
   const payload = payloadSchemas[expectedType].safeParse(envelope.data.payload);
   if (!payload.success) throw new InvalidEventError(`invalid ${expectedType} payload: ${summarize(payload.error)}`);

@@ -5,8 +5,15 @@ import { createOpsApp, httpComponent, listen } from './http';
 import { createLogger } from './logger';
 
 describe('createOpsApp (relay, mailer, accounts ops port)', () => {
-  const failing = { name: 'postgres', check: () => Promise.reject(new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2')) };
-  const app = createOpsApp({ logger: createLogger({ service: 'test', level: 'silent' }), registry: new Registry(), checks: [failing] });
+  const failing = {
+    name: 'postgres',
+    check: () => Promise.reject(new Error('connect ECONNREFUSED 10.1.2.3:5432 password=hunter2')),
+  };
+  const app = createOpsApp({
+    logger: createLogger({ service: 'test', level: 'silent' }),
+    registry: new Registry(),
+    checks: [failing],
+  });
 
   it('when a dependency fails, /readyz is 503 naming the dependency but not its error text', async () => {
     const res = await request(app).get('/readyz');
@@ -16,8 +23,16 @@ describe('createOpsApp (relay, mailer, accounts ops port)', () => {
   });
 
   it('every answer (200, 503, 404) carries the security headers and no framework banner', async () => {
-    for (const res of [await request(app).get('/metrics'), await request(app).get('/readyz'), await request(app).get('/nope')]) {
-      expect(res.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'cache-control': 'no-store' });
+    for (const res of [
+      await request(app).get('/metrics'),
+      await request(app).get('/readyz'),
+      await request(app).get('/nope'),
+    ]) {
+      expect(res.headers).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+        'cache-control': 'no-store',
+      });
       expect(res.headers['content-security-policy']).toContain("default-src 'none'");
       expect(res.headers['x-powered-by']).toBeUndefined();
     }
@@ -58,7 +73,12 @@ describe('httpComponent', () => {
       name: 'ops',
       port: 0,
       host: '127.0.0.1',
-      createApp: () => createOpsApp({ logger: createLogger({ service: 'test', level: 'silent' }), registry: new Registry(), checks: [] }),
+      createApp: () =>
+        createOpsApp({
+          logger: createLogger({ service: 'test', level: 'silent' }),
+          registry: new Registry(),
+          checks: [],
+        }),
       onListening: (server) => (url = `http://127.0.0.1:${server.port}`),
     });
     await component.start();

@@ -42,7 +42,10 @@ export function observability(opts: { logger: Logger; registry: Registry }) {
       histogram.observe({ method: req.method, route, status_code: String(res.statusCode) }, seconds);
       const level = res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
       if (route === '/metrics' || route === '/healthz' || route === '/readyz') return;
-      req.log[level]({ method: req.method, route, status: res.statusCode, duration_ms: Math.round(seconds * 1000) }, 'request');
+      req.log[level](
+        { method: req.method, route, status: res.statusCode, duration_ms: Math.round(seconds * 1000) },
+        'request',
+      );
     });
     next();
   };
@@ -73,7 +76,10 @@ export function mountHealthz(app: Express): void {
  * GET /healthz (process alive), GET /readyz (every check answers, else 503), GET /metrics.
  * /readyz names the failing dependency only: its error text (host names, SQL states) goes to the log.
  */
-export function mountOpsRoutes(app: Express, opts: { registry: Registry; checks: ReadinessCheck[]; checkTimeoutMs?: number }): void {
+export function mountOpsRoutes(
+  app: Express,
+  opts: { registry: Registry; checks: ReadinessCheck[]; checkTimeoutMs?: number },
+): void {
   mountHealthz(app);
   app.get('/readyz', async (req, res) => {
     const results = await Promise.all(
@@ -82,7 +88,10 @@ export function mountOpsRoutes(app: Express, opts: { registry: Registry; checks:
           await withTimeout(check(), opts.checkTimeoutMs ?? 2_000, `${name} did not answer in time`);
           return { name, ok: true };
         } catch (err) {
-          req.log.warn({ check: name, err: { message: err instanceof Error ? err.message : String(err) } }, 'readiness check failed');
+          req.log.warn(
+            { check: name, err: { message: err instanceof Error ? err.message : String(err) } },
+            'readiness check failed',
+          );
           return { name, ok: false };
         }
       }),

@@ -3,7 +3,11 @@ import type { Kafka, Producer, TopicMessages } from 'kafkajs';
 import { createIdempotentProducer, partitionOf } from './idempotent-producer';
 import { createLogger } from './logger';
 
-const logger = createLogger({ service: 'test', level: 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) });
+const logger = createLogger({
+  service: 'test',
+  level: 'silent',
+  destination: new Writable({ write: (_c, _e, done) => done() }),
+});
 
 /** Fake kafkajs producers: each records what it was asked to send; `failNext` scripts failures. */
 function fakes(failures: unknown[] = []) {
@@ -38,21 +42,30 @@ const keeper = (createProducer: () => Producer) =>
 
 describe('idempotent producer keeper', () => {
   it.each([
-    ['an exhausted retry after lost answers', Object.assign(new Error('Closed connection'), { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false })],
-    ['a request timeout', Object.assign(new Error('Request Produce timed out'), { name: 'KafkaJSRequestTimeoutError', retriable: true })],
+    [
+      'an exhausted retry after lost answers',
+      Object.assign(new Error('Closed connection'), { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false }),
+    ],
+    [
+      'a request timeout',
+      Object.assign(new Error('Request Produce timed out'), { name: 'KafkaJSRequestTimeoutError', retriable: true }),
+    ],
     ['a record too large', Object.assign(new Error('too large'), { type: 'MESSAGE_TOO_LARGE', retriable: false })],
-  ])('when a send fails with %s, then the producer is disconnected and the next send goes out on a new one', async (_label, error) => {
-    const f = fakes([error]);
-    const p = keeper(f.createProducer);
-    await expect(p.send([{ topic: 't', messages: [{ key: 'a', value: '1' }] }])).rejects.toBe(error);
-    expect(p.connected()).toBe(false);
-    await p.send([{ topic: 't', messages: [{ key: 'b', value: '2' }] }]);
-    expect(f.made).toHaveLength(2);
-    expect(f.made[0]?.disconnected).toBe(true);
-    expect(f.made[0]?.sent).toHaveLength(1);
-    expect(f.made[1]?.sent.flat().flatMap((t) => t.messages.map((m) => m.value))).toEqual(['2']);
-    expect(p.generation()).toBe(2);
-  });
+  ])(
+    'when a send fails with %s, then the producer is disconnected and the next send goes out on a new one',
+    async (_label, error) => {
+      const f = fakes([error]);
+      const p = keeper(f.createProducer);
+      await expect(p.send([{ topic: 't', messages: [{ key: 'a', value: '1' }] }])).rejects.toBe(error);
+      expect(p.connected()).toBe(false);
+      await p.send([{ topic: 't', messages: [{ key: 'b', value: '2' }] }]);
+      expect(f.made).toHaveLength(2);
+      expect(f.made[0]?.disconnected).toBe(true);
+      expect(f.made[0]?.sent).toHaveLength(1);
+      expect(f.made[1]?.sent.flat().flatMap((t) => t.messages.map((m) => m.value))).toEqual(['2']);
+      expect(p.generation()).toBe(2);
+    },
+  );
 
   it('when sends are started concurrently, then only one is in flight at a time and one queued behind a failure uses the new producer', async () => {
     const f = fakes([new Error('Closed connection')]);
@@ -85,8 +98,14 @@ describe('idempotent producer keeper: partitions in parallel', () => {
     const p = keeper(f.createProducer);
     const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
     const topics = ['a', 'b'];
-    await p.sendPerPartition(keys.flatMap((key) => topics.map((topic) => ({ key, topic }))), (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }));
-    await p.sendPerPartition(keys.flatMap((key) => topics.map((topic) => ({ key, topic }))), (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }));
+    await p.sendPerPartition(
+      keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
+      (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
+    );
+    await p.sendPerPartition(
+      keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
+      (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
+    );
     expect(f.maxInFlight()).toBeGreaterThan(1);
     const producerOf = new Map<string, number>();
     for (const made of f.made) {

@@ -1,4 +1,12 @@
-import { Partitioners, type Admin, type Kafka, type Message, type PartitionMetadata, type Producer, type TopicMessages } from 'kafkajs';
+import {
+  Partitioners,
+  type Admin,
+  type Kafka,
+  type Message,
+  type PartitionMetadata,
+  type Producer,
+  type TopicMessages,
+} from 'kafkajs';
 import { errorMessage } from './errors';
 import type { Logger } from './logger';
 
@@ -86,20 +94,33 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
   const createProducer =
     opts.createProducer ??
     (() =>
-      opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner }));
-  const partitions = opts.partitionCount ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined } : partitionCounts(opts.kafka, opts.metadataTtlMs ?? 30_000);
+      opts.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      }));
+  const partitions = opts.partitionCount
+    ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined }
+    : partitionCounts(opts.kafka, opts.metadataTtlMs ?? 30_000);
   const generations = { count: 0 };
-  const slots = Array.from({ length: Math.max(1, opts.producers ?? 4) }, () => createIdentitySlot(createProducer, log, generations));
+  const slots = Array.from({ length: Math.max(1, opts.producers ?? 4) }, () =>
+    createIdentitySlot(createProducer, log, generations),
+  );
   const first = slots[0] as IdentitySlot;
   /** A partition always uses the same slot: its requests stay in order on one identity at a time. */
-  const slotOf = (topic: string, partition: number): IdentitySlot => slots[partitionOf(`${partition}:${topic}`, slots.length)] ?? first;
+  const slotOf = (topic: string, partition: number): IdentitySlot =>
+    slots[partitionOf(`${partition}:${topic}`, slots.length)] ?? first;
 
   const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
     type T = (typeof items)[number];
     const groups = new Map<string, PartitionResult<T> & { messages: Message[] }>();
     for (const item of items) {
       const { topic, message } = record(item);
-      const partition = message.key === null || message.key === undefined ? -1 : partitionOf(message.key, await partitions.count(topic));
+      const partition =
+        message.key === null || message.key === undefined
+          ? -1
+          : partitionOf(message.key, await partitions.count(topic));
       const id = `${partition}:${topic}`;
       let group = groups.get(id);
       if (!group) {
@@ -172,7 +193,10 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
 
   const retire = async (failed: Producer, err: unknown): Promise<void> => {
     if (current === failed) current = undefined;
-    log.warn({ err: { message: errorMessage(err) } }, 'a send failed: retiring the producer (the next send uses a new producer id)');
+    log.warn(
+      { err: { message: errorMessage(err) } },
+      'a send failed: retiring the producer (the next send uses a new producer id)',
+    );
     await failed.disconnect().catch(() => undefined);
   };
 
@@ -207,7 +231,13 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
 
 /** The partition kafkajs' default partitioner (murmur2, the Java client's) picks for a key. */
 export function partitionOf(key: Buffer | string, count: number): number {
-  const partitionMetadata: PartitionMetadata[] = Array.from({ length: count }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+  const partitionMetadata: PartitionMetadata[] = Array.from({ length: count }, (_, i) => ({
+    partitionId: i,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }));
   return defaultPartitioner({ topic: '', partitionMetadata, message: { key, value: null } });
 }
 const defaultPartitioner = Partitioners.DefaultPartitioner();

@@ -1,7 +1,13 @@
-import { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
+import {
+  KafkaJSConnectionError,
+  KafkaJSNonRetriableError,
+  KafkaJSNumberOfRetriesExceeded,
+  KafkaJSProtocolError,
+} from 'kafkajs';
 import { classifyPublishError } from './kafka-errors';
 
-const protocolError = (type: string, retriable: boolean) => new KafkaJSProtocolError({ type, code: 0, retriable, message: type } as unknown as Error);
+const protocolError = (type: string, retriable: boolean) =>
+  new KafkaJSProtocolError({ type, code: 0, retriable, message: type } as unknown as Error);
 
 describe('classifyPublishError', () => {
   test('a record the broker refuses for good, as kafkajs wraps it, is rejected', () => {

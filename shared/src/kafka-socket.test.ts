@@ -10,7 +10,12 @@ describe('Kafka client sockets', () => {
       const port = (server.address() as net.AddressInfo).port;
       let socket: net.Socket | undefined;
       await new Promise<void>((resolve) => {
-        socket = noDelaySocketFactory({ host: '127.0.0.1', port, ssl: undefined as unknown as object, onConnect: resolve });
+        socket = noDelaySocketFactory({
+          host: '127.0.0.1',
+          port,
+          ssl: undefined as unknown as object,
+          onConnect: resolve,
+        });
       });
       expect(spy.mock.instances).toContain(socket);
       expect(spy.mock.calls.some((args) => args[0] === true)).toBe(true);

@@ -1,6 +1,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { Kafka, logLevel, type LogEntry, type Admin, type ISocketFactory, type ITopicConfig, type SASLOptions } from 'kafkajs';
+import {
+  Kafka,
+  logLevel,
+  type LogEntry,
+  type Admin,
+  type ISocketFactory,
+  type ITopicConfig,
+  type SASLOptions,
+} from 'kafkajs';
 import type { Logger } from './logger';
 import { waitForTopicLeaders } from './topic-leaders';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix';
@@ -28,7 +36,12 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
  * kafkajs 2.2.4 offers neither static membership (group.instance.id) nor cooperative rebalancing, so
  * these timeouts are the only levers.
  */
-export const CONSUMER_TIMING = { sessionTimeout: 8_000, heartbeatInterval: 1_000, rebalanceTimeout: 10_000, maxWaitTimeInMs: 1_000 } as const;
+export const CONSUMER_TIMING = {
+  sessionTimeout: 8_000,
+  heartbeatInterval: 1_000,
+  rebalanceTimeout: 10_000,
+  maxWaitTimeInMs: 1_000,
+} as const;
 
 /** The KAFKA_SSL / KAFKA_SASL_* settings of a parsed service config. */
 export type KafkaSecurityConfig = {
@@ -53,7 +66,9 @@ export function kafkaSecurity(config: KafkaSecurityConfig): { ssl: boolean; sasl
  * broker's delayed ACK of the first (Nagle, ~40 ms; FIELD-NOTES).
  */
 export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket = ssl ? tls.connect({ host, port, ...(!net.isIP(host) ? { servername: host } : {}), ...ssl }, onConnect) : net.connect({ host, port }, onConnect);
+  const socket = ssl
+    ? tls.connect({ host, port, ...(!net.isIP(host) ? { servername: host } : {}), ...ssl }, onConnect)
+    : net.connect({ host, port }, onConnect);
   socket.setKeepAlive(true, 60_000);
   socket.setNoDelay(true);
   return socket;
@@ -63,10 +78,23 @@ export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnec
  * A kafkajs client whose own log lines go through our structured logger (one JSON line each), with
  * the service's TLS and SASL settings when `security` is given (KAFKA_SSL, KAFKA_SASL_*).
  */
-export function createKafka(opts: { brokers: readonly string[]; clientId: string; logger: Logger; connectionTimeout?: number; security?: KafkaSecurityConfig }): Kafka {
+export function createKafka(opts: {
+  brokers: readonly string[];
+  clientId: string;
+  logger: Logger;
+  connectionTimeout?: number;
+  security?: KafkaSecurityConfig;
+}): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
   const security = kafkaSecurity(opts.security ?? {});
-  opts.logger.info({ kafka_brokers: opts.brokers.join(','), kafka_ssl: security.ssl, kafka_sasl_mechanism: security.sasl?.mechanism ?? null }, 'Kafka bootstrap brokers');
+  opts.logger.info(
+    {
+      kafka_brokers: opts.brokers.join(','),
+      kafka_ssl: security.ssl,
+      kafka_sasl_mechanism: security.sasl?.mechanism ?? null,
+    },
+    'Kafka bootstrap brokers',
+  );
   return new Kafka({
     clientId: opts.clientId,
     brokers: [...opts.brokers],
@@ -80,7 +108,12 @@ export function createKafka(opts: { brokers: readonly string[]; clientId: string
     logCreator:
       () =>
       ({ level, log: entry }: LogEntry) => {
-        const { message, timestamp: _timestamp, logger: _logger, ...rest } = entry as LogEntry['log'] & { logger?: string };
+        const {
+          message,
+          timestamp: _timestamp,
+          logger: _logger,
+          ...rest
+        } = entry as LogEntry['log'] & { logger?: string };
         log[LEVELS[level] ?? 'info'](rest, message);
       },
   });
@@ -104,7 +137,8 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
   const followCluster = missing.some((t) => !t.replicationFactor || t.replicationFactor <= 0);
   const clusterSize = followCluster ? (await admin.describeCluster()).brokers.length : 0;
   const withReplication = missing.map((t) => {
-    const replicationFactor = t.replicationFactor && t.replicationFactor > 0 ? t.replicationFactor : Math.max(1, Math.min(3, clusterSize));
+    const replicationFactor =
+      t.replicationFactor && t.replicationFactor > 0 ? t.replicationFactor : Math.max(1, Math.min(3, clusterSize));
     const given = new Set((t.configEntries ?? []).map((c) => c.name));
     const defaults = [
       { name: 'min.insync.replicas', value: String(minInsyncReplicas(replicationFactor)) },
@@ -119,7 +153,10 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
     if (!/already exists/i.test(message)) throw err;
   }
   // Not kafkajs' waitForLeaders: it fails on the UNKNOWN_TOPIC_OR_PARTITION a broker answers right after creation.
-  await waitForTopicLeaders(admin, missing.map((t) => t.topic));
+  await waitForTopicLeaders(
+    admin,
+    missing.map((t) => t.topic),
+  );
 }
 
 /** Readiness probe: the broker answers a metadata request. */

@@ -8,9 +8,20 @@ type Queue = {
   checkPendingRequests: () => void;
   destroy: () => void;
 };
-const RequestQueue = createRequire(__filename)('kafkajs/src/network/requestQueue/index.js') as new (opts: object) => Queue;
+const RequestQueue = createRequire(__filename)('kafkajs/src/network/requestQueue/index.js') as new (
+  opts: object,
+) => Queue;
 const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const newQueue = () => new RequestQueue({ maxInFlightRequests: 1, requestTimeout: 1_000, enforceRequestTimeout: false, clientId: 't', broker: 'b', logger, isConnected: () => true });
+const newQueue = () =>
+  new RequestQueue({
+    maxInFlightRequests: 1,
+    requestTimeout: 1_000,
+    enforceRequestTimeout: false,
+    clientId: 't',
+    broker: 'b',
+    logger,
+    isConnected: () => true,
+  });
 
 describe("kafkajs' request queue while idle", () => {
   beforeAll(() => expect(applyKafkajsIdleFix()).toBe(true));

@@ -11,7 +11,15 @@ describe('createLogger', () => {
       },
     });
     const logger = createLogger({ service: 'test', destination });
-    logger.child({ request_id: 'r1' }).info({ password: 'pw-123', body: { password: 'pw-456', refresh_token: 'rt-789' }, headers: { authorization: 'Bearer abc' }, vars: { code: '123456' } }, 'hello');
+    logger.child({ request_id: 'r1' }).info(
+      {
+        password: 'pw-123',
+        body: { password: 'pw-456', refresh_token: 'rt-789' },
+        headers: { authorization: 'Bearer abc' },
+        vars: { code: '123456' },
+      },
+      'hello',
+    );
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
     expect(entry).toMatchObject({ service: 'test', request_id: 'r1', msg: 'hello', level: 'info' });
@@ -28,7 +36,13 @@ describe('createLogger', () => {
       },
     });
     const logger = createLogger({ service: 'test', destination });
-    logger.info({ event: { envelope: { payload: { vars: { code: '918273', first_name: 'Ada' } } } }, a: { b: { c: { d: { e: { password: 'deep-pw-5' } } } } } }, 'nested');
+    logger.info(
+      {
+        event: { envelope: { payload: { vars: { code: '918273', first_name: 'Ada' } } } },
+        a: { b: { c: { d: { e: { password: 'deep-pw-5' } } } } },
+      },
+      'nested',
+    );
     const text = lines.join('');
     expect(text).not.toContain('918273');
     expect(text).not.toContain('deep-pw-5');

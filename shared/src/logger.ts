@@ -31,7 +31,9 @@ export const MAX_REDACT_DEPTH = 5;
  * MAX_REDACT_DEPTH). The SMTP password and the JWT secret are never logged on purpose; this is the
  * net under that rule.
  */
-export const REDACTED_PATHS = SECRET_KEYS.flatMap((key) => Array.from({ length: MAX_REDACT_DEPTH + 1 }, (_, depth) => `${'*.'.repeat(depth)}${key}`));
+export const REDACTED_PATHS = SECRET_KEYS.flatMap((key) =>
+  Array.from({ length: MAX_REDACT_DEPTH + 1 }, (_, depth) => `${'*.'.repeat(depth)}${key}`),
+);
 
 /** A structured JSON logger: one line per event, `service` on every line, secrets redacted. */
 export function createLogger(opts: { service: string; level?: string; destination?: pino.DestinationStream }): Logger {

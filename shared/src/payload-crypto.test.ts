@@ -1,4 +1,12 @@
-import { createKeyring, decodePayloadKey, generatePayloadKey, openPayloadValue, PayloadKeyError, sealPayloadValue, SEALED_PATTERN } from './payload-crypto';
+import {
+  createKeyring,
+  decodePayloadKey,
+  generatePayloadKey,
+  openPayloadValue,
+  PayloadKeyError,
+  sealPayloadValue,
+  SEALED_PATTERN,
+} from './payload-crypto';
 
 describe('mail payload sealing (AES-256-GCM)', () => {
   const key = decodePayloadKey(generatePayloadKey()) as Buffer;

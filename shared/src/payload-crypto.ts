@@ -33,7 +33,8 @@ export function decodePayloadKey(text: string): Buffer | undefined {
   return key.length === 32 ? key : undefined;
 }
 
-export const payloadKeyId = (key: Buffer): string => createHash('sha256').update('mail-payload-key:').update(key).digest('hex').slice(0, 8);
+export const payloadKeyId = (key: Buffer): string =>
+  createHash('sha256').update('mail-payload-key:').update(key).digest('hex').slice(0, 8);
 
 /** A fresh key as base64 (what `npm start` hands to accounts and mailer, and what operators generate). */
 export const generatePayloadKey = (): string => randomBytes(32).toString('base64');
@@ -58,7 +59,8 @@ export function sealPayloadValue(ring: PayloadKeyring, plaintext: string, aad: s
 /** Opens a sealed value; PayloadKeyError when the key id is unknown or the value was altered. */
 export function openPayloadValue(ring: PayloadKeyring, sealed: string, aad: string): string {
   const [version, kid, ivText, ctText] = sealed.split('.');
-  if (version !== 'v1' || !kid || !ivText || !ctText || !SEALED_PATTERN.test(sealed)) throw new PayloadKeyError('not a sealed v1 value');
+  if (version !== 'v1' || !kid || !ivText || !ctText || !SEALED_PATTERN.test(sealed))
+    throw new PayloadKeyError('not a sealed v1 value');
   const key = ring.keys.get(kid);
   if (!key) throw new PayloadKeyError(`sealed under unknown key id ${kid} (set MAIL_PAYLOAD_KEY / MAIL_PAYLOAD_KEYS)`);
   const ct = Buffer.from(ctText, 'base64url');
@@ -72,7 +74,9 @@ export function openPayloadValue(ring: PayloadKeyring, sealed: string, aad: stri
   }
 }
 
-const keyText = z.string().refine((v) => decodePayloadKey(v) !== undefined, 'must be 32 bytes, base64 or hex (openssl rand -base64 32)');
+const keyText = z
+  .string()
+  .refine((v) => decodePayloadKey(v) !== undefined, 'must be 32 bytes, base64 or hex (openssl rand -base64 32)');
 
 /** MAIL_PAYLOAD_KEY (current key) and MAIL_PAYLOAD_KEYS (older keys, comma-separated) for a config schema. */
 export const payloadKeyEnv = () => ({
@@ -80,19 +84,30 @@ export const payloadKeyEnv = () => ({
   MAIL_PAYLOAD_KEYS: z
     .string()
     .optional()
-    .refine((v) => v === undefined || v.split(',').every((k) => decodePayloadKey(k) !== undefined), 'must be comma-separated 32-byte keys, base64 or hex'),
+    .refine(
+      (v) => v === undefined || v.split(',').every((k) => decodePayloadKey(k) !== undefined),
+      'must be comma-separated 32-byte keys, base64 or hex',
+    ),
 });
 
 export const requirePayloadKeyInProduction: RawCheck = (env: Env) =>
-  env.NODE_ENV === 'production' && env.MAIL_PAYLOAD_KEY === undefined ? { variable: 'MAIL_PAYLOAD_KEY', message: 'is required when NODE_ENV=production' } : undefined;
+  env.NODE_ENV === 'production' && env.MAIL_PAYLOAD_KEY === undefined
+    ? { variable: 'MAIL_PAYLOAD_KEY', message: 'is required when NODE_ENV=production' }
+    : undefined;
 
 /**
  * The keyring of a parsed config. Without MAIL_PAYLOAD_KEY (development only: production refuses to
  * start) a random per-process key: accounts and mailer started separately then cannot read each
  * other's codes — `npm start` hands both one generated key.
  */
-export function keyringFromConfig(config: { MAIL_PAYLOAD_KEY?: string | undefined; MAIL_PAYLOAD_KEYS?: string | undefined }, onRandom: () => void): PayloadKeyring {
-  const old = (config.MAIL_PAYLOAD_KEYS ?? '').split(',').filter(Boolean).map((k) => decodePayloadKey(k) as Buffer);
+export function keyringFromConfig(
+  config: { MAIL_PAYLOAD_KEY?: string | undefined; MAIL_PAYLOAD_KEYS?: string | undefined },
+  onRandom: () => void,
+): PayloadKeyring {
+  const old = (config.MAIL_PAYLOAD_KEYS ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((k) => decodePayloadKey(k) as Buffer);
   if (config.MAIL_PAYLOAD_KEY === undefined) {
     onRandom();
     return createKeyring(randomBytes(32), old);

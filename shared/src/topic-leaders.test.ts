@@ -1,9 +1,26 @@
 import { KafkaJSNonRetriableError, KafkaJSProtocolError } from 'kafkajs';
 import { waitForTopicLeaders } from './topic-leaders';
 
-type Answer = { topics: { name: string; partitions: { partitionErrorCode: number; partitionId: number; leader: number; replicas: number[]; isr: number[] }[] }[] };
+type Answer = {
+  topics: {
+    name: string;
+    partitions: {
+      partitionErrorCode: number;
+      partitionId: number;
+      leader: number;
+      replicas: number[];
+      isr: number[];
+    }[];
+  }[];
+};
 
-const partition = (partitionId: number, leader: number) => ({ partitionErrorCode: 0, partitionId, leader, replicas: [1], isr: [1] });
+const partition = (partitionId: number, leader: number) => ({
+  partitionErrorCode: 0,
+  partitionId,
+  leader,
+  replicas: [1],
+  isr: [1],
+});
 const led = (name: string): Answer['topics'][number] => ({ name, partitions: [partition(0, 1), partition(1, 1)] });
 const brokerError = (type: string, code: number, retriable: boolean) =>
   new KafkaJSProtocolError({ type, code, retriable, message: `broker says ${type}` } as unknown as Error);
@@ -27,7 +44,9 @@ describe('waitForTopicLeaders', () => {
     const admin = fakeAdmin([
       brokerError('UNKNOWN_TOPIC_OR_PARTITION', 3, true),
       // As kafkajs' retrier gives it up: wrapped, the broker's answer as the cause.
-      Object.assign(new KafkaJSNonRetriableError(brokerError('LEADER_NOT_AVAILABLE', 5, true)), { cause: brokerError('LEADER_NOT_AVAILABLE', 5, true) }),
+      Object.assign(new KafkaJSNonRetriableError(brokerError('LEADER_NOT_AVAILABLE', 5, true)), {
+        cause: brokerError('LEADER_NOT_AVAILABLE', 5, true),
+      }),
       { topics: [led('a'), { name: 'b', partitions: [partition(0, 1), partition(1, -1)] }] },
       { topics: [led('a'), led('b')] },
     ]);

@@ -23,6 +23,13 @@ export function topicNames(prefix = ''): TopicNames {
  * whichever service starts first creates them, and one user's key must map to one partition).
  * replicationFactor 0 follows the cluster (min(3, brokers)); see ensureTopics in kafka.ts.
  */
-export function contractTopicConfigs(prefix: string, opts: { partitions: number; replicationFactor: number }): { topic: string; numPartitions: number; replicationFactor: number }[] {
-  return Object.values(topicNames(prefix)).map((topic) => ({ topic, numPartitions: opts.partitions, replicationFactor: opts.replicationFactor }));
+export function contractTopicConfigs(
+  prefix: string,
+  opts: { partitions: number; replicationFactor: number },
+): { topic: string; numPartitions: number; replicationFactor: number }[] {
+  return Object.values(topicNames(prefix)).map((topic) => ({
+    topic,
+    numPartitions: opts.partitions,
+    replicationFactor: opts.replicationFactor,
+  }));
 }

@@ -15,7 +15,12 @@ function gate() {
 describe('createWorkLoop', () => {
   test('when started, then it runs a round at once and sleeps until kicked', async () => {
     let rounds = 0;
-    const loop = createWorkLoop({ runOnce: async () => void rounds++, idleMs: HOUR, backoff: { baseMs: 1, maxMs: 1 }, logger });
+    const loop = createWorkLoop({
+      runOnce: async () => void rounds++,
+      idleMs: HOUR,
+      backoff: { baseMs: 1, maxMs: 1 },
+      logger,
+    });
     await loop.start();
     await waitFor(() => rounds === 1, { message: 'first round' });
     loop.kick();
@@ -26,7 +31,12 @@ describe('createWorkLoop', () => {
 
   test('when a round reports more work, then the next round starts without a kick', async () => {
     let rounds = 0;
-    const loop = createWorkLoop({ runOnce: async () => ++rounds < 5, idleMs: HOUR, backoff: { baseMs: 1, maxMs: 1 }, logger });
+    const loop = createWorkLoop({
+      runOnce: async () => ++rounds < 5,
+      idleMs: HOUR,
+      backoff: { baseMs: 1, maxMs: 1 },
+      logger,
+    });
     await loop.start();
     await waitFor(() => rounds === 5, { message: 'five rounds back to back' });
     await loop.stop();
@@ -35,7 +45,12 @@ describe('createWorkLoop', () => {
 
   test('when idle, then it wakes up after the idle time on its own', async () => {
     let rounds = 0;
-    const loop = createWorkLoop({ runOnce: async () => void rounds++, idleMs: 5, backoff: { baseMs: 1, maxMs: 1 }, logger });
+    const loop = createWorkLoop({
+      runOnce: async () => void rounds++,
+      idleMs: 5,
+      backoff: { baseMs: 1, maxMs: 1 },
+      logger,
+    });
     await loop.start();
     await waitFor(() => rounds >= 3, { message: 'rounds from the idle timeout' });
     await loop.stop();
@@ -48,7 +63,12 @@ describe('createWorkLoop', () => {
       polled++;
       return undefined;
     };
-    const loop = createWorkLoop({ runOnce: async () => void rounds++, idleMs, backoff: { baseMs: 1, maxMs: 1 }, logger });
+    const loop = createWorkLoop({
+      runOnce: async () => void rounds++,
+      idleMs,
+      backoff: { baseMs: 1, maxMs: 1 },
+      logger,
+    });
     await loop.start();
     await waitFor(() => polled === 1, { message: 'the loop went to sleep' });
     expect(rounds).toBe(1);
@@ -97,13 +117,23 @@ describe('createWorkLoop', () => {
     const outcomes = ['fail', 'fail', 'ok', 'fail'];
     let rounds = 0;
     const warnings: unknown[] = [];
-    const spy = createLogger({ service: 'test', level: 'warn', destination: { write: (line: string) => void warnings.push(JSON.parse(line)) } });
+    const spy = createLogger({
+      service: 'test',
+      level: 'warn',
+      destination: { write: (line: string) => void warnings.push(JSON.parse(line)) },
+    });
     const runOnce = async () => {
       const outcome = outcomes[rounds++];
       if (outcome === 'fail') throw new Error('boom');
       return outcome === 'ok';
     };
-    const loop = createWorkLoop({ runOnce, idleMs: HOUR, backoff: { baseMs: 1, maxMs: 2 }, logger: spy, failureMessage: 'round failed' });
+    const loop = createWorkLoop({
+      runOnce,
+      idleMs: HOUR,
+      backoff: { baseMs: 1, maxMs: 2 },
+      logger: spy,
+      failureMessage: 'round failed',
+    });
     await loop.start();
     await waitFor(() => warnings.length === 3, { message: 'three failed rounds logged' });
     await loop.stop();
@@ -136,7 +166,12 @@ describe('createWorkLoop', () => {
   });
 
   test('when stopped while sleeping, then stop returns without waiting out the idle time', async () => {
-    const loop = createWorkLoop({ runOnce: async () => undefined, idleMs: HOUR, backoff: { baseMs: 1, maxMs: 1 }, logger });
+    const loop = createWorkLoop({
+      runOnce: async () => undefined,
+      idleMs: HOUR,
+      backoff: { baseMs: 1, maxMs: 1 },
+      logger,
+    });
     await loop.start();
     await loop.stop();
     const backingOff = createWorkLoop({

@@ -22,7 +22,13 @@ describe('a 3-broker Kafka cluster', () => {
       mailerDatabaseUrl: mailerDb.url,
       kafkaClusterSize: 3,
       counts: { accounts: 1, relay: 1, mailer: 1 },
-      env: { LOG_LEVEL: 'warn', RELAY_POLL_INTERVAL_MS: '200', RELAY_RETRY_MAX_MS: '1000', MAIL_RETRY_BASE_MS: '300', MAIL_RETRY_MAX_MS: '2000' },
+      env: {
+        LOG_LEVEL: 'warn',
+        RELAY_POLL_INTERVAL_MS: '200',
+        RELAY_RETRY_MAX_MS: '1000',
+        MAIL_RETRY_BASE_MS: '300',
+        MAIL_RETRY_MAX_MS: '2000',
+      },
     });
   }, 240_000);
 
@@ -46,20 +52,34 @@ describe('a 3-broker Kafka cluster', () => {
     };
 
     // The topics follow the cluster: replication 3, two replicas must acknowledge every write.
-    const admin = new Kafka({ brokers: system.brokers.split(','), clientId: 'cluster-test', logLevel: logLevel.NOTHING }).admin();
+    const admin = new Kafka({
+      brokers: system.brokers.split(','),
+      clientId: 'cluster-test',
+      logLevel: logLevel.NOTHING,
+    }).admin();
     await admin.connect();
     try {
       const meta = await admin.fetchTopicMetadata({ topics: ['mail.requests'] });
       expect(meta.topics[0]?.partitions.every((p) => p.replicas.length === 3)).toBe(true);
-      const configs = await admin.describeConfigs({ resources: [{ type: 2, name: 'mail.requests', configNames: ['min.insync.replicas', 'unclean.leader.election.enable'] }], includeSynonyms: false });
-      const entries = Object.fromEntries((configs.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]));
+      const configs = await admin.describeConfigs({
+        resources: [
+          { type: 2, name: 'mail.requests', configNames: ['min.insync.replicas', 'unclean.leader.election.enable'] },
+        ],
+        includeSynonyms: false,
+      });
+      const entries = Object.fromEntries(
+        (configs.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]),
+      );
       expect(entries).toEqual({ 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' });
     } finally {
       await admin.disconnect();
     }
 
     const before = await Promise.all(Array.from({ length: 10 }, (_, i) => register(i)));
-    await waitFor(() => before.every((e) => system.smtp.messages.some((m) => m.to.includes(e))), { timeoutMs: 60_000, message: 'mail before the crash' });
+    await waitFor(() => before.every((e) => system.smtp.messages.some((m) => m.to.includes(e))), {
+      timeoutMs: 60_000,
+      message: 'mail before the crash',
+    });
 
     const leader = await system.leaderOf('mail.requests', 0);
     await system.crashBroker(leader);
@@ -68,7 +88,10 @@ describe('a 3-broker Kafka cluster', () => {
     await system.restartBroker(leader);
     const all = [...before, ...during];
 
-    await waitFor(() => all.every((e) => system.smtp.messages.some((m) => m.to.includes(e))), { timeoutMs: 120_000, message: 'every mail after the leader crash' });
+    await waitFor(() => all.every((e) => system.smtp.messages.some((m) => m.to.includes(e))), {
+      timeoutMs: 120_000,
+      message: 'every mail after the leader crash',
+    });
     const counts = all.map((e) => system.smtp.messages.filter((m) => m.to.includes(e)).length);
     expect(counts.filter((n) => n !== 1)).toEqual([]);
   }, 300_000);

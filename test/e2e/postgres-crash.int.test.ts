@@ -26,8 +26,17 @@ describe('a PostgreSQL crash', () => {
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('pgcrash'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
-      ...(process.env.PGCRASH_DEBUG ? { onLine: (label: string, line: string) => process.stderr.write(`${label} ${line}\n`) } : {}),
-      env: { LOG_LEVEL: 'warn', DB_CONNECT_TIMEOUT_MS: '2000', RELAY_POLL_INTERVAL_MS: '200', RELAY_RETRY_MAX_MS: '1000', MAIL_RETRY_BASE_MS: '200', MAIL_RETRY_MAX_MS: '1000' },
+      ...(process.env.PGCRASH_DEBUG
+        ? { onLine: (label: string, line: string) => process.stderr.write(`${label} ${line}\n`) }
+        : {}),
+      env: {
+        LOG_LEVEL: 'warn',
+        DB_CONNECT_TIMEOUT_MS: '2000',
+        RELAY_POLL_INTERVAL_MS: '200',
+        RELAY_RETRY_MAX_MS: '1000',
+        MAIL_RETRY_BASE_MS: '200',
+        MAIL_RETRY_MAX_MS: '1000',
+      },
     });
   }, 180_000);
 
@@ -49,7 +58,8 @@ describe('a PostgreSQL crash', () => {
     return { status: res.status, body: (await res.json()) as { error?: { code: string } } };
   };
   const mailsTo = (email: string) => system.smtp.messages.filter((m) => m.to.includes(email)).length;
-  const listening = async () => (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN outbox'`)).rowCount === 1;
+  const listening = async () =>
+    (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN outbox'`)).rowCount === 1;
 
   it('when the postmaster is SIGKILLed, registration answers 503 unavailable and writes nothing; after the restart every 201 gets exactly one mail', async () => {
     const stamp = Date.now();
@@ -62,7 +72,9 @@ describe('a PostgreSQL crash', () => {
     const during = Array.from({ length: 3 }, (_, i) => `during.${stamp}.${i}@example.test`);
     const answers = [];
     for (const email of during) answers.push(await register(email));
-    expect(answers).toEqual(during.map(() => ({ status: 503, body: { error: expect.objectContaining({ code: 'unavailable' }) } })));
+    expect(answers).toEqual(
+      during.map(() => ({ status: 503, body: { error: expect.objectContaining({ code: 'unavailable' }) } })),
+    );
 
     await server.start();
     await waitFor(listening, { timeoutMs: 60_000, message: 'the relay LISTENs again after the restart' });
@@ -77,7 +89,10 @@ describe('a PostgreSQL crash', () => {
       const res = first.status === 503 ? await register(email) : first;
       expect(res.status).toBe(201);
     }
-    await waitFor(() => after.every((e) => mailsTo(e) === 1), { timeoutMs: 90_000, message: 'mail after the restart (mailer resumed)' });
+    await waitFor(() => after.every((e) => mailsTo(e) === 1), {
+      timeoutMs: 90_000,
+      message: 'mail after the restart (mailer resumed)',
+    });
     expect([...before, ...after].map(mailsTo)).toEqual([...before, ...after].map(() => 1));
     expect(during.map(mailsTo)).toEqual(during.map(() => 0));
   }, 300_000);

@@ -11,7 +11,14 @@ const SMTP_PASSWORD = 'smtp-pa55word-never-logged';
 
 type Json = Record<string, unknown>;
 
-async function call(base: string, method: string, path: string, body?: unknown, token?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Json; headers: Headers; ms: number }> {
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Json; headers: Headers; ms: number }> {
   const started = Date.now();
   const res = await fetch(`${base}${path}`, {
     method,
@@ -19,7 +26,12 @@ async function call(base: string, method: string, path: string, body?: unknown, 
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {}, headers: res.headers, ms: Date.now() - started };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Json) : {},
+    headers: res.headers,
+    ms: Date.now() - started,
+  };
 }
 
 const codeOf = (text: string): string => {
@@ -73,11 +85,19 @@ describe('end to end, real processes', () => {
     const password = 'correct horse battery staple';
     passwords.push(password);
 
-    const registered = await call(api, 'POST', '/api/v1/usr/register', { email, password, first_name: 'Alice', last_name: 'Ünïcode' });
+    const registered = await call(api, 'POST', '/api/v1/usr/register', {
+      email,
+      password,
+      first_name: 'Alice',
+      last_name: 'Ünïcode',
+    });
     expect(registered.status).toBe(201);
     const token = registered.body.access_token as string;
 
-    const [mail] = await waitFor(() => mailsTo(email).length === 1 && mailsTo(email), { timeoutMs: 30_000, message: 'confirmation mail' });
+    const [mail] = await waitFor(() => mailsTo(email).length === 1 && mailsTo(email), {
+      timeoutMs: 30_000,
+      message: 'confirmation mail',
+    });
     const code = codeOf(mail?.text ?? '');
     codes.push(code);
 
@@ -98,7 +118,14 @@ describe('end to end, real processes', () => {
 
   it('with Prefer: wait=5 and SMTP healthy, the response reports the mail as sent', async () => {
     const email = `prefer.${Date.now()}@example.test`;
-    const res = await call(api, 'POST', '/api/v1/usr/register', { email, password: 'another long password' }, undefined, { prefer: 'wait=5' });
+    const res = await call(
+      api,
+      'POST',
+      '/api/v1/usr/register',
+      { email, password: 'another long password' },
+      undefined,
+      { prefer: 'wait=5' },
+    );
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ email_confirmation_sent: true, email_confirmation: { status: 'sent' } });
     expect(mailsTo(email)).toHaveLength(1);
@@ -135,14 +162,20 @@ describe('end to end, real processes', () => {
     // mail could go out first: two mails, and only the newest code works.)
     await waitFor(
       async () => {
-        const { rows } = await db.pool.query<{ status: string; error_class: string | null }>('SELECT status, error_class FROM mail_delivery_status WHERE request_id = $1', [firstRequest]);
+        const { rows } = await db.pool.query<{ status: string; error_class: string | null }>(
+          'SELECT status, error_class FROM mail_delivery_status WHERE request_id = $1',
+          [firstRequest],
+        );
         return rows[0]?.status === 'failed' && rows[0].error_class === null;
       },
       { timeoutMs: 30_000, message: 'the first request superseded by the resend' },
     );
 
     await system.smtp.setFault({ mode: 'healthy' });
-    const [mail] = await waitFor(() => mailsTo(email).length >= 1 && mailsTo(email), { timeoutMs: 60_000, message: 'the mail after SMTP recovered' });
+    const [mail] = await waitFor(() => mailsTo(email).length >= 1 && mailsTo(email), {
+      timeoutMs: 60_000,
+      message: 'the mail after SMTP recovered',
+    });
     const code = codeOf(mail?.text ?? '');
     codes.push(code);
 
@@ -155,7 +188,10 @@ describe('end to end, real processes', () => {
       },
       { timeoutMs: 20_000, message: 'status sent after recovery' },
     );
-    expect(status.body).toMatchObject({ email_confirmed: true, last_request: { request_id: newRequest, status: 'sent' } });
+    expect(status.body).toMatchObject({
+      email_confirmed: true,
+      last_request: { request_id: newRequest, status: 'sent' },
+    });
     // The superseded first request is never mailed: exactly one mail, with the newest code.
     expect(mailsTo(email)).toHaveLength(1);
   }, 120_000);

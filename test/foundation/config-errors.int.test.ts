@@ -31,12 +31,32 @@ function startService(name: string, env: Record<string, string | undefined>): Pr
 
 /** Each service validates its environment at start: exit 1, ONE line naming every bad variable. */
 describe.each([
-  { service: 'accounts', env: { PORT: 'abc', NODE_ENV: 'production', RESEND_COOLDOWN_S: '-1' }, names: ['PORT', 'JWT_SECRET', 'RESEND_COOLDOWN_S'] },
-  { service: 'relay', env: { PORT: '70000', KAFKA_BROKERS: 'not a broker', RELAY_BATCH_SIZE: '0' }, names: ['PORT', 'KAFKA_BROKERS', 'RELAY_BATCH_SIZE'] },
-  { service: 'mailer', env: { SMTP_PORT: '99999', MAIL_TRANSPORT: 'pigeon', SMTP_USER: 'u', DATABASE_URL: 'mysql://x' }, names: ['SMTP_PORT', 'MAIL_TRANSPORT', 'DATABASE_URL'] },
+  {
+    service: 'accounts',
+    env: { PORT: 'abc', NODE_ENV: 'production', RESEND_COOLDOWN_S: '-1' },
+    names: ['PORT', 'JWT_SECRET', 'RESEND_COOLDOWN_S'],
+  },
+  {
+    service: 'relay',
+    env: { PORT: '70000', KAFKA_BROKERS: 'not a broker', RELAY_BATCH_SIZE: '0' },
+    names: ['PORT', 'KAFKA_BROKERS', 'RELAY_BATCH_SIZE'],
+  },
+  {
+    service: 'mailer',
+    env: { SMTP_PORT: '99999', MAIL_TRANSPORT: 'pigeon', SMTP_USER: 'u', DATABASE_URL: 'mysql://x' },
+    names: ['SMTP_PORT', 'MAIL_TRANSPORT', 'DATABASE_URL'],
+  },
   // Production: the code-sealing key is required by both services, and the console transport (codes in the log) is refused.
-  { service: 'accounts', env: { NODE_ENV: 'production', JWT_SECRET: 'a-production-secret-that-is-long-enough-0123' }, names: ['MAIL_PAYLOAD_KEY'] },
-  { service: 'mailer', env: { NODE_ENV: 'production', MAIL_TRANSPORT: 'console' }, names: ['MAIL_PAYLOAD_KEY', 'MAIL_TRANSPORT'] },
+  {
+    service: 'accounts',
+    env: { NODE_ENV: 'production', JWT_SECRET: 'a-production-secret-that-is-long-enough-0123' },
+    names: ['MAIL_PAYLOAD_KEY'],
+  },
+  {
+    service: 'mailer',
+    env: { NODE_ENV: 'production', MAIL_TRANSPORT: 'console' },
+    names: ['MAIL_PAYLOAD_KEY', 'MAIL_TRANSPORT'],
+  },
 ])('$service with a bad environment', ({ service, env, names }) => {
   it('exits 1 with one stderr line naming every offending variable, no stack trace', async () => {
     const run = await startService(service, env);

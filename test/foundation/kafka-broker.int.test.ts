@@ -20,13 +20,25 @@ describe('the real Kafka broker', () => {
       type: 'user.registered',
       aggregateType: 'user',
       aggregateId: userId,
-      payload: { user_id: userId, email: 'a@example.test', first_name: 'Zoë', last_name: null, referral_code: 'ABCDEFGHJK', referred_by: null, registered_at: new Date().toISOString() },
+      payload: {
+        user_id: userId,
+        email: 'a@example.test',
+        first_name: 'Zoë',
+        last_name: null,
+        referral_code: 'ABCDEFGHJK',
+        referred_by: null,
+        registered_at: new Date().toISOString(),
+      },
     });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const collector = await collectMessages([topic]);
     try {
-      await producer.send({ topic, acks: -1, messages: [{ key: userId, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) }] });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [{ key: userId, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) }],
+      });
       const [received] = await collector.waitForMessages(1);
       expect(received?.key).toBe(userId);
       expect(received?.headers).toEqual({ id: envelope.id, type: 'user.registered' });

@@ -9,12 +9,17 @@ type LintMessage = { ruleId: string | null; message: string };
 /** Lints `code` as if it were the file at `filePath` (it need not exist) with the project's eslint.config.mjs. */
 function lint(code: string, filePath: string): Promise<LintMessage[]> {
   return new Promise((resolve, reject) => {
-    const child = execFile(eslintBin, ['--format', 'json', '--stdin', '--stdin-filename', filePath], { cwd: root }, (err, stdout) => {
-      // eslint exits 1 when it reports errors; the JSON report is on stdout either way.
-      if (err && err.code !== 1) return reject(err);
-      const [result] = JSON.parse(stdout) as Array<{ messages: LintMessage[] }>;
-      resolve(result?.messages ?? []);
-    });
+    const child = execFile(
+      eslintBin,
+      ['--format', 'json', '--stdin', '--stdin-filename', filePath],
+      { cwd: root },
+      (err, stdout) => {
+        // eslint exits 1 when it reports errors; the JSON report is on stdout either way.
+        if (err && err.code !== 1) return reject(err);
+        const [result] = JSON.parse(stdout) as Array<{ messages: LintMessage[] }>;
+        resolve(result?.messages ?? []);
+      },
+    );
     child.stdin?.end(code);
   });
 }
@@ -35,7 +40,8 @@ describe('the lint rules that hold the architecture', () => {
   });
 
   test('when data-access imports another service, then the service boundary still fails it', async () => {
-    const code = "import type { OutboxRow } from '../../../relay/src/data-access/outbox-row';\nexport type R = OutboxRow;\n";
+    const code =
+      "import type { OutboxRow } from '../../../relay/src/data-access/outbox-row';\nexport type R = OutboxRow;\n";
     const messages = restricted(await lint(code, 'services/mailer/src/data-access/fixture.ts'));
     expect(messages.map((m) => m.message).join('\n')).toContain('services/mailer must not import services/relay');
   });

@@ -14,7 +14,11 @@ const MAILER_TABLES = ['mailer_outbox', 'mailer_requests'];
 /** `npm run migrate` (and down) against real, empty databases: one for accounts, one for the mailer. */
 describe('migrations (one schema per service)', () => {
   const state = readInfraState();
-  const names = { accounts: `${state.databasePrefix}_mig_accounts`, mailer: `${state.databasePrefix}_mig_mailer`, legacy: `${state.databasePrefix}_mig_legacy` };
+  const names = {
+    accounts: `${state.databasePrefix}_mig_accounts`,
+    mailer: `${state.databasePrefix}_mig_mailer`,
+    legacy: `${state.databasePrefix}_mig_legacy`,
+  };
   const url = (db: keyof typeof names) => withDatabase(state.adminDatabaseUrl, names[db]);
   const onAdmin = async (sql: string) => {
     const c = new pg.Client({ connectionString: state.adminDatabaseUrl });
@@ -57,14 +61,29 @@ describe('migrations (one schema per service)', () => {
   });
 
   const run = (env: Record<string, string>, ...args: string[]) =>
-    spawnSync('npm', ['run', '--silent', ...args], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    spawnSync('npm', ['run', '--silent', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   const twoDatabases = () => ({ DATABASE_URL: url('accounts'), MAILER_DATABASE_URL: url('mailer') });
 
   it('when each service has its own database, then each gets only its own tables and history, and both go down and up again', async () => {
     const up = run(twoDatabases(), 'migrate');
     expect(up.status).toBe(0);
     const accountsTables = await tables('accounts');
-    expect(accountsTables).toEqual(expect.arrayContaining(['users', 'affiliates', 'email_confirmations', 'outbox', 'refresh_tokens', 'mail_delivery_status', 'processed_events']));
+    expect(accountsTables).toEqual(
+      expect.arrayContaining([
+        'users',
+        'affiliates',
+        'email_confirmations',
+        'outbox',
+        'refresh_tokens',
+        'mail_delivery_status',
+        'processed_events',
+      ]),
+    );
     expect(accountsTables).not.toEqual(expect.arrayContaining([MAILER_TABLES[0]]));
     expect(await tables('mailer')).toEqual(MAILER_TABLES);
     expect(await history('accounts', 'pgmigrations')).toEqual(migrationNames('accounts'));
@@ -89,8 +108,16 @@ describe('migrations (one schema per service)', () => {
     // The layout before the split: every migration in one directory, one history table.
     const flat = mkdtempSync(path.join(tmpdir(), 'rp-flat-migrations-'));
     try {
-      for (const service of ['accounts', 'mailer'] as const) cpSync(SERVICE_MIGRATIONS[service].dir, flat, { recursive: true });
-      await runner({ databaseUrl: url('legacy'), dir: flat, migrationsTable: 'pgmigrations', direction: 'up', singleTransaction: true, log: () => undefined });
+      for (const service of ['accounts', 'mailer'] as const)
+        cpSync(SERVICE_MIGRATIONS[service].dir, flat, { recursive: true });
+      await runner({
+        databaseUrl: url('legacy'),
+        dir: flat,
+        migrationsTable: 'pgmigrations',
+        direction: 'up',
+        singleTransaction: true,
+        log: () => undefined,
+      });
     } finally {
       rmSync(flat, { recursive: true, force: true });
     }
@@ -107,7 +134,9 @@ describe('migrations (one schema per service)', () => {
   });
 
   it('every migration belongs to a service: none lies directly in migrations/', () => {
-    const loose = readdirSync(MIGRATIONS_ROOT).filter((f) => f.endsWith('.sql') || f.endsWith('.ts') || f.endsWith('.js'));
+    const loose = readdirSync(MIGRATIONS_ROOT).filter(
+      (f) => f.endsWith('.sql') || f.endsWith('.ts') || f.endsWith('.js'),
+    );
     expect(loose).toEqual([]);
   });
 

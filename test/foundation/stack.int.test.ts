@@ -67,9 +67,11 @@ describe('npm start (the whole stack)', () => {
     readline.createInterface({ input: stack.stderr }).on('line', (l) => lines.push(l));
     const exited = new Promise<number | null>((resolve) => stack.once('exit', resolve));
     try {
-      await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000 }).catch((err: Error) => {
-        throw new Error(`the stack did not come up: ${err.message}\n${lines.join('\n')}`);
-      });
+      await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000 }).catch(
+        (err: Error) => {
+          throw new Error(`the stack did not come up: ${err.message}\n${lines.join('\n')}`);
+        },
+      );
 
       for (const port of Object.values(opsPorts)) {
         const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -96,7 +98,11 @@ describe('npm start (the whole stack)', () => {
       const api = `http://127.0.0.1:${ports.accounts}/api/v1/usr`;
       const email = `ctrl-c-${Date.now()}@example.test`;
       const post = (route: string, body: unknown) =>
-        fetch(`${api}/${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        fetch(`${api}/${route}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
       expect((await post('register', { email, password: 'correct horse battery staple' })).status).toBe(201);
       const RESENDS = 30;
       const answers = await Promise.all(Array.from({ length: RESENDS }, () => post('email/resend', { email })));

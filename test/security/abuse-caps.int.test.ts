@@ -1,5 +1,12 @@
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { codeOf, createTestClock, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  codeOf,
+  createTestClock,
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * The abuse caps live in PostgreSQL, so they hold across instances: two accounts apps on one
@@ -27,14 +34,28 @@ describe('abuse caps hold across two accounts instances on one database', () => 
   const register = async () => {
     const res = await a.http.post('/api/v1/usr/register').send({ email: uniqueEmail('cap'), password: strongPassword });
     expect(res.status).toBe(201);
-    return { token: res.body.access_token as string, requestId: res.body.email_confirmation.request_id as string, userId: res.body.user_data.id as string };
+    return {
+      token: res.body.access_token as string,
+      requestId: res.body.email_confirmation.request_id as string,
+      userId: res.body.user_data.id as string,
+    };
   };
-  const resend = (app: TestAccounts, token: string) => app.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${token}`);
-  const confirm = (app: TestAccounts, token: string, code: string) => app.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${token}`).send({ code });
+  const resend = (app: TestAccounts, token: string) =>
+    app.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${token}`);
+  const confirm = (app: TestAccounts, token: string, code: string) =>
+    app.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${token}`).send({ code });
 
   test('when wrong codes are spread over resends and both instances, the per-user cap (CONFIRMATION_MAX_FAILURES_PER_DAY) stops them, even the right code of a fresh request, until a day has passed', async () => {
-    const capped = { ...env, RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', CONFIRMATION_MAX_FAILURES_PER_DAY: '5' };
-    const [c, d] = [startTestAccounts({ databaseUrl: db.url, env: capped, clock }), startTestAccounts({ databaseUrl: db.url, env: capped, clock })];
+    const capped = {
+      ...env,
+      RESEND_COOLDOWN_S: '0',
+      RESEND_MAX_PER_HOUR: '100',
+      CONFIRMATION_MAX_FAILURES_PER_DAY: '5',
+    };
+    const [c, d] = [
+      startTestAccounts({ databaseUrl: db.url, env: capped, clock }),
+      startTestAccounts({ databaseUrl: db.url, env: capped, clock }),
+    ];
     try {
       const user = await register();
       const answers: number[] = [];
@@ -56,9 +77,12 @@ describe('abuse caps hold across two accounts instances on one database', () => 
       try {
         // The access token expired meanwhile: log in again.
         const { email } = (await db.pool.query(`SELECT email FROM users WHERE id = $1`, [user.userId])).rows[0];
-        const token = (await d.http.post('/api/v1/usr/login').send({ email, password: strongPassword })).body.access_token as string;
+        const token = (await d.http.post('/api/v1/usr/login').send({ email, password: strongPassword })).body
+          .access_token as string;
         const resent = await resend(d, token);
-        expect((await confirm(d, token, await codeOf(db.pool, resent.body.email_confirmation.request_id))).status).toBe(200);
+        expect((await confirm(d, token, await codeOf(db.pool, resent.body.email_confirmation.request_id))).status).toBe(
+          200,
+        );
       } finally {
         clock.advance(-(86_400 + 901));
       }
@@ -90,7 +114,9 @@ describe('abuse caps hold across two accounts instances on one database', () => 
     }
 
     expect(answers).toEqual([202, 202, 429]);
-    const requests = await db.pool.query(`SELECT count(*)::int AS n FROM email_confirmations WHERE user_id = $1`, [user.userId]);
+    const requests = await db.pool.query(`SELECT count(*)::int AS n FROM email_confirmations WHERE user_id = $1`, [
+      user.userId,
+    ]);
     expect(requests.rows[0].n).toBe(3);
   });
 
@@ -99,7 +125,11 @@ describe('abuse caps hold across two accounts instances on one database', () => 
     const code = await codeOf(db.pool, user.requestId);
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
 
-    const tries = [await confirm(a, user.token, wrong), await confirm(b, user.token, wrong), await confirm(a, user.token, wrong)];
+    const tries = [
+      await confirm(a, user.token, wrong),
+      await confirm(b, user.token, wrong),
+      await confirm(a, user.token, wrong),
+    ];
     const right = await confirm(b, user.token, code);
 
     expect(tries.map((r) => r.body.error.code)).toEqual(['invalid_code', 'invalid_code', 'invalid_code']);

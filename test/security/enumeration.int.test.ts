@@ -1,6 +1,11 @@
 import { createTestDatabase, type TestDatabase } from '../support/infra';
 import { waitFor } from '../support/wait-for';
-import { startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * Account enumeration: an anonymous caller must not learn whether an address has an account, from
@@ -19,7 +24,12 @@ const median = (xs: number[]) => {
 type Timed = { status: number; body: unknown; ms: number };
 
 /** Interleaves calls for the two addresses; `settle` runs after each call, outside the measured time. */
-async function measure(call: (email: string) => Promise<Omit<Timed, 'ms'>>, existing: string, unknown: () => string, settle: () => Promise<void>) {
+async function measure(
+  call: (email: string) => Promise<Omit<Timed, 'ms'>>,
+  existing: string,
+  unknown: () => string,
+  settle: () => Promise<void>,
+) {
   const samples = { existing: [] as Timed[], unknown: [] as Timed[] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (['existing', 'unknown'] as const) : (['unknown', 'existing'] as const);
@@ -33,12 +43,20 @@ async function measure(call: (email: string) => Promise<Omit<Timed, 'ms'>>, exis
   }
   const existingMedian = median(samples.existing.map((s) => s.ms));
   const unknownMedian = median(samples.unknown.map((s) => s.ms));
-  return { samples, existingMedian, unknownMedian, difference: Math.abs(existingMedian - unknownMedian), slower: Math.max(existingMedian, unknownMedian) };
+  return {
+    samples,
+    existingMedian,
+    unknownMedian,
+    difference: Math.abs(existingMedian - unknownMedian),
+    slower: Math.max(existingMedian, unknownMedian),
+  };
 }
 
 /** Replaces the values that differ per call anyway (a fresh request id) with their shape. */
 const shapeOf = (body: unknown): unknown =>
-  JSON.parse(JSON.stringify(body), (_k, v: unknown) => (typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v) ? '<uuid>' : v));
+  JSON.parse(JSON.stringify(body), (_k, v: unknown) =>
+    typeof v === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v) ? '<uuid>' : v,
+  );
 
 describe('account enumeration: anonymous resend and login answer alike for existing and unknown addresses', () => {
   let db: TestDatabase;
@@ -49,19 +67,29 @@ describe('account enumeration: anonymous resend and login answer alike for exist
     db = await createTestDatabase();
     // No cooldown and a high cap: every anonymous resend of the real account commits a new request,
     // the most expensive path there is; no login throttle, so every login verifies a hash.
-    accounts = startTestAccounts({ databaseUrl: db.url, env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', LOGIN_MAX_FAILURES: '1000' } });
+    accounts = startTestAccounts({
+      databaseUrl: db.url,
+      env: { RESEND_COOLDOWN_S: '0', RESEND_MAX_PER_HOUR: '100', LOGIN_MAX_FAILURES: '1000' },
+    });
     existing = uniqueEmail('enum');
-    expect((await accounts.http.post('/api/v1/usr/register').send({ email: existing, password: strongPassword })).status).toBe(201);
+    expect(
+      (await accounts.http.post('/api/v1/usr/register').send({ email: existing, password: strongPassword })).status,
+    ).toBe(201);
   });
   afterAll(async () => {
     await accounts.close();
     await db.drop();
   });
 
-  const resendTotal = async () => ((await accounts.registry.getSingleMetric('accounts_resend_requests_total')?.get())?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+  const resendTotal = async () =>
+    ((await accounts.registry.getSingleMetric('accounts_resend_requests_total')?.get())?.values ?? []).reduce(
+      (sum, v) => sum + v.value,
+      0,
+    );
 
   test(`anonymous resend: same 202, same body shape over ${ROUNDS} calls each, and mail only for the real account`, async () => {
-    const mailsBefore = (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`)).rows[0].n as number;
+    const mailsBefore = (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`))
+      .rows[0].n as number;
     let settled = await resendTotal();
 
     const result = await measure(
@@ -74,7 +102,10 @@ describe('account enumeration: anonymous resend and login answer alike for exist
       // The work runs after the answer: wait for it, so one call's commit never slows the next call.
       async () => {
         settled += 1;
-        await waitFor(async () => (await resendTotal()) >= settled, { timeoutMs: 10_000, message: 'resend work not settled' });
+        await waitFor(async () => (await resendTotal()) >= settled, {
+          timeoutMs: 10_000,
+          message: 'resend work not settled',
+        });
       },
     );
 
@@ -82,9 +113,14 @@ describe('account enumeration: anonymous resend and login answer alike for exist
       `[enumeration] anonymous resend: ${ROUNDS}+${ROUNDS} calls, median existing ${result.existingMedian.toFixed(2)} ms, unknown ${result.unknownMedian.toFixed(2)} ms, difference ${result.difference.toFixed(2)} ms`,
     );
     for (const s of [...result.samples.existing, ...result.samples.unknown]) expect(s.status).toBe(202);
-    const shapes = new Set([...result.samples.existing, ...result.samples.unknown].map((s) => JSON.stringify(shapeOf(s.body))));
-    expect([...shapes]).toEqual([JSON.stringify({ email_confirmation: { request_id: '<uuid>', status: 'queued' }, retry_after_s: 0 })]);
-    const mailsAfter = (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`)).rows[0].n as number;
+    const shapes = new Set(
+      [...result.samples.existing, ...result.samples.unknown].map((s) => JSON.stringify(shapeOf(s.body))),
+    );
+    expect([...shapes]).toEqual([
+      JSON.stringify({ email_confirmation: { request_id: '<uuid>', status: 'queued' }, retry_after_s: 0 }),
+    ]);
+    const mailsAfter = (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`))
+      .rows[0].n as number;
     expect(mailsAfter - mailsBefore).toBe(ROUNDS);
   });
 
@@ -102,7 +138,11 @@ describe('account enumeration: anonymous resend and login answer alike for exist
     console.log(
       `[enumeration] login: ${ROUNDS}+${ROUNDS} calls, median existing ${result.existingMedian.toFixed(2)} ms, unknown ${result.unknownMedian.toFixed(2)} ms, difference ${result.difference.toFixed(2)} ms`,
     );
-    const bodies = new Set([...result.samples.existing, ...result.samples.unknown].map((s) => `${s.status} ${JSON.stringify(s.body)}`));
-    expect([...bodies]).toEqual([`401 ${JSON.stringify({ error: { code: 'invalid_credentials', message: 'email or password is wrong' } })}`]);
+    const bodies = new Set(
+      [...result.samples.existing, ...result.samples.unknown].map((s) => `${s.status} ${JSON.stringify(s.body)}`),
+    );
+    expect([...bodies]).toEqual([
+      `401 ${JSON.stringify({ error: { code: 'invalid_credentials', message: 'email or password is wrong' } })}`,
+    ]);
   });
 });

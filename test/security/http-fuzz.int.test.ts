@@ -2,8 +2,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { BEARER_POSTS, bearerPostProperty, createHttpFuzz, getProperty, PUBLIC_POSTS, publicPostProperty, unknownRouteProperty } from '../support/fuzz';
-import { startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  BEARER_POSTS,
+  bearerPostProperty,
+  createHttpFuzz,
+  getProperty,
+  PUBLIC_POSTS,
+  publicPostProperty,
+  unknownRouteProperty,
+} from '../support/fuzz';
+import {
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * Property-based fuzzing of every HTTP endpoint of accounts: random and malformed bodies, content
@@ -26,7 +39,9 @@ describe('HTTP fuzzing of every accounts endpoint', () => {
     db = await createTestDatabase();
     accounts = startTestAccounts({ databaseUrl: db.url });
     fuzz = createHttpFuzz({ accounts, pool: db.pool, throwOnViolation: true });
-    const reg = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('fuzz'), password: strongPassword });
+    const reg = await accounts.http
+      .post('/api/v1/usr/register')
+      .send({ email: uniqueEmail('fuzz'), password: strongPassword });
     tokens.access = reg.body.access_token;
     tokens.refresh = reg.body.refresh_token;
   });
@@ -41,16 +56,28 @@ describe('HTTP fuzzing of every accounts endpoint', () => {
     await db.drop();
   });
 
-  test.each(PUBLIC_POSTS)(`POST %s: ${RUNS} random bodies and headers, never a 5xx, errors in the contract shape, rejected requests write nothing`, async (endpoint, url) => {
-    await fc.assert(publicPostProperty(fuzz, endpoint, url), { numRuns: RUNS });
-  });
+  test.each(PUBLIC_POSTS)(
+    `POST %s: ${RUNS} random bodies and headers, never a 5xx, errors in the contract shape, rejected requests write nothing`,
+    async (endpoint, url) => {
+      await fc.assert(publicPostProperty(fuzz, endpoint, url), { numRuns: RUNS });
+    },
+  );
 
-  test.each(BEARER_POSTS)(`POST %s: ${RUNS} random bodies and Authorization headers, never a 5xx, errors in the contract shape`, async (endpoint, url) => {
-    await fc.assert(bearerPostProperty(fuzz, endpoint, url, () => tokens), { numRuns: RUNS });
-  });
+  test.each(BEARER_POSTS)(
+    `POST %s: ${RUNS} random bodies and Authorization headers, never a 5xx, errors in the contract shape`,
+    async (endpoint, url) => {
+      await fc.assert(
+        bearerPostProperty(fuzz, endpoint, url, () => tokens),
+        { numRuns: RUNS },
+      );
+    },
+  );
 
   test(`GET email/status and openapi.json: ${RUNS * 2} random Authorization headers and query strings`, async () => {
-    await fc.assert(getProperty(fuzz, accounts, () => tokens), { numRuns: RUNS * 2 });
+    await fc.assert(
+      getProperty(fuzz, accounts, () => tokens),
+      { numRuns: RUNS * 2 },
+    );
   });
 
   test(`unknown routes and methods: ${RUNS} random paths answer a JSON 404 (or 405-like 4xx), never a 5xx`, async () => {

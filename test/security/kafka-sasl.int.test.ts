@@ -25,7 +25,12 @@ describe('Kafka over SASL/SCRAM', () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'rp-kafka-sasl-'));
     const saslPort = await freePort();
-    broker = await startKafkaBroker({ port: await freePort(), controllerPort: await freePort(), dataDir, saslListener: { port: saslPort, users: [user] } });
+    broker = await startKafkaBroker({
+      port: await freePort(),
+      controllerPort: await freePort(),
+      dataDir,
+      saslListener: { port: saslPort, users: [user] },
+    });
     saslBrokers = `127.0.0.1:${saslPort}`;
   }, 120_000);
   afterAll(async () => {
@@ -37,7 +42,14 @@ describe('Kafka over SASL/SCRAM', () => {
   });
 
   const listTopics = async (sasl?: SASLOptions) => {
-    const kafka = new Kafka({ brokers: [saslBrokers], clientId: 'sasl-test', logLevel: logLevel.NOTHING, connectionTimeout: 3_000, retry: { retries: 0 }, ...(sasl ? { sasl } : {}) });
+    const kafka = new Kafka({
+      brokers: [saslBrokers],
+      clientId: 'sasl-test',
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 3_000,
+      retry: { retries: 0 },
+      ...(sasl ? { sasl } : {}),
+    });
     const admin = kafka.admin();
     try {
       await admin.connect();
@@ -49,11 +61,13 @@ describe('Kafka over SASL/SCRAM', () => {
 
   test('a client without credentials, or with a wrong password, is refused on the SASL listener; the right credentials are accepted', async () => {
     await expect(listTopics()).rejects.toThrow();
-    await expect(listTopics({ mechanism: 'scram-sha-512', username: user.username, password: 'wrong-password' })).rejects.toThrow(/SASL|authentication/i);
+    await expect(
+      listTopics({ mechanism: 'scram-sha-512', username: user.username, password: 'wrong-password' }),
+    ).rejects.toThrow(/SASL|authentication/i);
     await expect(listTopics({ mechanism: 'scram-sha-256', ...user })).resolves.toEqual(expect.any(Array));
   });
 
-  test('accounts, relay and mailer given KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD become ready and deliver a registration\'s mail, and never log the password', async () => {
+  test("accounts, relay and mailer given KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD become ready and deliver a registration's mail, and never log the password", async () => {
     db = await createTestDatabase();
     // The mailer on its own database (migrations/mailer), as in production: accounts' template has no mailer schema.
     mailerDb = await createTestDatabase('mailer');
@@ -64,7 +78,12 @@ describe('Kafka over SASL/SCRAM', () => {
       brokers: saslBrokers,
       topicPrefix: uniquePrefix('sasl'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
-      env: { KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: user.username, KAFKA_SASL_PASSWORD: user.password, LOG_LEVEL: 'debug' },
+      env: {
+        KAFKA_SASL_MECHANISM: 'scram-sha-512',
+        KAFKA_SASL_USERNAME: user.username,
+        KAFKA_SASL_PASSWORD: user.password,
+        LOG_LEVEL: 'debug',
+      },
       onLine: (_label, line) => lines.push(line),
     });
     const email = `sasl.${Date.now()}@example.test`;
@@ -75,7 +94,10 @@ describe('Kafka over SASL/SCRAM', () => {
     });
     expect(res.status).toBe(201);
 
-    await waitFor(() => system?.smtp.messages.some((m) => m.to.includes(email)), { timeoutMs: 60_000, message: 'the confirmation mail over the SASL listener' });
+    await waitFor(() => system?.smtp.messages.some((m) => m.to.includes(email)), {
+      timeoutMs: 60_000,
+      message: 'the confirmation mail over the SASL listener',
+    });
     expect(lines.some((l) => l.includes('"kafka_sasl_mechanism":"scram-sha-512"'))).toBe(true);
     expect(lines.join('\n')).not.toContain(user.password);
   }, 180_000);

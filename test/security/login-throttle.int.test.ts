@@ -1,6 +1,11 @@
 import { listen, type HttpServer } from '@shared/http';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * The login throttle under real concurrency (a listening server, 50 requests in flight at once) and
@@ -17,7 +22,10 @@ describe('login throttle', () => {
   });
 
   const start = async (env: Record<string, string>): Promise<{ accounts: TestAccounts; server: HttpServer }> => {
-    const accounts = startTestAccounts({ databaseUrl: db.url, env: { LOGIN_MAX_FAILURES: '5', LOGIN_FAILURE_WINDOW_S: '900', ...env } });
+    const accounts = startTestAccounts({
+      databaseUrl: db.url,
+      env: { LOGIN_MAX_FAILURES: '5', LOGIN_FAILURE_WINDOW_S: '900', ...env },
+    });
     return { accounts, server: await listen(accounts.app, 0, '127.0.0.1') };
   };
   const stop = async (s: { accounts: TestAccounts; server: HttpServer }) => {
@@ -32,17 +40,22 @@ describe('login throttle', () => {
     });
   const register = async (s: { accounts: TestAccounts }) => {
     const email = uniqueEmail('throttle');
-    expect((await s.accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword })).status).toBe(201);
+    expect((await s.accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword })).status).toBe(
+      201,
+    );
     return email;
   };
-  const counts = (statuses: number[]) => statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+  const counts = (statuses: number[]) =>
+    statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
 
   test('when 50 wrong logins for one address arrive at once from one client, at most LOGIN_MAX_FAILURES are 401 (argon2 runs that often), the rest 429 without hashing; the owner then logs in from another client IP', async () => {
     const s = await start({ TRUST_PROXY: 'true' });
     try {
       const email = await register(s);
       const verify = jest.spyOn(s.accounts.deps.hasher, 'verify');
-      const burst = await Promise.all(Array.from({ length: 50 }, (_, i) => login(s.server, email, `wrong password ${i}`, '203.0.113.7')));
+      const burst = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => login(s.server, email, `wrong password ${i}`, '203.0.113.7')),
+      );
       const statuses = counts(burst.map((r) => r.status));
       const verifications = verify.mock.calls.length;
       verify.mockRestore();
@@ -66,7 +79,8 @@ describe('login throttle', () => {
     try {
       const email = await register(s);
       const statuses: number[] = [];
-      for (let i = 0; i < 8; i++) statuses.push((await login(s.server, email, `wrong password ${i}`, `192.0.2.${i + 1}`)).status);
+      for (let i = 0; i < 8; i++)
+        statuses.push((await login(s.server, email, `wrong password ${i}`, `192.0.2.${i + 1}`)).status);
 
       expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
     } finally {
@@ -79,7 +93,9 @@ describe('login throttle', () => {
     try {
       const email = await register(s);
       const statuses: number[] = [];
-      for (let ip = 1; ip <= 4; ip++) for (let i = 0; i < 3; i++) statuses.push((await login(s.server, email, `wrong ${ip}.${i}`, `192.0.2.${ip}`)).status);
+      for (let ip = 1; ip <= 4; ip++)
+        for (let i = 0; i < 3; i++)
+          statuses.push((await login(s.server, email, `wrong ${ip}.${i}`, `192.0.2.${ip}`)).status);
 
       expect(counts(statuses)).toEqual({ 401: 8, 429: 4 });
       expect((await login(s.server, email, strongPassword, '198.51.100.1')).status).toBe(429);

@@ -1,5 +1,11 @@
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { metricValue, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  metricValue,
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * Registration abuse: REGISTER_MAX_PER_IP_PER_HOUR per client IP, kept in PostgreSQL so it holds across

@@ -1,6 +1,12 @@
 import { createTestDatabase, collectMessages, type TestDatabase } from '../support/infra';
 import { waitFor } from '../support/wait-for';
-import { codeOf, startTestAccounts, strongPassword, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  codeOf,
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 import { startMailerHarness, type MailerHarness } from '../../services/mailer/test/support/mailer-harness';
 
 /**
@@ -28,12 +34,25 @@ describe('confirmation codes are sealed from accounts to the mail', () => {
 
   /** Registers a user and returns the outbox's mail.requested envelope as the relay would publish it, plus the code. */
   const register = async () => {
-    const res = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('sealed'), password: strongPassword, first_name: 'Ada' });
+    const res = await accounts.http
+      .post('/api/v1/usr/register')
+      .send({ email: uniqueEmail('sealed'), password: strongPassword, first_name: 'Ada' });
     expect(res.status).toBe(201);
     const requestId: string = res.body.email_confirmation.request_id;
-    const { rows } = await db.pool.query(`SELECT payload, event_id, type, occurred_at, aggregate_type, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`, [requestId]);
+    const { rows } = await db.pool.query(
+      `SELECT payload, event_id, type, occurred_at, aggregate_type, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
+      [requestId],
+    );
     const row = rows[0];
-    const envelope = { id: row.event_id, type: row.type, version: 1, occurred_at: new Date(row.occurred_at).toISOString(), aggregate_type: row.aggregate_type, aggregate_id: row.key, payload: row.payload };
+    const envelope = {
+      id: row.event_id,
+      type: row.type,
+      version: 1,
+      occurred_at: new Date(row.occurred_at).toISOString(),
+      aggregate_type: row.aggregate_type,
+      aggregate_id: row.key,
+      payload: row.payload,
+    };
     return { requestId, envelope, row: JSON.stringify(rows[0]), code: await codeOf(db.pool, requestId) };
   };
 
@@ -52,7 +71,9 @@ describe('confirmation codes are sealed from accounts to the mail', () => {
       const failed = await register();
       await h.produceRaw([JSON.stringify(failed.envelope)]);
       await h.waitForStatus(failed.requestId, 'failed');
-      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === failed.requestId), { message: 'DLQ record' });
+      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === failed.requestId), {
+        message: 'DLQ record',
+      });
       expect(dlq.original_value).toContain(failed.requestId);
       expect(JSON.stringify(dlq)).not.toContain(failed.code);
 
@@ -67,17 +88,35 @@ describe('confirmation codes are sealed from accounts to the mail', () => {
   });
 
   test('when the mailer lacks the key a code was sealed under, the request fails for good to the DLQ (still sealed) instead of mailing garbage', async () => {
-    const other = startTestAccounts({ databaseUrl: db.url, env: { MAIL_PAYLOAD_KEY: Buffer.alloc(32, 1).toString('base64') } });
+    const other = startTestAccounts({
+      databaseUrl: db.url,
+      env: { MAIL_PAYLOAD_KEY: Buffer.alloc(32, 1).toString('base64') },
+    });
     try {
-      const res = await other.http.post('/api/v1/usr/register').send({ email: uniqueEmail('otherkey'), password: strongPassword });
+      const res = await other.http
+        .post('/api/v1/usr/register')
+        .send({ email: uniqueEmail('otherkey'), password: strongPassword });
       const requestId: string = res.body.email_confirmation.request_id;
-      const { rows } = await db.pool.query(`SELECT payload, event_id, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`, [requestId]);
-      const envelope = { id: rows[0].event_id, type: 'mail.requested', version: 1, occurred_at: new Date().toISOString(), aggregate_type: 'user', aggregate_id: rows[0].key, payload: rows[0].payload };
+      const { rows } = await db.pool.query(
+        `SELECT payload, event_id, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
+        [requestId],
+      );
+      const envelope = {
+        id: rows[0].event_id,
+        type: 'mail.requested',
+        version: 1,
+        occurred_at: new Date().toISOString(),
+        aggregate_type: 'user',
+        aggregate_id: rows[0].key,
+        payload: rows[0].payload,
+      };
       await h.produceRaw([JSON.stringify(envelope)]);
 
       const status = await h.waitForStatus(requestId, 'failed');
       expect(status.error_class).toBe('unknown');
-      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === requestId), { message: 'DLQ record' });
+      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === requestId), {
+        message: 'DLQ record',
+      });
       expect(dlq.error).toMatch(/unknown key id/);
       expect(h.smtp.messages.some((m) => m.to.includes(rows[0].payload.to))).toBe(false);
     } finally {

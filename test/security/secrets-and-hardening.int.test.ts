@@ -1,11 +1,22 @@
 import jwt from 'jsonwebtoken';
 import { listen } from '@shared/http';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { startTestAccounts, strongPassword, TEST_JWT_SECRET, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  startTestAccounts,
+  strongPassword,
+  TEST_JWT_SECRET,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 import { mailRequest, startMailerHarness, type MailerHarness } from '../../services/mailer/test/support/mailer-harness';
 
 /** A secret and the encodings under which a leak could hide. */
-const forms = (secret: string) => [secret, Buffer.from(secret).toString('base64'), Buffer.from(secret).toString('base64url'), Buffer.from(secret).toString('hex')];
+const forms = (secret: string) => [
+  secret,
+  Buffer.from(secret).toString('base64'),
+  Buffer.from(secret).toString('base64url'),
+  Buffer.from(secret).toString('hex'),
+];
 const expectNoSecret = (text: string, secret: string) => {
   for (const form of forms(secret)) expect(text).not.toContain(form);
 };
@@ -26,15 +37,25 @@ describe('secrets never reach metrics, error responses or events', () => {
 
     test('after successes and every kind of error, neither /metrics nor any response (headers and body) contains the JWT secret', async () => {
       const now = Math.floor(Date.now() / 1000);
-      const otherKey = jwt.sign({ sub: 'x', typ: 'access', iat: now, exp: now + 60 }, 'another-secret-that-is-at-least-32-bytes!', { algorithm: 'HS256' });
-      const reg = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('secret'), password: strongPassword });
+      const otherKey = jwt.sign(
+        { sub: 'x', typ: 'access', iat: now, exp: now + 60 },
+        'another-secret-that-is-at-least-32-bytes!',
+        { algorithm: 'HS256' },
+      );
+      const reg = await accounts.http
+        .post('/api/v1/usr/register')
+        .send({ email: uniqueEmail('secret'), password: strongPassword });
       const responses = [
         reg,
-        await accounts.http.post('/api/v1/usr/login').send({ email: reg.body.user_data.email, password: 'wrong password' }),
+        await accounts.http
+          .post('/api/v1/usr/login')
+          .send({ email: reg.body.user_data.email, password: 'wrong password' }),
         await accounts.http.post('/api/v1/usr/token/refresh').send({ refresh_token: `${reg.body.refresh_token}x` }),
         await accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${otherKey}`),
         await accounts.http.post('/api/v1/usr/register').set('Content-Type', 'application/json').send('{"broken'),
-        await accounts.http.post('/api/v1/usr/register').send({ email: 'x@example.com', password: 'p'.repeat(70 * 1024) }),
+        await accounts.http
+          .post('/api/v1/usr/register')
+          .send({ email: 'x@example.com', password: 'p'.repeat(70 * 1024) }),
         await accounts.http.get('/api/v1/nope'),
       ];
       const metrics = await accounts.opsHttp.get('/metrics');
@@ -50,7 +71,10 @@ describe('secrets never reach metrics, error responses or events', () => {
     let h: MailerHarness;
 
     beforeAll(async () => {
-      h = await startMailerHarness({ smtpAuth: { user: 'mailer', pass: 'what-the-server-expects' }, env: { SMTP_PASSWORD, MAIL_MAX_ATTEMPTS: '2', LOG_LEVEL: 'debug' } });
+      h = await startMailerHarness({
+        smtpAuth: { user: 'mailer', pass: 'what-the-server-expects' },
+        env: { SMTP_PASSWORD, MAIL_MAX_ATTEMPTS: '2', LOG_LEVEL: 'debug' },
+      });
       await h.startInProcess();
     });
     afterAll(async () => {
@@ -113,7 +137,11 @@ describe('HTTP hardening of the accounts API', () => {
   test('the HTTP server every service listens with bounds slow clients: headers within 10 s, a whole request within 30 s, idle keep-alive 5 s', async () => {
     const server = await listen(accounts.app, 0, '127.0.0.1');
     try {
-      expect({ headers: server.server.headersTimeout, request: server.server.requestTimeout, keepAlive: server.server.keepAliveTimeout }).toEqual({ headers: 10_000, request: 30_000, keepAlive: 5_000 });
+      expect({
+        headers: server.server.headersTimeout,
+        request: server.server.requestTimeout,
+        keepAlive: server.server.keepAliveTimeout,
+      }).toEqual({ headers: 10_000, request: 30_000, keepAlive: 5_000 });
     } finally {
       await server.close();
     }

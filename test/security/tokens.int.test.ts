@@ -1,6 +1,12 @@
 import jwt from 'jsonwebtoken';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { startTestAccounts, strongPassword, TEST_JWT_SECRET, uniqueEmail, type TestAccounts } from '../../services/accounts/test/support/accounts-app';
+import {
+  startTestAccounts,
+  strongPassword,
+  TEST_JWT_SECRET,
+  uniqueEmail,
+  type TestAccounts,
+} from '../../services/accounts/test/support/accounts-app';
 
 /**
  * What services/accounts/test/tokens.int.test.ts does not already cover (alg none, algorithm
@@ -21,13 +27,21 @@ describe('tokens: a correctly signed token is worth nothing once its user is gon
   });
 
   test('when the user was deleted, its access token gets 401 invalid_token on every Bearer endpoint and its refresh token 401 too', async () => {
-    const reg = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('gone'), password: strongPassword });
-    const { access_token: access, refresh_token: refresh } = reg.body as { access_token: string; refresh_token: string };
+    const reg = await accounts.http
+      .post('/api/v1/usr/register')
+      .send({ email: uniqueEmail('gone'), password: strongPassword });
+    const { access_token: access, refresh_token: refresh } = reg.body as {
+      access_token: string;
+      refresh_token: string;
+    };
     await db.pool.query(`DELETE FROM users WHERE id = $1`, [reg.body.user_data.id]);
 
     const answers = [
       await accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${access}`),
-      await accounts.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${access}`).send({ code: '123456' }),
+      await accounts.http
+        .post('/api/v1/usr/email/confirm')
+        .set('Authorization', `Bearer ${access}`)
+        .send({ code: '123456' }),
       await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${access}`),
       await accounts.http.post('/api/v1/usr/token/refresh').send({ refresh_token: refresh }),
     ];
@@ -43,7 +57,15 @@ describe('tokens: a correctly signed token is worth nothing once its user is gon
   test('when a token is minted with the real secret for a user id that never existed, every Bearer endpoint answers 401 invalid_token', async () => {
     const now = Math.floor(Date.now() / 1000);
     const forged = jwt.sign(
-      { sub: '00000000-0000-4000-8000-000000000000', typ: 'access', jti: 'j', iss: accounts.config.JWT_ISSUER, aud: accounts.config.JWT_AUDIENCE, iat: now, exp: now + 600 },
+      {
+        sub: '00000000-0000-4000-8000-000000000000',
+        typ: 'access',
+        jti: 'j',
+        iss: accounts.config.JWT_ISSUER,
+        aud: accounts.config.JWT_AUDIENCE,
+        iat: now,
+        exp: now + 600,
+      },
       TEST_JWT_SECRET,
       { algorithm: 'HS256' },
     );
@@ -51,6 +73,11 @@ describe('tokens: a correctly signed token is worth nothing once its user is gon
     const status = await accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${forged}`);
     const resend = await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${forged}`);
 
-    expect([status.status, status.body.error.code, resend.status, resend.body.error.code]).toEqual([401, 'invalid_token', 401, 'invalid_token']);
+    expect([status.status, status.body.error.code, resend.status, resend.body.error.code]).toEqual([
+      401,
+      'invalid_token',
+      401,
+      'invalid_token',
+    ]);
   });
 });

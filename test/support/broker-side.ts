@@ -40,7 +40,8 @@ export function partitionOf(key: string, partitions: number): number {
 export function keysOnOnePartition(prefix: string, n: number, partitions = 3): string[] {
   const keys: string[] = [];
   const target = partitionOf(`${prefix}-0`, partitions);
-  for (let i = 0; keys.length < n; i++) if (partitionOf(`${prefix}-${i}`, partitions) === target) keys.push(`${prefix}-${i}`);
+  for (let i = 0; keys.length < n; i++)
+    if (partitionOf(`${prefix}-${i}`, partitions) === target) keys.push(`${prefix}-${i}`);
   return keys;
 }
 

@@ -27,18 +27,39 @@ export const FUZZ_TABLES = [
 ];
 
 // Header values Node's HTTP client can send at all (no CR, LF, NUL), printable ASCII and Latin-1.
-const headerChar = fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f).map((c) => String.fromCharCode(c));
+const headerChar = fc
+  .integer({ min: 0x20, max: 0xff })
+  .filter((c) => c !== 0x7f)
+  .map((c) => String.fromCharCode(c));
 export const headerValue = fc.string({ unit: headerChar, maxLength: 300 });
 
 export const weirdString = fc.oneof(
   fc.string(),
   fc.string({ unit: 'binary', maxLength: 50 }), // lone surrogates included
   fc.string({ unit: 'grapheme', maxLength: 30 }), // 4-byte characters, combining marks
-  fc.constantFrom('\u0000', 'a\u0000b@example.com', '😀'.repeat(100), 'İ'.repeat(320), 'ß'.repeat(321), '\r\nBcc: x@evil.test', '<script>alert(1)</script>', "'; DROP TABLE users; --", '%_\\'),
+  fc.constantFrom(
+    '\u0000',
+    'a\u0000b@example.com',
+    '😀'.repeat(100),
+    'İ'.repeat(320),
+    'ß'.repeat(321),
+    '\r\nBcc: x@evil.test',
+    '<script>alert(1)</script>',
+    "'; DROP TABLE users; --",
+    '%_\\',
+  ),
   fc.nat({ max: 70_000 }).map((n) => 'x'.repeat(n)),
   fc.emailAddress(),
 );
-const anyField = fc.oneof(weirdString, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(weirdString, { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), weirdString, { maxKeys: 3 }));
+const anyField = fc.oneof(
+  weirdString,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(weirdString, { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), weirdString, { maxKeys: 3 }),
+);
 const FIELDS = ['email', 'password', 'first_name', 'last_name', 'referral_code', 'refresh_token', 'code'] as const;
 
 export type FuzzBody = { contentType: string; payload: string | Buffer };
@@ -48,12 +69,29 @@ export const body: fc.Arbitrary<FuzzBody> = fc.record({
   // Mostly JSON, so most bodies get past the media-type check and exercise validation and SQL.
   contentType: fc.oneof(
     { arbitrary: fc.constant('application/json'), weight: 6 },
-    fc.constantFrom('application/json', 'application/json; charset=utf-8', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'APPLICATION/JSON', 'application/vnd.api+json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', ''),
+    fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/json; charset=utf-16',
+      'application/json; charset=latin1',
+      'APPLICATION/JSON',
+      'application/vnd.api+json',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/xml',
+      '',
+    ),
     headerValue,
   ),
   payload: fc.oneof(
     fc.dictionary(fc.constantFrom(...FIELDS), anyField, { maxKeys: 5 }).map((o) => JSON.stringify(o)),
-    fc.record({ email: fc.oneof(fc.emailAddress(), weirdString), password: fc.oneof(fc.constant(STRONG_PASSWORD), weirdString) }).map((o) => JSON.stringify(o)),
+    fc
+      .record({
+        email: fc.oneof(fc.emailAddress(), weirdString),
+        password: fc.oneof(fc.constant(STRONG_PASSWORD), weirdString),
+      })
+      .map((o) => JSON.stringify(o)),
     fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
     fc.nat({ max: 3_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)), // deep nesting
     fc.string({ unit: 'binary', maxLength: 200 }), // mostly not JSON
@@ -62,7 +100,19 @@ export const body: fc.Arbitrary<FuzzBody> = fc.record({
   ),
 });
 
-export const prefer = fc.oneof(fc.constant(undefined), headerValue, fc.constantFrom('wait=0', 'wait=-1', 'wait=99999999999', 'wait=1e9', 'wait="', 'respond-async, wait=abc', 'wait=0;x=y'));
+export const prefer = fc.oneof(
+  fc.constant(undefined),
+  headerValue,
+  fc.constantFrom(
+    'wait=0',
+    'wait=-1',
+    'wait=99999999999',
+    'wait=1e9',
+    'wait="',
+    'respond-async, wait=abc',
+    'wait=0;x=y',
+  ),
+);
 
 /** Authorization headers: garbage, broken Bearer values, and the given real tokens (valid, refresh, tampered). */
 export function authorization(tokens: () => { access: string; refresh: string }): fc.Arbitrary<string | undefined> {
@@ -70,26 +120,54 @@ export function authorization(tokens: () => { access: string; refresh: string })
     fc.constant(undefined),
     headerValue,
     headerValue.map((v) => `Bearer ${v}`),
-    fc.constantFrom('Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', 'bearer x.y.z', 'Bearer a.b.c', 'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'),
+    fc.constantFrom(
+      'Bearer',
+      'Bearer ',
+      'Basic dXNlcjpwYXNz',
+      'bearer x.y.z',
+      'Bearer a.b.c',
+      'Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.',
+    ),
     fc.constant('valid').map(() => `Bearer ${tokens().access}`),
     fc.constant('refresh').map(() => `Bearer ${tokens().refresh}`),
     headerValue.map((v) => `Bearer ${tokens().access}${v}`),
   );
 }
 
-export const routeSegment = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 20 }), fc.constantFrom('..', '%', '%00', '%2e%2e', 'usr', 'api', 'v1', '\u0000'));
-export const anyMethod = fc.constantFrom('get', 'post', 'put', 'patch', 'delete', 'options') as fc.Arbitrary<'get' | 'post' | 'put' | 'patch' | 'delete' | 'options'>;
+export const routeSegment = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.constantFrom('..', '%', '%00', '%2e%2e', 'usr', 'api', 'v1', '\u0000'),
+);
+export const anyMethod = fc.constantFrom('get', 'post', 'put', 'patch', 'delete', 'options') as fc.Arbitrary<
+  'get' | 'post' | 'put' | 'patch' | 'delete' | 'options'
+>;
 
-export type HttpFuzzFigures = { requests: number; byStatus: Record<string, number>; byEndpoint: Record<string, number>; atLeast500: number; rejectedThatChangedRows: number; badErrorShape: number };
+export type HttpFuzzFigures = {
+  requests: number;
+  byStatus: Record<string, number>;
+  byEndpoint: Record<string, number>;
+  atLeast500: number;
+  rejectedThatChangedRows: number;
+  badErrorShape: number;
+};
 
 /** The JSON error body of the contract, or a description of what is wrong with it. */
 function errorShapeProblem(res: Response): string | undefined {
-  if (!/^application\/json/.test(String(res.headers['content-type'] ?? ''))) return `content-type ${String(res.headers['content-type'])}`;
-  if (!res.body || typeof res.body !== 'object' || Object.keys(res.body as object).join(',') !== 'error') return `body ${res.text.slice(0, 200)}`;
+  if (!/^application\/json/.test(String(res.headers['content-type'] ?? '')))
+    return `content-type ${String(res.headers['content-type'])}`;
+  if (!res.body || typeof res.body !== 'object' || Object.keys(res.body as object).join(',') !== 'error')
+    return `body ${res.text.slice(0, 200)}`;
   const error = (res.body as { error?: Record<string, unknown> } | undefined)?.error;
   const keys = error ? Object.keys(error).sort().join(',') : '';
-  if (!error || typeof error.code !== 'string' || !/^[a-z][a-z_]*$/.test(error.code) || typeof error.message !== 'string') return `body ${res.text.slice(0, 200)}`;
-  if (keys !== 'code,message' && !(keys === 'code,details,message' && Array.isArray(error.details))) return `error keys ${keys}`;
+  if (
+    !error ||
+    typeof error.code !== 'string' ||
+    !/^[a-z][a-z_]*$/.test(error.code) ||
+    typeof error.message !== 'string'
+  )
+    return `body ${res.text.slice(0, 200)}`;
+  if (keys !== 'code,message' && !(keys === 'code,details,message' && Array.isArray(error.details)))
+    return `error keys ${keys}`;
   return undefined;
 }
 
@@ -99,7 +177,14 @@ function errorShapeProblem(res: Response): string | undefined {
  * throws, so fast-check shrinks it; without (`npm run fuzz`) it is counted and the run goes on.
  */
 export function createHttpFuzz(opts: { accounts: TestAccounts; pool: Pool; throwOnViolation: boolean }) {
-  const figures: HttpFuzzFigures = { requests: 0, byStatus: {}, byEndpoint: {}, atLeast500: 0, rejectedThatChangedRows: 0, badErrorShape: 0 };
+  const figures: HttpFuzzFigures = {
+    requests: 0,
+    byStatus: {},
+    byEndpoint: {},
+    atLeast500: 0,
+    rejectedThatChangedRows: 0,
+    badErrorShape: 0,
+  };
   const violations: string[] = [];
   const violation = (message: string) => {
     if (violations.length < 50) violations.push(message);
@@ -107,7 +192,9 @@ export function createHttpFuzz(opts: { accounts: TestAccounts; pool: Pool; throw
   };
 
   const rowCounts = async (): Promise<Record<string, number>> => {
-    const { rows } = await opts.pool.query(`SELECT ${FUZZ_TABLES.map((t) => `(SELECT count(*)::int FROM ${t}) AS ${t}`).join(', ')}`);
+    const { rows } = await opts.pool.query(
+      `SELECT ${FUZZ_TABLES.map((t) => `(SELECT count(*)::int FROM ${t}) AS ${t}`).join(', ')}`,
+    );
     return rows[0] as Record<string, number>;
   };
 
@@ -169,11 +256,22 @@ export const publicPostProperty = (fuzz: ReturnType<typeof createHttpFuzz>, endp
   fc.asyncProperty(body, prefer, async (b, p) => fuzz.check(endpoint, () => fuzz.post(url, b, { Prefer: p })));
 
 /** The property of one Bearer POST endpoint: random bodies and Authorization headers. */
-export const bearerPostProperty = (fuzz: ReturnType<typeof createHttpFuzz>, endpoint: string, url: string, tokens: () => { access: string; refresh: string }) =>
-  fc.asyncProperty(body, authorization(tokens), async (b, auth) => fuzz.check(endpoint, () => fuzz.post(url, b, { Authorization: auth })));
+export const bearerPostProperty = (
+  fuzz: ReturnType<typeof createHttpFuzz>,
+  endpoint: string,
+  url: string,
+  tokens: () => { access: string; refresh: string },
+) =>
+  fc.asyncProperty(body, authorization(tokens), async (b, auth) =>
+    fuzz.check(endpoint, () => fuzz.post(url, b, { Authorization: auth })),
+  );
 
 /** GET email/status and openapi.json with random Authorization headers and query strings. */
-export const getProperty = (fuzz: ReturnType<typeof createHttpFuzz>, accounts: TestAccounts, tokens: () => { access: string; refresh: string }) =>
+export const getProperty = (
+  fuzz: ReturnType<typeof createHttpFuzz>,
+  accounts: TestAccounts,
+  tokens: () => { access: string; refresh: string },
+) =>
   fc.asyncProperty(authorization(tokens), fc.string({ maxLength: 100 }), fc.boolean(), async (auth, query, openapi) => {
     const url = `${openapi ? '/api/v1/openapi.json' : '/api/v1/usr/email/status'}?${encodeURIComponent(query)}=${encodeURIComponent(query)}`;
     await fuzz.check(openapi ? 'openapi.json' : 'email/status', () => {
@@ -184,13 +282,20 @@ export const getProperty = (fuzz: ReturnType<typeof createHttpFuzz>, accounts: T
 
 /** Unknown routes and methods: random paths and bodies. */
 export const unknownRouteProperty = (fuzz: ReturnType<typeof createHttpFuzz>, accounts: TestAccounts) =>
-  fc.asyncProperty(anyMethod, fc.array(routeSegment, { minLength: 1, maxLength: 4 }), body, async (method, segments, b) => {
-    const url = `/api/v1/${segments.map((s) => encodeURIComponent(s)).join('/')}`.replace(/%25(00|2e)/gi, '%$1');
-    await fuzz.check('unknown routes', () => {
-      const req = accounts.http[method](url);
-      return method === 'get' || method === 'options' ? req : req.set('Content-Type', b.contentType || 'application/json').send(b.payload);
-    });
-  });
+  fc.asyncProperty(
+    anyMethod,
+    fc.array(routeSegment, { minLength: 1, maxLength: 4 }),
+    body,
+    async (method, segments, b) => {
+      const url = `/api/v1/${segments.map((s) => encodeURIComponent(s)).join('/')}`.replace(/%25(00|2e)/gi, '%$1');
+      await fuzz.check('unknown routes', () => {
+        const req = accounts.http[method](url);
+        return method === 'get' || method === 'options'
+          ? req
+          : req.set('Content-Type', b.contentType || 'application/json').send(b.payload);
+      });
+    },
+  );
 
 /** Just under Kafka's default 1 MiB message limit: the largest poison a producer can hand us. */
 export const HUGE_POISON_BYTES = 900 * 1024;
@@ -201,7 +306,12 @@ export const HUGE_POISON_BYTES = 900 * 1024;
  * then a null value, `null`, NUL bytes and a 900 KB message (last). `valid` is the event they are
  * derived from (never itself produced as poison).
  */
-export function poisonValues(valid: Record<string, unknown>, required: { envelope: string[]; payload: string[] }, seed: number, generated = 40): (string | Buffer | null)[] {
+export function poisonValues(
+  valid: Record<string, unknown>,
+  required: { envelope: string[]; payload: string[] },
+  seed: number,
+  generated = 40,
+): (string | Buffer | null)[] {
   const withoutField = fc.oneof(
     fc.constantFrom(...required.envelope).map((field) => {
       const copy: Record<string, unknown> = { ...valid };
@@ -215,7 +325,13 @@ export function poisonValues(valid: Record<string, unknown>, required: { envelop
     }),
   );
   const wrongType = fc
-    .tuple(fc.constantFrom(...required.envelope.map((f) => ['envelope', f] as const), ...required.payload.map((f) => ['payload', f] as const)), fc.constantFrom<unknown>([], { x: 1 }, true, -1.5))
+    .tuple(
+      fc.constantFrom(
+        ...required.envelope.map((f) => ['envelope', f] as const),
+        ...required.payload.map((f) => ['payload', f] as const),
+      ),
+      fc.constantFrom<unknown>([], { x: 1 }, true, -1.5),
+    )
     .map(([[where, field], value]) => {
       if (where === 'envelope') return JSON.stringify({ ...valid, [field]: value });
       return JSON.stringify({ ...valid, payload: { ...(valid.payload as Record<string, unknown>), [field]: value } });
@@ -229,7 +345,9 @@ export function poisonValues(valid: Record<string, unknown>, required: { envelop
         return true;
       }
     }),
-    fc.uint8Array({ minLength: 1, maxLength: 200 }).map((bytes) => Buffer.concat([Buffer.from([0xff, 0xfe, 0x00]), Buffer.from(bytes)])),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 200 })
+      .map((bytes) => Buffer.concat([Buffer.from([0xff, 0xfe, 0x00]), Buffer.from(bytes)])),
     fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
     withoutField,
     wrongType,

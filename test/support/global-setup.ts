@@ -48,7 +48,10 @@ export default async function globalSetup(): Promise<void> {
       const port = await freePort();
       const container = await new GenericContainer('apache/kafka:4.1.1')
         .withExposedPorts({ container: 9092, host: port })
-        .withEnvironment({ KAFKA_ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://localhost:9093`, KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0' })
+        .withEnvironment({
+          KAFKA_ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://localhost:9093`,
+          KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: '0',
+        })
         .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
         .start();
       cleanup.containers.push(container);
@@ -68,7 +71,12 @@ export default async function globalSetup(): Promise<void> {
       kafkaSource = 'local';
     } else {
       const port = await freePort();
-      const broker = await startKafkaBroker({ port, controllerPort: await freePort(), dataDir: path.join(stateDir, 'kafka'), heapMb: 512 });
+      const broker = await startKafkaBroker({
+        port,
+        controllerPort: await freePort(),
+        dataDir: path.join(stateDir, 'kafka'),
+        heapMb: 512,
+      });
       cleanup.brokerPids = [broker.pid];
       kafkaBrokers = broker.brokers;
       kafkaSource = 'local';
@@ -102,7 +110,9 @@ export default async function globalSetup(): Promise<void> {
   process.env[INFRA_ENV] = JSON.stringify(state);
   writeFileSync(path.join(stateDir, 'state.json'), JSON.stringify(state));
   (globalThis as { __RP_CLEANUP__?: CleanupState }).__RP_CLEANUP__ = cleanup;
-  process.stderr.write(`\n[test-infra] postgres: ${pgSource}, kafka: ${kafkaSource} (${kafkaBrokers}), template db: ${templateDatabase}\n`);
+  process.stderr.write(
+    `\n[test-infra] postgres: ${pgSource}, kafka: ${kafkaSource} (${kafkaBrokers}), template db: ${templateDatabase}\n`,
+  );
 }
 
 export type CleanupState = { stateDir: string; brokerPids?: number[]; containers: { stop: () => Promise<unknown> }[] };
@@ -113,7 +123,11 @@ function dockerEngineAnswers(): boolean {
   return result.status === 0 && result.stdout.trim().length > 0;
 }
 
-type PgContainerModule = { PostgreSqlContainer: new (image: string) => { start: () => Promise<{ getConnectionUri: () => string; stop: () => Promise<unknown> }> } };
+type PgContainerModule = {
+  PostgreSqlContainer: new (image: string) => {
+    start: () => Promise<{ getConnectionUri: () => string; stop: () => Promise<unknown> }>;
+  };
+};
 
 async function loadPostgresContainer(): Promise<PgContainerModule> {
   // @testcontainers/postgresql is optional: only machines with Docker need it.
@@ -121,6 +135,8 @@ async function loadPostgresContainer(): Promise<PgContainerModule> {
   try {
     return (await import(name)) as PgContainerModule;
   } catch {
-    throw new Error('a Docker engine answers but @testcontainers/postgresql is not installed; set TEST_NO_DOCKER=1 to use the local PostgreSQL');
+    throw new Error(
+      'a Docker engine answers but @testcontainers/postgresql is not installed; set TEST_NO_DOCKER=1 to use the local PostgreSQL',
+    );
   }
 }

@@ -13,7 +13,9 @@ export default async function globalTeardown(): Promise<void> {
     const admin = new pg.Client({ connectionString: state.adminDatabaseUrl });
     try {
       await admin.connect();
-      const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${state.databasePrefix}%`]);
+      const { rows } = await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [
+        `${state.databasePrefix}%`,
+      ]);
       for (const { datname } of rows) {
         await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
       }

@@ -70,19 +70,37 @@ export async function createTopic(topic: string, numPartitions = 3, brokers = te
   }
 }
 
-export type Collected = { topic: string; partition: number; key: string | null; value: string | null; headers: Record<string, string>; message: KafkaMessage };
+export type Collected = {
+  topic: string;
+  partition: number;
+  key: string | null;
+  value: string | null;
+  headers: Record<string, string>;
+  message: KafkaMessage;
+};
 
 /**
  * A consumer that collects every message of `topics` from the beginning into `messages`.
  * `waitForMessages(n)` polls until n arrived.
  */
-export async function collectMessages(topics: string[], opts: { brokers?: string[] } = {}): Promise<{
+export async function collectMessages(
+  topics: string[],
+  opts: { brokers?: string[] } = {},
+): Promise<{
   messages: Collected[];
   waitForMessages: (n: number, timeoutMs?: number) => Promise<Collected[]>;
   stop: () => Promise<void>;
 }> {
-  const kafka = new Kafka({ brokers: opts.brokers ?? testBrokers(), clientId: 'test-collector', logLevel: logLevel.NOTHING });
-  const consumer: Consumer = kafka.consumer({ groupId: `collector-${randomBytes(6).toString('hex')}`, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  const kafka = new Kafka({
+    brokers: opts.brokers ?? testBrokers(),
+    clientId: 'test-collector',
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer: Consumer = kafka.consumer({
+    groupId: `collector-${randomBytes(6).toString('hex')}`,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+  });
   const messages: Collected[] = [];
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
@@ -90,13 +108,23 @@ export async function collectMessages(topics: string[], opts: { brokers?: string
     eachMessage: async ({ topic, partition, message }) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = String(v);
-      messages.push({ topic, partition, key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers, message });
+      messages.push({
+        topic,
+        partition,
+        key: message.key?.toString() ?? null,
+        value: message.value?.toString() ?? null,
+        headers,
+        message,
+      });
     },
   });
   return {
     messages,
     waitForMessages: async (n, timeoutMs = 30_000) => {
-      await waitFor(() => messages.length >= n, { timeoutMs, message: `expected ${n} messages on ${topics.join(',')}, have ${messages.length}` });
+      await waitFor(() => messages.length >= n, {
+        timeoutMs,
+        message: `expected ${n} messages on ${topics.join(',')}, have ${messages.length}`,
+      });
       return messages;
     },
     stop: () => consumer.disconnect(),

@@ -15,8 +15,17 @@ describe('the Kafka-framing proxy in front of a broker listener advertised at th
   it('when a Produce answer is dropped, then the broker has the record although the client saw the send fail', async () => {
     const topic = `${uniquePrefix('proxy')}blip`;
     await createTopic(topic, 1, env.direct);
-    const client = new Kafka({ brokers: env.proxied, clientId: 'proxy-test', logLevel: logLevel.NOTHING, retry: { retries: 0 } });
-    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 1, initialRetryTime: 50 } });
+    const client = new Kafka({
+      brokers: env.proxied,
+      clientId: 'proxy-test',
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 0 },
+    });
+    const producer = client.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { retries: 1, initialRetryTime: 50 },
+    });
     await producer.connect();
     const collector = await collectMessages([topic], { brokers: env.direct });
     try {
@@ -41,7 +50,9 @@ describe('the Kafka-framing proxy in front of a broker listener advertised at th
     await producer.connect();
     try {
       await producer.send({ topic, acks: -1, messages: [{ key: 'k', value: 'b' }] });
-      await waitFor(() => env.proxy.produceRequests.some((r) => r.topics.includes(topic)), { message: 'produce seen by the proxy' });
+      await waitFor(() => env.proxy.produceRequests.some((r) => r.topics.includes(topic)), {
+        message: 'produce seen by the proxy',
+      });
     } finally {
       await producer.disconnect();
     }

@@ -10,7 +10,13 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * Used with a broker listener advertised at the proxy's port (infra/kafka/broker.ts `extraListeners`):
  * a client bootstrapped through the proxy then sends everything through it.
  */
-export type ProduceRequestSeen = { correlationId: number; apiVersion: number; topics: string[]; partitions: string[]; at: number };
+export type ProduceRequestSeen = {
+  correlationId: number;
+  apiVersion: number;
+  topics: string[];
+  partitions: string[];
+  at: number;
+};
 
 export type KafkaProxy = {
   port: number;
@@ -83,7 +89,11 @@ export function produceTopics(frame: Buffer, apiVersion: number): { topics: stri
   return { topics, partitions };
 }
 
-export async function startKafkaProxy(opts: { listenPort: number; targetPort: number; host?: string }): Promise<KafkaProxy> {
+export async function startKafkaProxy(opts: {
+  listenPort: number;
+  targetPort: number;
+  host?: string;
+}): Promise<KafkaProxy> {
   const host = opts.host ?? '127.0.0.1';
   const sockets = new Set<Socket>();
   const produceRequests: ProduceRequestSeen[] = [];

@@ -29,7 +29,9 @@ export type PrivatePostgres = {
 
 export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'initdb'))) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'initdb')))
+    : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
   if (!newest) throw new Error('no PostgreSQL binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)');
   return path.join(root, newest, 'bin');
@@ -39,7 +41,8 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0) throw new Error('running as root needs a `postgres` user to run a private PostgreSQL');
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0)
+    throw new Error('running as root needs a `postgres` user to run a private PostgreSQL');
   return { uid, gid };
 }
 
@@ -79,8 +82,13 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
     chmodSync(base, 0o755);
   }
   const run = (cmd: string, args: string[], extra: SpawnSyncOptions = {}) => {
-    const result = spawnSync(path.join(bin, cmd), args, { encoding: 'utf8', ...(user ? { uid: user.uid, gid: user.gid } : {}), ...extra });
-    if (result.status !== 0) throw new Error(`${cmd} failed (${result.status}): ${String(result.stderr || result.stdout).slice(0, 800)}`);
+    const result = spawnSync(path.join(bin, cmd), args, {
+      encoding: 'utf8',
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+      ...extra,
+    });
+    if (result.status !== 0)
+      throw new Error(`${cmd} failed (${result.status}): ${String(result.stderr || result.stdout).slice(0, 800)}`);
     return result;
   };
   run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
@@ -91,7 +99,9 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
   let pid: number | undefined;
   const readPid = () => Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const start = async () => {
-    run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOptions, '-w', '-t', '60', 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOptions, '-w', '-t', '60', 'start'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     pid = readPid();
   };
   await start();
@@ -120,7 +130,11 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
       pid = undefined;
     },
     destroy: async () => {
-      if (running()) spawnSync(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], { ...(user ? { uid: user.uid, gid: user.gid } : {}), stdio: 'ignore' });
+      if (running())
+        spawnSync(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], {
+          ...(user ? { uid: user.uid, gid: user.gid } : {}),
+          stdio: 'ignore',
+        });
       rmSync(base, { recursive: true, force: true });
     },
   };

@@ -10,11 +10,22 @@ import { freePort } from './ports';
  * port: clients bootstrapped at `proxied` reach the broker only through `proxy`, whose Produce answers
  * can be dropped on demand; `direct` bypasses the proxy (consumers that check what the broker holds).
  */
-export type ProxiedBroker = { direct: string[]; proxied: string[]; proxy: KafkaProxy; broker: BrokerHandle; stop: () => Promise<void> };
+export type ProxiedBroker = {
+  direct: string[];
+  proxied: string[];
+  proxy: KafkaProxy;
+  broker: BrokerHandle;
+  stop: () => Promise<void>;
+};
 
 export async function startProxiedBroker(): Promise<ProxiedBroker> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rp-proxied-kafka-'));
-  const [port, controllerPort, listenerPort, proxyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, controllerPort, listenerPort, proxyPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const broker = await startKafkaBroker({
     port,
     controllerPort,

@@ -68,7 +68,10 @@ describe('SMTP test server', () => {
     smtp = await startSmtpTestServer({ auth: { user: 'u', pass: 'right' } });
     await send({ auth: { user: 'u', pass: 'right' } });
     await smtp.setFault({ mode: 'auth-fail' });
-    await expect(send({ auth: { user: 'u', pass: 'right' } })).rejects.toMatchObject({ code: 'EAUTH', responseCode: 535 });
+    await expect(send({ auth: { user: 'u', pass: 'right' } })).rejects.toMatchObject({
+      code: 'EAUTH',
+      responseCode: 535,
+    });
     expect(smtp.authAttempts()).toBe(2);
     expect(smtp.messages).toHaveLength(1);
   });
@@ -114,11 +117,23 @@ describe('SMTP test server', () => {
 describe('SMTP test server, a pooled connection across a switch to stall', () => {
   it('stalls a connection that was opened while healthy, so the client times out on it', async () => {
     const smtp = await startSmtpTestServer();
-    const transport = nodemailer.createTransport({ host: smtp.host, port: smtp.port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1, connectionTimeout: 300, greetingTimeout: 300, socketTimeout: 300 });
+    const transport = nodemailer.createTransport({
+      host: smtp.host,
+      port: smtp.port,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+      connectionTimeout: 300,
+      greetingTimeout: 300,
+      socketTimeout: 300,
+    });
     try {
       await transport.sendMail({ from: 'a@example.test', to: 'b@example.test', subject: 'one', text: 'x' });
       await smtp.setFault({ mode: 'stall-connect' });
-      await expect(transport.sendMail({ from: 'a@example.test', to: 'b@example.test', subject: 'two', text: 'x' })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+      await expect(
+        transport.sendMail({ from: 'a@example.test', to: 'b@example.test', subject: 'two', text: 'x' }),
+      ).rejects.toMatchObject({ code: 'ETIMEDOUT' });
       expect(smtp.messages).toHaveLength(1);
     } finally {
       transport.close();

@@ -72,7 +72,11 @@ export type SmtpTestServer = {
 };
 
 export async function startSmtpTestServer(
-  opts: { port?: number; auth?: { user: string; pass: string }; /** Default: starttls with auth, else none. */ tls?: SmtpTlsMode } = {},
+  opts: {
+    port?: number;
+    auth?: { user: string; pass: string };
+    /** Default: starttls with auth, else none. */ tls?: SmtpTlsMode;
+  } = {},
 ): Promise<SmtpTestServer> {
   let fault: SmtpFault = { mode: 'healthy' };
   let connections = 0;
@@ -96,7 +100,12 @@ export async function startSmtpTestServer(
     size: 10 * 1024 * 1024,
     onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, callback) {
       auths += 1;
-      if (fault.mode === 'auth-fail' || !opts.auth || auth.username !== opts.auth.user || auth.password !== opts.auth.pass) {
+      if (
+        fault.mode === 'auth-fail' ||
+        !opts.auth ||
+        auth.username !== opts.auth.user ||
+        auth.password !== opts.auth.pass
+      ) {
         const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
         callback(err);
         return;
@@ -105,7 +114,12 @@ export async function startSmtpTestServer(
     },
     onMailFrom(_address, _session, callback) {
       if (fault.mode === 'transient') {
-        callback(Object.assign(new Error(fault.code === 421 ? '4.3.2 Service not available, try later' : '4.3.0 Temporary local problem'), { responseCode: fault.code }));
+        callback(
+          Object.assign(
+            new Error(fault.code === 421 ? '4.3.2 Service not available, try later' : '4.3.0 Temporary local problem'),
+            { responseCode: fault.code },
+          ),
+        );
         return;
       }
       callback();

@@ -35,7 +35,15 @@ export type SystemOptions = {
 };
 
 /** `url` is the service's PORT; `opsUrl` serves /metrics and /readyz (accounts: OPS_PORT, else the same). */
-export type Instance = { name: ServiceName; index: number; port: number; proc: ServiceProcess | undefined; url: string; opsPort: number; opsUrl: string };
+export type Instance = {
+  name: ServiceName;
+  index: number;
+  port: number;
+  proc: ServiceProcess | undefined;
+  url: string;
+  opsPort: number;
+  opsUrl: string;
+};
 
 export type System = {
   brokers: string;
@@ -85,7 +93,11 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
       nodes = cluster.nodes;
       brokers = cluster.brokers;
     } else {
-      const broker = await startKafkaBroker({ port: await freePort(), controllerPort: await freePort(), dataDir: path.join(workDir, 'kafka') });
+      const broker = await startKafkaBroker({
+        port: await freePort(),
+        controllerPort: await freePort(),
+        dataDir: path.join(workDir, 'kafka'),
+      });
       nodes = [broker];
       brokers = broker.brokers;
     }
@@ -122,7 +134,15 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     for (let index = 0; index < counts[name]; index++) {
       const port = await freePort();
       const opsPort = name === 'accounts' ? await freePort() : port;
-      instances.push({ name, index, port, proc: undefined, url: `http://127.0.0.1:${port}`, opsPort, opsUrl: `http://127.0.0.1:${opsPort}` });
+      instances.push({
+        name,
+        index,
+        port,
+        proc: undefined,
+        url: `http://127.0.0.1:${port}`,
+        opsPort,
+        opsUrl: `http://127.0.0.1:${opsPort}`,
+      });
     }
   }
   const find = (name: ServiceName, index: number): Instance => {
@@ -133,7 +153,11 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
   const launch = async (instance: Instance): Promise<void> => {
     const label = `${instance.name}#${instance.index}`;
     const proc = spawnService(instance.name, {
-      env: { ...baseEnv, PORT: String(instance.port), ...(instance.name === 'accounts' ? { OPS_PORT: String(instance.opsPort), OPS_HOST: '127.0.0.1' } : {}) },
+      env: {
+        ...baseEnv,
+        PORT: String(instance.port),
+        ...(instance.name === 'accounts' ? { OPS_PORT: String(instance.opsPort), OPS_HOST: '127.0.0.1' } : {}),
+      },
       label,
       ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs(label) } : {}),
       onLine: (line) => {
@@ -174,7 +198,12 @@ export async function startSystem(opts: SystemOptions): Promise<System> {
     smtp,
     instances,
     logs,
-    accountsUrls: () => instances.filter((i) => i.name === 'accounts' && i.proc && i.proc.child.exitCode === null && i.proc.child.signalCode === null).map((i) => i.url),
+    accountsUrls: () =>
+      instances
+        .filter(
+          (i) => i.name === 'accounts' && i.proc && i.proc.child.exitCode === null && i.proc.child.signalCode === null,
+        )
+        .map((i) => i.url),
     kill: async (name, index) => {
       const instance = find(name, index);
       await instance.proc?.kill();

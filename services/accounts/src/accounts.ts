@@ -31,7 +31,13 @@ export type Accounts = {
  * public API, the ops listener, the delivery-status consumer and the housekeeping job, with the order
  * they start and stop in.
  */
-export function createAccounts(opts: { config: AccountsConfig; logger: Logger; registry: Registry; pool: Pool; kafka: Kafka }): Accounts {
+export function createAccounts(opts: {
+  config: AccountsConfig;
+  logger: Logger;
+  registry: Registry;
+  pool: Pool;
+  kafka: Kafka;
+}): Accounts {
   const { config, logger, registry, pool } = opts;
   const deps = createDomainDeps({ config, logger, registry, pool });
   const admin = opts.kafka.admin();
@@ -67,7 +73,8 @@ export function createAccounts(opts: { config: AccountsConfig; logger: Logger; r
       host: config.OPS_HOST,
       // Readiness is PostgreSQL only: registration does not need Kafka, so a broker outage must
       // not take the API out of a load balancer.
-      createApp: () => createOpsApp({ logger, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] }),
+      createApp: () =>
+        createOpsApp({ logger, registry, checks: [{ name: 'postgres', check: () => checkDatabaseReady(pool) }] }),
       onListening: (ops) =>
         logger.info({ port: ops.port, host: config.OPS_HOST }, 'accounts ops listening (/metrics, /readyz, /healthz)'),
     }),
@@ -93,7 +100,13 @@ export function createAccounts(opts: { config: AccountsConfig; logger: Logger; r
  * Builds the use cases' dependencies from the config: what main.ts, the tests and the benchmark
  * share, so all three run the same wiring.
  */
-export function createDomainDeps(opts: { config: AccountsConfig; logger: Logger; registry: Registry; pool: Pool; clock?: Clock }): DomainDeps & {
+export function createDomainDeps(opts: {
+  config: AccountsConfig;
+  logger: Logger;
+  registry: Registry;
+  pool: Pool;
+  clock?: Clock;
+}): DomainDeps & {
   commonPasswords: ReadonlySet<string>;
 } {
   const { config, logger } = opts;
@@ -111,16 +124,28 @@ export function createDomainDeps(opts: { config: AccountsConfig; logger: Logger;
     config,
     logger,
     metrics: createAccountsMetrics(opts.registry),
-    hasher: createArgon2Hasher({ memoryKib: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM }),
+    hasher: createArgon2Hasher({
+      memoryKib: config.ARGON2_MEMORY_KIB,
+      timeCost: config.ARGON2_TIME_COST,
+      parallelism: config.ARGON2_PARALLELISM,
+    }),
     tokens: createTokenService(
-      { secret, issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, accessTtlS: config.JWT_ACCESS_TTL, refreshTtlS: config.JWT_REFRESH_TTL },
+      {
+        secret,
+        issuer: config.JWT_ISSUER,
+        audience: config.JWT_AUDIENCE,
+        accessTtlS: config.JWT_ACCESS_TTL,
+        refreshTtlS: config.JWT_REFRESH_TTL,
+      },
       clock,
     ),
     commonPasswords: loadCommonPasswords(),
     background: createBackgroundWork(),
     mailOutage: createMailOutage(clock),
     payloadKeys: keyringFromConfig(config, () =>
-      logger.warn('MAIL_PAYLOAD_KEY is not set: using a random per-process key; a mailer started separately cannot read the codes (development only)'),
+      logger.warn(
+        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; a mailer started separately cannot read the codes (development only)',
+      ),
     ),
   };
 }

@@ -1,7 +1,14 @@
 import { Counter, type Registry } from 'prom-client';
 import { DELIVERY_STATUSES } from '@shared/events';
 
-export const REGISTRATION_RESULTS = ['created', 'email_taken', 'rate_limited', 'invalid', 'unavailable', 'error'] as const;
+export const REGISTRATION_RESULTS = [
+  'created',
+  'email_taken',
+  'rate_limited',
+  'invalid',
+  'unavailable',
+  'error',
+] as const;
 export const RESEND_RESULTS = ['queued', 'cooldown', 'hourly_cap', 'already_confirmed', 'ignored'] as const;
 export type RegistrationResult = (typeof REGISTRATION_RESULTS)[number];
 export type ResendResult = (typeof RESEND_RESULTS)[number];

@@ -8,7 +8,10 @@ const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 function runMain(env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(TSX, ['services/accounts/src/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+    const child = spawn(TSX, ['services/accounts/src/main.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     // A guard, not an assertion: a process that would start serving is killed rather than left behind.

@@ -1,8 +1,21 @@
-import { anonymousResendSettled, codeOf, createTestClock, metricValue, strongPassword, uniqueEmail, withTestAccounts } from './support/accounts-app';
+import {
+  anonymousResendSettled,
+  codeOf,
+  createTestClock,
+  metricValue,
+  strongPassword,
+  uniqueEmail,
+  withTestAccounts,
+} from './support/accounts-app';
 
 describe('email confirmation: confirm, resend and status', () => {
   const clock = createTestClock();
-  const env = { RESEND_COOLDOWN_S: '60', RESEND_MAX_PER_HOUR: '3', CONFIRMATION_MAX_ATTEMPTS: '3', CONFIRMATION_CODE_TTL_S: '300' };
+  const env = {
+    RESEND_COOLDOWN_S: '60',
+    RESEND_MAX_PER_HOUR: '3',
+    CONFIRMATION_MAX_ATTEMPTS: '3',
+    CONFIRMATION_CODE_TTL_S: '300',
+  };
   const { db, accounts } = withTestAccounts({ env, clock });
 
   type Registered = { token: string; userId: string; requestId: string; email: string };
@@ -10,15 +23,28 @@ describe('email confirmation: confirm, resend and status', () => {
     const email = uniqueEmail('confirm');
     const res = await accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword });
     expect(res.status).toBe(201);
-    return { token: res.body.access_token, userId: res.body.user_data.id, requestId: res.body.email_confirmation.request_id, email };
+    return {
+      token: res.body.access_token,
+      userId: res.body.user_data.id,
+      requestId: res.body.email_confirmation.request_id,
+      email,
+    };
   };
-  const confirm = (u: Registered, code: string) => accounts.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${u.token}`).send({ code });
-  const resend = (u: Registered) => accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${u.token}`);
+  const confirm = (u: Registered, code: string) =>
+    accounts.http.post('/api/v1/usr/email/confirm').set('Authorization', `Bearer ${u.token}`).send({ code });
+  const resend = (u: Registered) =>
+    accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${u.token}`);
   const anonymousResend = (email: string) => anonymousResendSettled(accounts, { email });
-  const status = (u: Registered) => accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${u.token}`);
+  const status = (u: Registered) =>
+    accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${u.token}`);
   const wrong = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
   const pendingCount = async (userId: string) =>
-    (await db.pool.query(`SELECT count(*)::int AS n FROM email_confirmations WHERE user_id = $1 AND state = 'pending'`, [userId])).rows[0].n as number;
+    (
+      await db.pool.query(
+        `SELECT count(*)::int AS n FROM email_confirmations WHERE user_id = $1 AND state = 'pending'`,
+        [userId],
+      )
+    ).rows[0].n as number;
 
   describe('POST /api/v1/usr/email/confirm', () => {
     test('when the code is right, returns 200 email_confirmed and marks the user confirmed and the request consumed', async () => {
@@ -52,7 +78,9 @@ describe('email confirmation: confirm, resend and status', () => {
 
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('invalid_code');
-      const row = await db.pool.query('SELECT attempts, state FROM email_confirmations WHERE request_id = $1', [user.requestId]);
+      const row = await db.pool.query('SELECT attempts, state FROM email_confirmations WHERE request_id = $1', [
+        user.requestId,
+      ]);
       expect(row.rows[0]).toEqual({ attempts: 1, state: 'pending' });
     });
 
@@ -94,7 +122,10 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(withOld.status).toBe(400);
       expect(withOld.body.error.code).toBe('invalid_code');
       expect(withNew.status).toBe(200);
-      const states = await db.pool.query('SELECT request_id, state FROM email_confirmations WHERE user_id = $1 ORDER BY created_at', [user.userId]);
+      const states = await db.pool.query(
+        'SELECT request_id, state FROM email_confirmations WHERE user_id = $1 ORDER BY created_at',
+        [user.userId],
+      );
       expect(states.rows.map((r) => r.state)).toEqual(['superseded', 'consumed']);
     });
 
@@ -116,14 +147,19 @@ describe('email confirmation: confirm, resend and status', () => {
       const res = await resend(user);
 
       expect(res.status).toBe(202);
-      expect(res.body).toEqual({ email_confirmation: { request_id: expect.any(String), status: 'queued' }, retry_after_s: 60 });
+      expect(res.body).toEqual({
+        email_confirmation: { request_id: expect.any(String), status: 'queued' },
+        retry_after_s: 60,
+      });
       const requestId = res.body.email_confirmation.request_id;
       expect(requestId).not.toBe(user.requestId);
       expect(await codeOf(db.pool, requestId)).toMatch(/^\d{6}$/);
       const mds = await db.pool.query('SELECT status FROM mail_delivery_status WHERE request_id = $1', [requestId]);
       expect(mds.rows).toEqual([{ status: 'queued' }]);
       expect(await pendingCount(user.userId)).toBe(1);
-      expect(await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'queued' })).toBeGreaterThanOrEqual(1);
+      expect(
+        await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'queued' }),
+      ).toBeGreaterThanOrEqual(1);
     });
 
     test('when within the cooldown, returns 429 resend_cooldown with Retry-After and sends nothing', async () => {
@@ -135,7 +171,10 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(res.status).toBe(429);
       expect(res.body.error.code).toBe('resend_cooldown');
       expect(res.headers['retry-after']).toBe('40');
-      const rows = await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested' AND key = $1`, [user.userId]);
+      const rows = await db.pool.query(
+        `SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested' AND key = $1`,
+        [user.userId],
+      );
       expect(rows.rows[0].n).toBe(1);
     });
 
@@ -152,7 +191,9 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(capped.status).toBe(429);
       expect(capped.body.error.code).toBe('resend_cooldown');
       expect(Number(capped.headers['retry-after'])).toBe(3600 - 3 * 61);
-      expect(await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'hourly_cap' })).toBeGreaterThanOrEqual(1);
+      expect(
+        await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'hourly_cap' }),
+      ).toBeGreaterThanOrEqual(1);
     });
 
     test('when ten resends race, the user row lock lets exactly one through', async () => {
@@ -178,7 +219,10 @@ describe('email confirmation: confirm, resend and status', () => {
 
     test('when the last delivery failed, the cooldown is lifted', async () => {
       const user = await registerUser();
-      await db.pool.query(`UPDATE mail_delivery_status SET status = 'failed', attempt = 8, error_class = 'rejected' WHERE request_id = $1`, [user.requestId]);
+      await db.pool.query(
+        `UPDATE mail_delivery_status SET status = 'failed', attempt = 8, error_class = 'rejected' WHERE request_id = $1`,
+        [user.requestId],
+      );
 
       const res = await resend(user);
 
@@ -189,9 +233,13 @@ describe('email confirmation: confirm, resend and status', () => {
   describe('POST /api/v1/usr/email/resend without a token', () => {
     const expectSameShape = (res: { status: number; body: unknown }) => {
       expect(res.status).toBe(202);
-      expect(res.body).toEqual({ email_confirmation: { request_id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'queued' }, retry_after_s: 60 });
+      expect(res.body).toEqual({
+        email_confirmation: { request_id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'queued' },
+        retry_after_s: 60,
+      });
     };
-    const mailCount = async () => (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`)).rows[0].n as number;
+    const mailCount = async () =>
+      (await db.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'mail.requested'`)).rows[0].n as number;
 
     test('when the address is unknown, answers 202 with the usual body and sends nothing', async () => {
       const before = await mailCount();
@@ -209,7 +257,10 @@ describe('email confirmation: confirm, resend and status', () => {
       const res = await anonymousResend(user.email.toUpperCase());
 
       expectSameShape(res);
-      const rows = await db.pool.query(`SELECT payload->>'request_id' AS id FROM outbox WHERE type = 'mail.requested' AND key = $1 ORDER BY outbox.id`, [user.userId]);
+      const rows = await db.pool.query(
+        `SELECT payload->>'request_id' AS id FROM outbox WHERE type = 'mail.requested' AND key = $1 ORDER BY outbox.id`,
+        [user.userId],
+      );
       expect(rows.rows.map((r) => r.id)).toEqual([user.requestId, res.body.email_confirmation.request_id]);
     });
 
@@ -244,7 +295,13 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(res.status).toBe(200);
       expect(res.body).toEqual({
         email_confirmed: false,
-        last_request: { request_id: user.requestId, status: 'queued', attempts: 0, error_class: null, updated_at: expect.any(String) },
+        last_request: {
+          request_id: user.requestId,
+          status: 'queued',
+          attempts: 0,
+          error_class: null,
+          updated_at: expect.any(String),
+        },
         can_resend: false,
         retry_after_s: 60,
       });

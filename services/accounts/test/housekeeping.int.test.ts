@@ -18,7 +18,9 @@ describe('accounts housekeeping', () => {
        SELECT 'accounts.delivery-status', gen_random_uuid(), now() - interval '20 days' FROM generate_series(1, 25)`,
     );
     const recent = randomUUID();
-    await db.pool.query(`INSERT INTO processed_events (consumer, event_id) VALUES ('accounts.delivery-status', $1)`, [recent]);
+    await db.pool.query(`INSERT INTO processed_events (consumer, event_id) VALUES ('accounts.delivery-status', $1)`, [
+      recent,
+    ]);
     await db.pool.query(
       `INSERT INTO login_throttle (address, failures, window_started_at) VALUES ('old@example.test', 5, now() - interval '2 hours'), ('new@example.test', 3, now())`,
     );

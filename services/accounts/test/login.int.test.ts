@@ -1,4 +1,10 @@
-import { createTestClock, strongPassword, uniqueEmail, withTestAccounts, type TestAccounts } from './support/accounts-app';
+import {
+  createTestClock,
+  strongPassword,
+  uniqueEmail,
+  withTestAccounts,
+  type TestAccounts,
+} from './support/accounts-app';
 
 describe('POST /api/v1/usr/login', () => {
   const clock = createTestClock();
@@ -8,11 +14,14 @@ describe('POST /api/v1/usr/login', () => {
   const [first, second] = instances as [TestAccounts, TestAccounts];
 
   const registerUser = async (email = uniqueEmail('login')) => {
-    const res = await first.http.post('/api/v1/usr/register').send({ email, password: strongPassword, first_name: 'Lo' });
+    const res = await first.http
+      .post('/api/v1/usr/register')
+      .send({ email, password: strongPassword, first_name: 'Lo' });
     expect(res.status).toBe(201);
     return { email, id: res.body.user_data.id as string };
   };
-  const login = (accounts: TestAccounts, email: string, password: string) => accounts.http.post('/api/v1/usr/login').send({ email, password });
+  const login = (accounts: TestAccounts, email: string, password: string) =>
+    accounts.http.post('/api/v1/usr/login').send({ email, password });
 
   test('when the credentials are right (email in any case), returns 200 with a token pair and user data, and starts a new token family', async () => {
     const user = await registerUser();
@@ -25,7 +34,10 @@ describe('POST /api/v1/usr/login', () => {
       refresh_token: expect.any(String),
       user_data: expect.objectContaining({ id: user.id, email: user.email, first_name: 'Lo', email_confirmed: false }),
     });
-    const families = await db.pool.query('SELECT count(DISTINCT family_id)::int AS n FROM refresh_tokens WHERE user_id = $1', [user.id]);
+    const families = await db.pool.query(
+      'SELECT count(DISTINCT family_id)::int AS n FROM refresh_tokens WHERE user_id = $1',
+      [user.id],
+    );
     expect(families.rows[0].n).toBe(2);
   });
 

@@ -38,7 +38,10 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
     });
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-    await waitFor(async () => (await fetch(`${url}/healthz`)).ok && (await fetch(`${opsUrl}/healthz`)).ok, { timeoutMs: 30_000, message: 'accounts did not start' });
+    await waitFor(async () => (await fetch(`${url}/healthz`)).ok && (await fetch(`${opsUrl}/healthz`)).ok, {
+      timeoutMs: 30_000,
+      message: 'accounts did not start',
+    });
   });
   afterAll(async () => {
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -61,7 +64,12 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
     expect(await ready.json()).toEqual({ status: 'ready', checks: [{ name: 'postgres', ok: true }] });
     expect(metrics.headers.get('content-type')).toContain('text/plain');
     expect(metrics.headers.get('x-content-type-options')).toBe('nosniff');
-    for (const name of ['http_request_duration_seconds', 'accounts_registrations_total', 'accounts_resend_requests_total', 'mail_delivery_status_total']) {
+    for (const name of [
+      'http_request_duration_seconds',
+      'accounts_registrations_total',
+      'accounts_resend_requests_total',
+      'mail_delivery_status_total',
+    ]) {
       expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
     }
   });

@@ -5,7 +5,11 @@ describe('malformed requests never produce a 5xx', () => {
   const { db, accounts } = withTestAccounts();
 
   const post = (path: string) => accounts.http.post(`/api/v1/usr/${path}`);
-  const expectError = (res: { status: number; headers: Record<string, string>; body: { error?: { code?: string } } }, status: number, code: string) => {
+  const expectError = (
+    res: { status: number; headers: Record<string, string>; body: { error?: { code?: string } } },
+    status: number,
+    code: string,
+  ) => {
     expect(res.status).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.body.error?.code).toBe(code);
@@ -33,7 +37,11 @@ describe('malformed requests never produce a 5xx', () => {
     const res = await post('register').send({ email: 42, password: ['x'], first_name: { a: 1 } });
 
     expectError(res, 400, 'validation_failed');
-    expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['email', 'first_name', 'password']);
+    expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual([
+      'email',
+      'first_name',
+      'password',
+    ]);
   });
 
   test('when the body is a JSON array or null, returns 400', async () => {
@@ -47,7 +55,11 @@ describe('malformed requests never produce a 5xx', () => {
   });
 
   test('when strings are huge (under the body limit), returns 400 validation_failed and writes nothing', async () => {
-    const res = await post('register').send({ email: `${'a'.repeat(40_000)}@example.com`, password: 'p'.repeat(20_000), first_name: 'n'.repeat(1_000) });
+    const res = await post('register').send({
+      email: `${'a'.repeat(40_000)}@example.com`,
+      password: 'p'.repeat(20_000),
+      first_name: 'n'.repeat(1_000),
+    });
 
     expectError(res, 400, 'validation_failed');
     expect((await db.pool.query('SELECT count(*)::int AS n FROM users')).rows[0].n).toBe(0);
@@ -68,14 +80,29 @@ describe('malformed requests never produce a 5xx', () => {
   test('responses carry the security headers and no framework banner', async () => {
     const res = await accounts.http.get('/healthz');
 
-    expect(res.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': expect.stringContaining("default-src 'none'") });
+    expect(res.headers).toMatchObject({
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+      'content-security-policy': expect.stringContaining("default-src 'none'"),
+    });
     expect(res.headers['x-powered-by']).toBeUndefined();
   });
 
   test('property: random JSON bodies to register and login always get a 2xx or 4xx JSON answer', async () => {
-    const field = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.emailAddress(), fc.object({ maxDepth: 1 }));
+    const field = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(fc.string(), { maxLength: 3 }),
+      fc.emailAddress(),
+      fc.object({ maxDepth: 1 }),
+    );
     const body = fc.oneof(
-      fc.record({ email: field, password: field, first_name: field, last_name: field, referral_code: field }, { requiredKeys: [] }),
+      fc.record(
+        { email: field, password: field, first_name: field, last_name: field, referral_code: field },
+        { requiredKeys: [] },
+      ),
       fc.jsonValue({ maxDepth: 2 }),
     );
     await fc.assert(

@@ -23,7 +23,9 @@ describe('accounts: outbox writers of one user are serialized by the user row lo
   });
 
   test('when another transaction holds the user row lock, then a resend waits for it and its outbox row gets a higher id', async () => {
-    const reg = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('order'), password: strongPassword });
+    const reg = await accounts.http
+      .post('/api/v1/usr/register')
+      .send({ email: uniqueEmail('order'), password: strongPassword });
     expect(reg.status).toBe(201);
     const userId: string = reg.body.user_data.id;
     const holder = await db.pool.connect();
@@ -32,10 +34,13 @@ describe('accounts: outbox writers of one user are serialized by the user row lo
       await holder.query('BEGIN');
       // FOR NO KEY UPDATE: conflicts with the writers' FOR UPDATE, not with the FOR KEY SHARE of foreign-key checks.
       await holder.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
-      const resend = accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${reg.body.access_token}`).then((r) => {
-        resendDone = true;
-        return r;
-      });
+      const resend = accounts.http
+        .post('/api/v1/usr/email/resend')
+        .set('Authorization', `Bearer ${reg.body.access_token}`)
+        .then((r) => {
+          resendDone = true;
+          return r;
+        });
       // The resend's backend is blocked on a row lock (not finished, not merely slow).
       await waitFor(
         async () => {
@@ -55,7 +60,10 @@ describe('accounts: outbox writers of one user are serialized by the user row lo
       );
       await holder.query('COMMIT');
       expect((await resend).status).toBe(202);
-      const { rows } = await db.pool.query<{ id: string; type: string }>('SELECT id, type FROM outbox WHERE key = $1 ORDER BY id', [userId]);
+      const { rows } = await db.pool.query<{ id: string; type: string }>(
+        'SELECT id, type FROM outbox WHERE key = $1 ORDER BY id',
+        [userId],
+      );
       const resendRow = rows.filter((r) => r.type === 'mail.requested').at(-1);
       expect(BigInt(resendRow?.id ?? '0')).toBeGreaterThan(BigInt(mine[0]?.id ?? '0'));
     } finally {

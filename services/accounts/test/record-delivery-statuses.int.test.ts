@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
-import { buildEnvelope, EVENT_TYPE, type DeliveryStatus, type Envelope, type MailDeliveryStatusPayload } from '@shared/events';
+import {
+  buildEnvelope,
+  EVENT_TYPE,
+  type DeliveryStatus,
+  type Envelope,
+  type MailDeliveryStatusPayload,
+} from '@shared/events';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { createRecordDeliveryStatuses } from '../src/domain/record-delivery-status';
 import { createAccountsMetrics } from '../src/metrics';
@@ -17,19 +23,34 @@ describe('delivery statuses recorded as one batch', () => {
   });
   afterAll(async () => db.drop());
 
-  const record = () => createRecordDeliveryStatuses({ pool: db.pool, metrics: createAccountsMetrics(new Registry()), clock: { now: () => new Date() }, consumerName: 'batch-test' });
+  const record = () =>
+    createRecordDeliveryStatuses({
+      pool: db.pool,
+      metrics: createAccountsMetrics(new Registry()),
+      clock: { now: () => new Date() },
+      consumerName: 'batch-test',
+    });
 
   /** A small deterministic PRNG, so a failure names a replayable seed. */
-  const prng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const prng = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const STATUSES: DeliveryStatus[] = ['queued', 'deferred', 'sent', 'failed'];
 
-  type Scenario = { queued: boolean; events: { request: number; status: DeliveryStatus; attempt: number; smtp: boolean; repeat: number | null }[] };
+  type Scenario = {
+    queued: boolean;
+    events: { request: number; status: DeliveryStatus; attempt: number; smtp: boolean; repeat: number | null }[];
+  };
   function scenario(seed: number): Scenario {
     const rnd = prng(seed);
     const events: Scenario['events'] = [];
     for (let i = 0; i < 12; i++) {
       const repeat = i > 0 && rnd() < 0.2 ? Math.floor(rnd() * i) : null;
-      events.push({ request: Math.floor(rnd() * 3), status: STATUSES[Math.floor(rnd() * 4)] as DeliveryStatus, attempt: Math.floor(rnd() * 4), smtp: rnd() < 0.5, repeat });
+      events.push({
+        request: Math.floor(rnd() * 3),
+        status: STATUSES[Math.floor(rnd() * 4)] as DeliveryStatus,
+        attempt: Math.floor(rnd() * 4),
+        smtp: rnd() < 0.5,
+        repeat,
+      });
     }
     return { queued: rnd() < 0.5, events };
   }
@@ -39,7 +60,10 @@ describe('delivery statuses recorded as one batch', () => {
     const requests = [0, 1, 2].map(() => ({ requestId: randomUUID(), userId: randomUUID() }));
     if (s.queued) {
       for (const r of requests) {
-        await db.pool.query(`INSERT INTO mail_delivery_status (request_id, user_id, status, attempt) VALUES ($1, $2, 'queued', 0)`, [r.requestId, r.userId]);
+        await db.pool.query(
+          `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt) VALUES ($1, $2, 'queued', 0)`,
+          [r.requestId, r.userId],
+        );
       }
     }
     const out: Envelope<MailDeliveryStatusPayload>[] = [];
@@ -57,7 +81,9 @@ describe('delivery statuses recorded as one batch', () => {
         error_class: e.status === 'deferred' || e.status === 'failed' ? 'timeout' : null,
         ...(e.smtp ? { smtp_message_id: `<${randomUUID()}@test>` } : {}),
       };
-      out.push(buildEnvelope({ type: EVENT_TYPE.mailDeliveryStatus, aggregateType: 'user', aggregateId: r.userId, payload }));
+      out.push(
+        buildEnvelope({ type: EVENT_TYPE.mailDeliveryStatus, aggregateType: 'user', aggregateId: r.userId, payload }),
+      );
     }
     return out;
   }
@@ -74,7 +100,9 @@ describe('delivery statuses recorded as one batch', () => {
       const row = byId.get(id);
       if (!row) return null;
       const eventIndex = events.findIndex((e) => e.id === row.last_event_id);
-      const smtpIndex = events.findIndex((e) => e.payload.smtp_message_id !== undefined && e.payload.smtp_message_id === row.smtp_message_id);
+      const smtpIndex = events.findIndex(
+        (e) => e.payload.smtp_message_id !== undefined && e.payload.smtp_message_id === row.smtp_message_id,
+      );
       return { status: row.status, attempt: row.attempt, error_class: row.error_class, eventIndex, smtpIndex };
     });
   };
@@ -88,7 +116,11 @@ describe('delivery statuses recorded as one batch', () => {
       const oneByOne = await materialize(s);
       const oneOutcomes = [];
       for (const e of oneByOne) oneOutcomes.push(...(await recordMany([e])));
-      expect({ seed, outcomes: batchOutcomes, state: await stored(batchEvents) }).toEqual({ seed, outcomes: oneOutcomes, state: await stored(oneByOne) });
+      expect({ seed, outcomes: batchOutcomes, state: await stored(batchEvents) }).toEqual({
+        seed,
+        outcomes: oneOutcomes,
+        state: await stored(oneByOne),
+      });
     }
   });
 

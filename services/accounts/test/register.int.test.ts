@@ -8,12 +8,20 @@ import { createDeliveryStatusConsumer } from '../src/entry-points/kafka/delivery
 import { createTestDatabase } from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
-import { codeOf, metricValue, startTestAccounts, strongPassword, uniqueEmail, withTestAccounts } from './support/accounts-app';
+import {
+  codeOf,
+  metricValue,
+  startTestAccounts,
+  strongPassword,
+  uniqueEmail,
+  withTestAccounts,
+} from './support/accounts-app';
 
 describe('POST /api/v1/usr/register', () => {
   const { db, accounts } = withTestAccounts();
 
-  const register = (body: object, headers: Record<string, string> = {}) => accounts.http.post('/api/v1/usr/register').set(headers).send(body);
+  const register = (body: object, headers: Record<string, string> = {}) =>
+    accounts.http.post('/api/v1/usr/register').set(headers).send(body);
 
   test('when the body is valid, returns 201 with tokens and user data, and commits user, confirmation, delivery status and both outbox events', async () => {
     const email = uniqueEmail('Alice');
@@ -24,7 +32,15 @@ describe('POST /api/v1/usr/register', () => {
     expect(res.body).toEqual({
       refresh_token: expect.any(String),
       access_token: expect.any(String),
-      user_data: { id: expect.any(String), email, first_name: 'Alice', last_name: 'Liddell', email_confirmed: false, referral_code: expect.stringMatching(/^[0-9A-Z]{10}$/), referred_by: null },
+      user_data: {
+        id: expect.any(String),
+        email,
+        first_name: 'Alice',
+        last_name: 'Liddell',
+        email_confirmed: false,
+        referral_code: expect.stringMatching(/^[0-9A-Z]{10}$/),
+        referred_by: null,
+      },
       email_confirmation_sent: false,
       email_confirmation: { request_id: expect.any(String), status: 'queued' },
       message: 'Registration successful! Email confirmation will be sent shortly.',
@@ -35,14 +51,23 @@ describe('POST /api/v1/usr/register', () => {
     const user = await db.pool.query('SELECT email, password_hash FROM users WHERE id = $1', [userId]);
     expect(user.rows[0].email).toBe(email);
     expect(user.rows[0].password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
-    const confirmation = await db.pool.query('SELECT user_id, code_hash, state FROM email_confirmations WHERE request_id = $1', [requestId]);
+    const confirmation = await db.pool.query(
+      'SELECT user_id, code_hash, state FROM email_confirmations WHERE request_id = $1',
+      [requestId],
+    );
     expect(confirmation.rows).toEqual([{ user_id: userId, code_hash: expect.any(String), state: 'pending' }]);
     const code = await codeOf(db.pool, requestId);
     expect(code).toMatch(/^\d{6}$/);
     expect(confirmation.rows[0].code_hash).not.toContain(code);
-    const status = await db.pool.query('SELECT user_id, status, attempt FROM mail_delivery_status WHERE request_id = $1', [requestId]);
+    const status = await db.pool.query(
+      'SELECT user_id, status, attempt FROM mail_delivery_status WHERE request_id = $1',
+      [requestId],
+    );
     expect(status.rows).toEqual([{ user_id: userId, status: 'queued', attempt: 0 }]);
-    const outbox = await db.pool.query('SELECT topic, key, type, version, aggregate_type, payload, headers, event_id FROM outbox WHERE key = $1 ORDER BY id', [userId]);
+    const outbox = await db.pool.query(
+      'SELECT topic, key, type, version, aggregate_type, payload, headers, event_id FROM outbox WHERE key = $1 ORDER BY id',
+      [userId],
+    );
     expect(outbox.rows.map((r) => [r.topic, r.type])).toEqual(
       expect.arrayContaining([
         ['mail.requests', 'mail.requested'],
@@ -54,23 +79,42 @@ describe('POST /api/v1/usr/register', () => {
       expect(row).toMatchObject({ version: 1, aggregate_type: 'user', headers: { id: row.event_id, type: row.type } });
     }
     const mail = mailRequestedPayload.parse(outbox.rows.find((r) => r.type === 'mail.requested').payload);
-    expect(mail).toMatchObject({ request_id: requestId, user_id: userId, to: email, template: 'email_confirmation', vars: { first_name: 'Alice', last_name: 'Liddell' } });
+    expect(mail).toMatchObject({
+      request_id: requestId,
+      user_id: userId,
+      to: email,
+      template: 'email_confirmation',
+      vars: { first_name: 'Alice', last_name: 'Liddell' },
+    });
     // The code is sealed under MAIL_PAYLOAD_KEY (opened here with the test key): never in clear in the outbox.
     expect(mail.vars.code).toMatch(/^v1\.[0-9a-f]{8}\./);
     expect(JSON.stringify(outbox.rows)).not.toContain(code);
     const registered = userRegisteredPayload.parse(outbox.rows.find((r) => r.type === 'user.registered').payload);
-    expect(registered).toMatchObject({ user_id: userId, email, referral_code: res.body.user_data.referral_code, referred_by: null });
-    expect(await metricValue(accounts.registry, 'accounts_registrations_total', { result: 'created' })).toBeGreaterThanOrEqual(1);
+    expect(registered).toMatchObject({
+      user_id: userId,
+      email,
+      referral_code: res.body.user_data.referral_code,
+      referred_by: null,
+    });
+    expect(
+      await metricValue(accounts.registry, 'accounts_registrations_total', { result: 'created' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   test('when referral_code names a user, links the affiliate and reports referred_by', async () => {
     const referrer = await register({ email: uniqueEmail('referrer'), password: strongPassword });
 
-    const res = await register({ email: uniqueEmail('referred'), password: strongPassword, referral_code: referrer.body.user_data.referral_code });
+    const res = await register({
+      email: uniqueEmail('referred'),
+      password: strongPassword,
+      referral_code: referrer.body.user_data.referral_code,
+    });
 
     expect(res.status).toBe(201);
     expect(res.body.user_data.referred_by).toBe(referrer.body.user_data.id);
-    const link = await db.pool.query('SELECT referrer_user_id FROM affiliates WHERE referred_user_id = $1', [res.body.user_data.id]);
+    const link = await db.pool.query('SELECT referrer_user_id FROM affiliates WHERE referred_user_id = $1', [
+      res.body.user_data.id,
+    ]);
     expect(link.rows).toEqual([{ referrer_user_id: referrer.body.user_data.id }]);
   });
 
@@ -107,13 +151,19 @@ describe('POST /api/v1/usr/register', () => {
 
     expect(res.status).toBe(409);
     expect(res.body).toEqual({ error: { code: 'email_taken', message: expect.any(String) } });
-    expect(await metricValue(accounts.registry, 'accounts_registrations_total', { result: 'email_taken' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await metricValue(accounts.registry, 'accounts_registrations_total', { result: 'email_taken' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   test('when 20 clients register one email at once, exactly one gets 201 and nineteen get 409 email_taken', async () => {
     const email = uniqueEmail('race');
 
-    const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => register({ email: i % 2 ? email : email.toUpperCase(), password: strongPassword })));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        register({ email: i % 2 ? email : email.toUpperCase(), password: strongPassword }),
+      ),
+    );
 
     const statuses = responses.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 201)).toHaveLength(1);
@@ -125,8 +175,12 @@ describe('POST /api/v1/usr/register', () => {
 
   test('when the outbox insert fails after the user insert, nothing is left behind and the client gets a JSON 500 without details', async () => {
     const email = uniqueEmail('atomic');
-    await db.pool.query(`CREATE FUNCTION fail_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected outbox failure'; END $$`);
-    await db.pool.query(`CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()`);
+    await db.pool.query(
+      `CREATE FUNCTION fail_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected outbox failure'; END $$`,
+    );
+    await db.pool.query(
+      `CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()`,
+    );
     try {
       const res = await register({ email, password: strongPassword, first_name: 'Atomic' });
 
@@ -145,16 +199,30 @@ describe('POST /api/v1/usr/register', () => {
               (SELECT count(*) FROM refresh_tokens r LEFT JOIN users u ON u.id = r.user_id WHERE u.id IS NULL)::int AS orphan_tokens`,
       [email],
     );
-    expect(leftovers.rows[0]).toEqual({ users: 0, orphan_confirmations: 0, orphan_statuses: 0, outbox: 0, orphan_tokens: 0 });
+    expect(leftovers.rows[0]).toEqual({
+      users: 0,
+      orphan_confirmations: 0,
+      orphan_statuses: 0,
+      outbox: 0,
+      orphan_tokens: 0,
+    });
   });
 
   test('when the affiliate insert fails with a referral, no user, affiliate, confirmation or outbox row remains', async () => {
     const referrer = await register({ email: uniqueEmail('ref2'), password: strongPassword });
     const email = uniqueEmail('atomic2');
-    await db.pool.query(`CREATE FUNCTION fail_affiliate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$`);
-    await db.pool.query(`CREATE TRIGGER fail_affiliate BEFORE INSERT ON affiliates FOR EACH ROW EXECUTE FUNCTION fail_affiliate()`);
+    await db.pool.query(
+      `CREATE FUNCTION fail_affiliate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$`,
+    );
+    await db.pool.query(
+      `CREATE TRIGGER fail_affiliate BEFORE INSERT ON affiliates FOR EACH ROW EXECUTE FUNCTION fail_affiliate()`,
+    );
     try {
-      const res = await register({ email, password: strongPassword, referral_code: referrer.body.user_data.referral_code });
+      const res = await register({
+        email,
+        password: strongPassword,
+        referral_code: referrer.body.user_data.referral_code,
+      });
       expect(res.status).toBe(500);
     } finally {
       await db.pool.query('DROP TRIGGER fail_affiliate ON affiliates; DROP FUNCTION fail_affiliate()');
@@ -171,7 +239,11 @@ describe('POST /api/v1/usr/register', () => {
   test('when the generated referral code is already taken, registration retries with a fresh code and succeeds', async () => {
     const existing = await register({ email: uniqueEmail('holder'), password: strongPassword });
     const codes = [existing.body.user_data.referral_code as string, 'FRESHCODE1'];
-    const registerUser = createRegisterUser({ ...accounts.deps, commonPasswords: new Set(), newReferralCode: () => codes.shift() ?? 'FRESHCODE2' });
+    const registerUser = createRegisterUser({
+      ...accounts.deps,
+      commonPasswords: new Set(),
+      newReferralCode: () => codes.shift() ?? 'FRESHCODE2',
+    });
 
     const registration = await registerUser({ email: uniqueEmail('collide'), password: strongPassword });
 
@@ -182,9 +254,17 @@ describe('POST /api/v1/usr/register', () => {
 
   test('when a request outlives the request timeout, the client gets a JSON 503 timeout instead of hanging', async () => {
     const slow = startTestAccounts({ databaseUrl: db.url });
-    const app = createAccountsApp({ ...slow.deps, commonPasswords: new Set(), registry: new Registry(), requestTimeoutMs: 300 });
+    const app = createAccountsApp({
+      ...slow.deps,
+      commonPasswords: new Set(),
+      registry: new Registry(),
+      requestTimeoutMs: 300,
+    });
     try {
-      const res = await request(app).post('/api/v1/usr/register').set('Prefer', 'wait=5').send({ email: uniqueEmail('slow'), password: strongPassword });
+      const res = await request(app)
+        .post('/api/v1/usr/register')
+        .set('Prefer', 'wait=5')
+        .send({ email: uniqueEmail('slow'), password: strongPassword });
 
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ error: { code: 'timeout', message: expect.any(String) } });
@@ -227,7 +307,10 @@ describe('POST /api/v1/usr/register', () => {
     });
 
     test('when the preference is malformed, it is ignored without waiting or failing', async () => {
-      const res = await register({ email: uniqueEmail('malformed'), password: strongPassword }, { Prefer: 'wait=soon' });
+      const res = await register(
+        { email: uniqueEmail('malformed'), password: strongPassword },
+        { Prefer: 'wait=soon' },
+      );
 
       expect(res.status).toBe(201);
       expect(res.headers['preference-applied']).toBeUndefined();
@@ -240,7 +323,9 @@ describe('registration when dependencies are down', () => {
   test('when PostgreSQL is unreachable, returns 503 unavailable in the contract shape', async () => {
     const accounts = startTestAccounts({ databaseUrl: `postgres://postgres@127.0.0.1:${await freePort()}/nowhere` });
     try {
-      const res = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('down'), password: strongPassword });
+      const res = await accounts.http
+        .post('/api/v1/usr/register')
+        .send({ email: uniqueEmail('down'), password: strongPassword });
 
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ error: { code: 'unavailable', message: expect.any(String) } });
@@ -252,16 +337,33 @@ describe('registration when dependencies are down', () => {
 
   test('when the Kafka broker is unreachable and no mailer runs, registration still answers 201 and the outbox holds both events', async () => {
     const db = await createTestDatabase();
-    const accounts = startTestAccounts({ databaseUrl: db.url, env: { KAFKA_BROKERS: `127.0.0.1:${await freePort()}` } });
+    const accounts = startTestAccounts({
+      databaseUrl: db.url,
+      env: { KAFKA_BROKERS: `127.0.0.1:${await freePort()}` },
+    });
     // The consumer keeps retrying its broker in the background, as in production.
-    const kafka = createKafka({ brokers: accounts.config.KAFKA_BROKERS, clientId: 'accounts-test', logger: accounts.deps.logger, connectionTimeout: 200 });
-    const consumer = createDeliveryStatusConsumer({ ...accounts.deps, kafka, admin: kafka.admin(), topicPrefix: 'down.' });
+    const kafka = createKafka({
+      brokers: accounts.config.KAFKA_BROKERS,
+      clientId: 'accounts-test',
+      logger: accounts.deps.logger,
+      connectionTimeout: 200,
+    });
+    const consumer = createDeliveryStatusConsumer({
+      ...accounts.deps,
+      kafka,
+      admin: kafka.admin(),
+      topicPrefix: 'down.',
+    });
     await consumer.start();
     try {
-      const res = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('nokafka'), password: strongPassword });
+      const res = await accounts.http
+        .post('/api/v1/usr/register')
+        .send({ email: uniqueEmail('nokafka'), password: strongPassword });
 
       expect(res.status).toBe(201);
-      const outbox = await db.pool.query('SELECT type FROM outbox WHERE key = $1 ORDER BY type', [res.body.user_data.id]);
+      const outbox = await db.pool.query('SELECT type FROM outbox WHERE key = $1 ORDER BY type', [
+        res.body.user_data.id,
+      ]);
       expect(outbox.rows).toEqual([{ type: 'mail.requested' }, { type: 'user.registered' }]);
       expect(consumer.isRunning()).toBe(false);
     } finally {

@@ -1,6 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { createTestClock, strongPassword, TEST_JWT_SECRET, uniqueEmail, withTestAccounts } from './support/accounts-app';
+import {
+  createTestClock,
+  strongPassword,
+  TEST_JWT_SECRET,
+  uniqueEmail,
+  withTestAccounts,
+} from './support/accounts-app';
 
 describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () => {
   const clock = createTestClock();
@@ -9,12 +15,15 @@ describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () =
   const AUD = 'registration-platform';
 
   const registerUser = async () => {
-    const res = await accounts.http.post('/api/v1/usr/register').send({ email: uniqueEmail('tok'), password: strongPassword });
+    const res = await accounts.http
+      .post('/api/v1/usr/register')
+      .send({ email: uniqueEmail('tok'), password: strongPassword });
     expect(res.status).toBe(201);
     return res.body as { access_token: string; refresh_token: string; user_data: { id: string } };
   };
   const refresh = (refresh_token: string) => accounts.http.post('/api/v1/usr/token/refresh').send({ refresh_token });
-  const status = (accessToken: string) => accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${accessToken}`);
+  const status = (accessToken: string) =>
+    accounts.http.get('/api/v1/usr/email/status').set('Authorization', `Bearer ${accessToken}`);
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
   test('when the refresh token is fresh, returns a new pair and marks the old token used', async () => {
@@ -26,7 +35,10 @@ describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () =
     expect(res.body).toEqual({ access_token: expect.any(String), refresh_token: expect.any(String) });
     expect(res.body.refresh_token).not.toBe(user.refresh_token);
     expect((await status(res.body.access_token)).status).toBe(200);
-    const rows = await db.pool.query('SELECT count(*)::int AS n, count(used_at)::int AS used, count(DISTINCT family_id)::int AS families FROM refresh_tokens WHERE user_id = $1', [user.user_data.id]);
+    const rows = await db.pool.query(
+      'SELECT count(*)::int AS n, count(used_at)::int AS used, count(DISTINCT family_id)::int AS families FROM refresh_tokens WHERE user_id = $1',
+      [user.user_data.id],
+    );
     expect(rows.rows[0]).toEqual({ n: 2, used: 1, families: 1 });
   });
 
@@ -41,7 +53,10 @@ describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () =
     expect(replay.body.error.code).toBe('token_reused');
     expect(newest.status).toBe(401);
     expect(newest.body.error.code).toBe('token_reused');
-    const rows = await db.pool.query('SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM refresh_tokens WHERE user_id = $1', [user.user_data.id]);
+    const rows = await db.pool.query(
+      'SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM refresh_tokens WHERE user_id = $1',
+      [user.user_data.id],
+    );
     expect(rows.rows[0]).toEqual({ n: 2, revoked: 2 });
   });
 
@@ -84,17 +99,36 @@ describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () =
     beforeAll(async () => {
       user = await registerUser();
     });
-    const claims = () => ({ sub: user.user_data.id, typ: 'access', jti: 'x', iss: ISS, aud: AUD, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 });
+    const claims = () => ({
+      sub: user.user_data.id,
+      typ: 'access',
+      jti: 'x',
+      iss: ISS,
+      aud: AUD,
+      iat: Math.floor(Date.now() / 1000),
+      exp: Math.floor(Date.now() / 1000) + 600,
+    });
 
     const forged: [string, () => string][] = [
       ['alg none', () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`],
-      ['HS512 with the right secret (algorithm not allowed)', () => jwt.sign(claims(), TEST_JWT_SECRET, { algorithm: 'HS512' })],
+      [
+        'HS512 with the right secret (algorithm not allowed)',
+        () => jwt.sign(claims(), TEST_JWT_SECRET, { algorithm: 'HS512' }),
+      ],
       [
         'RS256 with an attacker key (algorithm confusion)',
-        () => jwt.sign(claims(), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }), { algorithm: 'RS256' }),
+        () =>
+          jwt.sign(
+            claims(),
+            generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+            { algorithm: 'RS256' },
+          ),
       ],
       ['a wrong issuer', () => jwt.sign({ ...claims(), iss: 'someone-else' }, TEST_JWT_SECRET, { algorithm: 'HS256' })],
-      ['a wrong audience', () => jwt.sign({ ...claims(), aud: 'another-app' }, TEST_JWT_SECRET, { algorithm: 'HS256' })],
+      [
+        'a wrong audience',
+        () => jwt.sign({ ...claims(), aud: 'another-app' }, TEST_JWT_SECRET, { algorithm: 'HS256' }),
+      ],
       ['another secret', () => jwt.sign(claims(), 'another-secret-that-is-at-least-32-bytes!', { algorithm: 'HS256' })],
       [
         'a tampered payload (signature no longer matches)',

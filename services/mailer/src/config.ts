@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { payloadKeyEnv, requirePayloadKeyInProduction } from '@shared/payload-crypto';
-import { commonEnv, envBool, envInt, envPort, loadConfigOrExit, parseEnv, type Env, type RawCheck } from '@shared/config';
+import {
+  commonEnv,
+  envBool,
+  envInt,
+  envPort,
+  loadConfigOrExit,
+  parseEnv,
+  type Env,
+  type RawCheck,
+} from '@shared/config';
 import { parseFallbackUrls } from './smtp-providers';
 
 const optionalBool = z
@@ -41,7 +50,13 @@ const schema = z
     /** SMTP_POOL_SIZE: pooled SMTP connections. */
     SMTP_POOL_SIZE: envInt(5, 1, 100),
     /** MAIL_FROM: the From address. */
-    MAIL_FROM: z.string().default('no-reply@localhost').refine((v) => /^[^\s@<>]+@[^\s@<>]+$/.test(v) || /^[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>$/.test(v), 'must be an address or "Name <address>"'),
+    MAIL_FROM: z
+      .string()
+      .default('no-reply@localhost')
+      .refine(
+        (v) => /^[^\s@<>]+@[^\s@<>]+$/.test(v) || /^[^<>\r\n]*<[^\s@<>]+@[^\s@<>]+>$/.test(v),
+        'must be an address or "Name <address>"',
+      ),
     /** MAIL_TRANSPORT: smtp, or console to print mails instead (development). */
     MAIL_TRANSPORT: z.enum(['smtp', 'console']).default('smtp'),
     /** BREAKER_*: opossum circuit breaker around the SMTP send. */
@@ -63,7 +78,11 @@ const schema = z
   })
   .superRefine((env, ctx) => {
     if (env.MAIL_RETRY_MAX_MS < env.MAIL_RETRY_BASE_MS) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['MAIL_RETRY_MAX_MS'], message: 'must be >= MAIL_RETRY_BASE_MS' });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['MAIL_RETRY_MAX_MS'],
+        message: 'must be >= MAIL_RETRY_BASE_MS',
+      });
     }
   })
   .transform((env) => ({ ...env, MAILER_DATABASE_URL: env.MAILER_DATABASE_URL ?? env.DATABASE_URL }));
@@ -71,15 +90,22 @@ const schema = z
 const rawChecks: RawCheck[] = [
   (env) =>
     (env.SMTP_USER === undefined) !== (env.SMTP_PASSWORD === undefined)
-      ? { variable: env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD', message: 'SMTP_USER and SMTP_PASSWORD go together' }
+      ? {
+          variable: env.SMTP_USER === undefined ? 'SMTP_USER' : 'SMTP_PASSWORD',
+          message: 'SMTP_USER and SMTP_PASSWORD go together',
+        }
       : undefined,
   requirePayloadKeyInProduction,
   (env) =>
     env.NODE_ENV === 'production' && env.MAIL_TRANSPORT === 'console'
-      ? { variable: 'MAIL_TRANSPORT', message: 'console prints codes to the log and is refused when NODE_ENV=production' }
+      ? {
+          variable: 'MAIL_TRANSPORT',
+          message: 'console prints codes to the log and is refused when NODE_ENV=production',
+        }
       : undefined,
   (env) => {
-    const requireTls = env.SMTP_REQUIRE_TLS === undefined ? undefined : ['true', '1', 'yes'].includes(env.SMTP_REQUIRE_TLS);
+    const requireTls =
+      env.SMTP_REQUIRE_TLS === undefined ? undefined : ['true', '1', 'yes'].includes(env.SMTP_REQUIRE_TLS);
     const { problems } = parseFallbackUrls(env.SMTP_FALLBACK_URLS, requireTls);
     return problems.length > 0 ? { variable: 'SMTP_FALLBACK_URLS', message: problems.join(', ') } : undefined;
   },

@@ -65,13 +65,34 @@ export function createMailer(deps: MailerDeps): Mailer {
   const logger = deps.logger.child({ component: 'mailer' });
   const clock = deps.clock ?? (() => new Date());
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const providerTransports: ProviderTransport[] = [{ label: 'primary', transport: deps.transport }, ...(deps.fallbacks ?? [])];
-  const metrics = createMailerMetrics(deps.registry, () => countRetryPending(pool), providerTransports.map((p) => p.label));
+  const providerTransports: ProviderTransport[] = [
+    { label: 'primary', transport: deps.transport },
+    ...(deps.fallbacks ?? []),
+  ];
+  const metrics = createMailerMetrics(
+    deps.registry,
+    () => countRetryPending(pool),
+    providerTransports.map((p) => p.label),
+  );
   // Statuses and DLQ records: one idempotent producer keeper, replaced after any failed send.
   const producer = createIdempotentProducer({ kafka, logger });
-  const publisher = createStatusPublisher({ pool, producer, topics, logger, ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}) });
-  const retention = createRetentionJob({ pool, retentionDays: config.MAIL_RETENTION_DAYS, logger, ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}) });
-  const providers = providerTransports.map((p) => ({ label: p.label, circuit: createSmtpCircuit({ transport: p.transport, config, logger, label: p.label }) }));
+  const publisher = createStatusPublisher({
+    pool,
+    producer,
+    topics,
+    logger,
+    ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}),
+  });
+  const retention = createRetentionJob({
+    pool,
+    retentionDays: config.MAIL_RETENTION_DAYS,
+    logger,
+    ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}),
+  });
+  const providers = providerTransports.map((p) => ({
+    label: p.label,
+    circuit: createSmtpCircuit({ transport: p.transport, config, logger, label: p.label }),
+  }));
   const failover = createProviderFailover(providers);
   const deliver = createDeliverRequest({
     pool,
@@ -83,7 +104,9 @@ export function createMailer(deps: MailerDeps): Mailer {
     random: deps.random ?? Math.random,
     onOutboxWritten: () => publisher.kick(),
     payloadKeys: keyringFromConfig(config, () =>
-      logger.warn('MAIL_PAYLOAD_KEY is not set: using a random per-process key; codes sealed by accounts cannot be opened (development only)'),
+      logger.warn(
+        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; codes sealed by accounts cannot be opened (development only)',
+      ),
     ),
   });
   const dispatcher = createDispatcher({
@@ -107,7 +130,13 @@ export function createMailer(deps: MailerDeps): Mailer {
       publisher.kick();
     },
   });
-  const consumer = createMailRequestsConsumer({ kafka, groupId: `${config.KAFKA_TOPIC_PREFIX}mailer`, topic: topics.mailRequests, record, logger });
+  const consumer = createMailRequestsConsumer({
+    kafka,
+    groupId: `${config.KAFKA_TOPIC_PREFIX}mailer`,
+    topic: topics.mailRequests,
+    record,
+    logger,
+  });
 
   // The consumer keeps recording while every breaker is open: a request must get its honest
   // `deferred` / circuit_open status (and the next trial time) instead of waiting unseen in Kafka.
@@ -124,7 +153,13 @@ export function createMailer(deps: MailerDeps): Mailer {
         const admin = kafka.admin();
         await admin.connect();
         try {
-          await ensureTopics(admin, contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, { partitions: config.KAFKA_TOPIC_PARTITIONS, replicationFactor: config.KAFKA_REPLICATION_FACTOR }));
+          await ensureTopics(
+            admin,
+            contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, {
+              partitions: config.KAFKA_TOPIC_PARTITIONS,
+              replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+            }),
+          );
         } finally {
           await admin.disconnect();
         }

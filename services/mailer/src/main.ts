@@ -14,7 +14,13 @@ async function main(): Promise<void> {
   const config = loadMailerConfig();
   const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('mailer');
-  const pool = createPool({ connectionString: config.MAILER_DATABASE_URL, logger, applicationName: 'mailer', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+  const pool = createPool({
+    connectionString: config.MAILER_DATABASE_URL,
+    logger,
+    applicationName: 'mailer',
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+  });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger, security: config });
   const transport = createMailTransport({ config, logger });
   const fallbacks = createFallbackTransports({ config, logger });
@@ -61,7 +67,13 @@ async function main(): Promise<void> {
           });
           http = await listen(app, config.PORT);
           logger.info(
-            { port: http.port, transport: config.MAIL_TRANSPORT, smtp_host: config.SMTP_HOST, smtp_port: config.SMTP_PORT, smtp_fallbacks: fallbacks.map((f) => f.label) },
+            {
+              port: http.port,
+              transport: config.MAIL_TRANSPORT,
+              smtp_host: config.SMTP_HOST,
+              smtp_port: config.SMTP_PORT,
+              smtp_fallbacks: fallbacks.map((f) => f.label),
+            },
             'mailer listening',
           );
         },

@@ -12,7 +12,11 @@ export type MailerMetrics = ReturnType<typeof createMailerMetrics>;
  * The mailer's metrics on one instance's registry. Counters start at 0 for every known label value
  * so dashboards draw a line before the first event. `countRetryPending` is read at scrape time.
  */
-export function createMailerMetrics(registry: Registry, countRetryPending: () => Promise<number>, providers: readonly string[] = ['primary']) {
+export function createMailerMetrics(
+  registry: Registry,
+  countRetryPending: () => Promise<number>,
+  providers: readonly string[] = ['primary'],
+) {
   const registers = [registry];
   const sendDuration = new Histogram({
     name: 'mail_send_duration_seconds',
@@ -35,7 +39,7 @@ export function createMailerMetrics(registry: Registry, countRetryPending: () =>
   });
   const fallbackActive = new Gauge({
     name: 'mail_smtp_fallback_active',
-    help: '1 while the primary SMTP provider\'s breaker is not closed and a fallback provider takes the mail',
+    help: "1 while the primary SMTP provider's breaker is not closed and a fallback provider takes the mail",
     registers,
   });
   new Gauge({
@@ -56,14 +60,27 @@ export function createMailerMetrics(registry: Registry, countRetryPending: () =>
     buckets: [...LATENCY_BUCKETS, 300, 900, 3600],
     registers,
   });
-  const dlqRecords = new Counter({ name: 'mail_dlq_records_total', help: 'Records written for mail.requests.dlq, by reason', labelNames: ['reason'] as const, registers });
+  const dlqRecords = new Counter({
+    name: 'mail_dlq_records_total',
+    help: 'Records written for mail.requests.dlq, by reason',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const duplicateSends = new Counter({
     name: 'mail_duplicate_sends_total',
     help: 'Mails sent again after a mailer died between handing them to SMTP and recording it (possible duplicates)',
     registers,
   });
-  const invalidRequests = new Counter({ name: 'mail_invalid_requests_total', help: 'Poison mail.requests messages parked on the DLQ', registers });
-  const superseded = new Counter({ name: 'mail_superseded_total', help: 'Unsent requests replaced by a newer request of the same user', registers });
+  const invalidRequests = new Counter({
+    name: 'mail_invalid_requests_total',
+    help: 'Poison mail.requests messages parked on the DLQ',
+    registers,
+  });
+  const superseded = new Counter({
+    name: 'mail_superseded_total',
+    help: 'Unsent requests replaced by a newer request of the same user',
+    registers,
+  });
 
   for (const provider of providers) {
     sent.inc({ result: 'sent', error_class: 'none', provider }, 0);
@@ -83,7 +100,12 @@ export function createMailerMetrics(registry: Registry, countRetryPending: () =>
 
   return {
     /** One SMTP attempt's outcome on `provider` ('none' when no breaker admitted the mail). */
-    observeSend: (result: SendResultLabel, errorClass: ErrorClass | 'none', seconds: number | undefined, provider = 'primary') => {
+    observeSend: (
+      result: SendResultLabel,
+      errorClass: ErrorClass | 'none',
+      seconds: number | undefined,
+      provider = 'primary',
+    ) => {
       sent.inc({ result, error_class: errorClass, provider });
       if (seconds !== undefined) sendDuration.observe({ result, provider }, seconds);
     },

@@ -51,7 +51,8 @@ export function parseFallbackUrl(raw: string, index: number, requireTls: boolean
   } catch {
     return `entry ${index + 1} is not a URL`;
   }
-  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') return `entry ${index + 1} must start with smtp:// or smtps://`;
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:')
+    return `entry ${index + 1} must start with smtp:// or smtps://`;
   if (!url.hostname) return `entry ${index + 1} has no host`;
   const secure = url.protocol === 'smtps:';
   const port = url.port ? Number(url.port) : secure ? 465 : 587;
@@ -62,18 +63,33 @@ export function parseFallbackUrl(raw: string, index: number, requireTls: boolean
   const user = url.username ? decodeURIComponent(url.username) : undefined;
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   if ((user === undefined) !== (password === undefined)) return `entry ${index + 1}: user and password go together`;
-  return { label, host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, secure, user, password, requireTls: requireTls ?? user !== undefined };
+  return {
+    label,
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    secure,
+    user,
+    password,
+    requireTls: requireTls ?? user !== undefined,
+  };
 }
 
 /** Every fallback of a comma-separated SMTP_FALLBACK_URLS, or the problems found (labels must be unique). */
-export function parseFallbackUrls(value: string | undefined, requireTls: boolean | undefined): { providers: SmtpProvider[]; problems: string[] } {
-  const entries = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+export function parseFallbackUrls(
+  value: string | undefined,
+  requireTls: boolean | undefined,
+): { providers: SmtpProvider[]; problems: string[] } {
+  const entries = (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const providers: SmtpProvider[] = [];
   const problems: string[] = [];
   entries.forEach((entry, i) => {
     const parsed = parseFallbackUrl(entry, i, requireTls);
     if (typeof parsed === 'string') problems.push(parsed);
-    else if (providers.some((p) => p.label === parsed.label)) problems.push(`entry ${i + 1}: name "${parsed.label}" is used twice`);
+    else if (providers.some((p) => p.label === parsed.label))
+      problems.push(`entry ${i + 1}: name "${parsed.label}" is used twice`);
     else providers.push(parsed);
   });
   return { providers, problems };

@@ -6,7 +6,13 @@ describe('mailer: the circuit breaker around a stalled SMTP server', () => {
 
   beforeAll(async () => {
     h = await startMailerHarness({
-      env: { SMTP_TIMEOUT_MS: '300', SMTP_POOL_SIZE: '2', BREAKER_VOLUME_THRESHOLD: '3', BREAKER_ERROR_THRESHOLD_PERCENT: '50', BREAKER_RESET_TIMEOUT_MS: '1500' },
+      env: {
+        SMTP_TIMEOUT_MS: '300',
+        SMTP_POOL_SIZE: '2',
+        BREAKER_VOLUME_THRESHOLD: '3',
+        BREAKER_ERROR_THRESHOLD_PERCENT: '50',
+        BREAKER_RESET_TIMEOUT_MS: '1500',
+      },
     });
     await h.startInProcess();
   });
@@ -19,7 +25,10 @@ describe('mailer: the circuit breaker around a stalled SMTP server', () => {
     const requests = Array.from({ length: 6 }, () => mailRequest());
     await h.produce(requests);
 
-    await waitFor(async () => (await h.metric('mail_smtp_circuit_state')) === 2, { timeoutMs: 20_000, message: 'breaker open' });
+    await waitFor(async () => (await h.metric('mail_smtp_circuit_state')) === 2, {
+      timeoutMs: 20_000,
+      message: 'breaker open',
+    });
     // While open: sample the connection count until the breaker lets a trial through. Not one
     // connection may be attempted in that window.
     const opened = h.smtp.connectionCount();
@@ -51,7 +60,12 @@ describe('mailer: the circuit breaker around a stalled SMTP server', () => {
         expect(['timeout', 'circuit_open']).toContain(s.error_class);
       }
     }
-    const deferredClasses = new Set(h.statuses().filter((s) => s.status === 'deferred').map((s) => s.error_class));
+    const deferredClasses = new Set(
+      h
+        .statuses()
+        .filter((s) => s.status === 'deferred')
+        .map((s) => s.error_class),
+    );
     expect(deferredClasses.has('timeout')).toBe(true);
     expect(await h.metric('mail_sent_total', { result: 'deferred', error_class: 'timeout' })).toBeGreaterThanOrEqual(3);
     expect(await h.metric('mail_retry_pending')).toBe(0);

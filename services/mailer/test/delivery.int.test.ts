@@ -32,12 +32,22 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
       const mail = byRecipient.get(r.to);
       expect(mail?.text).toContain(r.vars.code);
       const statuses = h.statusesOf(r.request_id);
-      expect(statuses).toEqual([expect.objectContaining({ status: 'sent', attempt: 1, error_class: null, user_id: r.user_id, smtp_message_id: mail?.messageId })]);
+      expect(statuses).toEqual([
+        expect.objectContaining({
+          status: 'sent',
+          attempt: 1,
+          error_class: null,
+          user_id: r.user_id,
+          smtp_message_id: mail?.messageId,
+        }),
+      ]);
     }
     expect(await h.metric('mail_sent_total', { result: 'sent', error_class: 'none' })).toBe(REQUESTS);
     // One end-to-end observation per mail (the histogram's _count), not merely "the metric exists".
     const endToEnd = (await h.registry.getSingleMetric('mail_end_to_end_seconds')?.get())?.values ?? [];
-    expect(endToEnd.find((v) => (v as { metricName?: string }).metricName === 'mail_end_to_end_seconds_count')?.value).toBe(REQUESTS);
+    expect(
+      endToEnd.find((v) => (v as { metricName?: string }).metricName === 'mail_end_to_end_seconds_count')?.value,
+    ).toBe(REQUESTS);
   });
 
   it('when a request is redelivered, then it is not sent twice', async () => {
@@ -102,16 +112,22 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
     await h.produce([after]);
 
     await h.waitForStatus(after.request_id, 'sent');
-    await waitFor(() => h.dlqRecords().filter((r) => r.reason === 'invalid_request').length >= 5, { message: 'five poison DLQ records' });
+    await waitFor(() => h.dlqRecords().filter((r) => r.reason === 'invalid_request').length >= 5, {
+      message: 'five poison DLQ records',
+    });
     const poison = h.dlqRecords().filter((r) => r.reason === 'invalid_request');
     expect(poison.map((r) => r.original_value)).toEqual(expect.arrayContaining(['not json {', wrongSchema]));
-    expect(poison.some((r) => r.original_value_base64 === Buffer.from([0xff, 0x00, 0xfe]).toString('base64'))).toBe(true);
+    expect(poison.some((r) => r.original_value_base64 === Buffer.from([0xff, 0x00, 0xfe]).toString('base64'))).toBe(
+      true,
+    );
     expect(await h.metric('mail_invalid_requests_total')).toBe(invalidBefore + 5);
     expect(await h.metric('mail_dlq_records_total', { reason: 'invalid_request' })).toBeGreaterThanOrEqual(5);
   });
 
   it('never writes a confirmation code into the logs', () => {
-    const codes = h.smtp.messages.map((m) => /\b(\d{6})\b/.exec(m.text)?.[1]).filter((c): c is string => c !== undefined);
+    const codes = h.smtp.messages
+      .map((m) => /\b(\d{6})\b/.exec(m.text)?.[1])
+      .filter((c): c is string => c !== undefined);
     expect(codes.length).toBeGreaterThan(0);
     const logText = h.logs.join('\n');
     for (const code of codes.slice(0, 50)) expect(logText).not.toContain(`"${code}"`);

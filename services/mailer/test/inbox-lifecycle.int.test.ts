@@ -52,7 +52,14 @@ async function inTx<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Prom
 }
 
 async function rowOf(pool: Pool, requestId: string) {
-  const { rows } = await pool.query<{ state: string; attempts: number; event_id: string; vars: Record<string, unknown>; original: string; possible_duplicate: boolean }>(
+  const { rows } = await pool.query<{
+    state: string;
+    attempts: number;
+    event_id: string;
+    vars: Record<string, unknown>;
+    original: string;
+    possible_duplicate: boolean;
+  }>(
     `SELECT state, attempts, event_id, vars, original, possible_duplicate FROM mailer_requests WHERE request_id = $1`,
     [requestId],
   );
@@ -91,8 +98,17 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const result = await record(db.pool, [replay]);
       expect(result).toEqual({ recorded: [req.requestId], replayed: [req.requestId] });
       const row = await rowOf(db.pool, req.requestId);
-      expect(row).toMatchObject({ state: 'pending', attempts: 0, event_id: replay.eventId, vars: { code: '654321' }, original: '{"replayed":true}', possible_duplicate: false });
-      expect((await claimDueRequests(db.pool, { limit: 10, leaseMs: 60_000 })).map((x) => x.requestId)).toEqual([req.requestId]);
+      expect(row).toMatchObject({
+        state: 'pending',
+        attempts: 0,
+        event_id: replay.eventId,
+        vars: { code: '654321' },
+        original: '{"replayed":true}',
+        possible_duplicate: false,
+      });
+      expect((await claimDueRequests(db.pool, { limit: 10, leaseMs: 60_000 })).map((x) => x.requestId)).toEqual([
+        req.requestId,
+      ]);
     });
 
     it('when the request failed and the envelope id is the same (a plain redelivery), ignores it', async () => {
@@ -116,7 +132,12 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const { recorded } = await record(db.pool, [newer]);
       await inTx(db.pool, (client) => supersedeOlderUnsent(client, recorded));
 
-      expect(await record(db.pool, [{ ...sent, eventId: randomUUID() }, { ...older, eventId: randomUUID() }])).toEqual({ recorded: [], replayed: [] });
+      expect(
+        await record(db.pool, [
+          { ...sent, eventId: randomUUID() },
+          { ...older, eventId: randomUUID() },
+        ]),
+      ).toEqual({ recorded: [], replayed: [] });
       expect((await rowOf(db.pool, sent.requestId))?.state).toBe('sent');
       expect((await rowOf(db.pool, older.requestId))?.state).toBe('superseded');
     });
@@ -175,7 +196,9 @@ describe('mailer inbox: replays, redaction and retention', () => {
       await record(db.pool, [sending]);
       const c = await claim(db.pool, sending.requestId);
       await record(db.pool, [newRequest({ userId: sending.userId })]);
-      const outcome = await inTx(db.pool, (client) => markDeferred(client, c, { errorClass: 'timeout', delayMs: 10, consumeAttempt: true }));
+      const outcome = await inTx(db.pool, (client) =>
+        markDeferred(client, c, { errorClass: 'timeout', delayMs: 10, consumeAttempt: true }),
+      );
       expect(outcome?.state).toBe('superseded');
       await expectRedacted(sending.requestId, 'superseded');
     });
@@ -184,7 +207,9 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const req = newRequest();
       await record(db.pool, [req]);
       const c = await claim(db.pool, req.requestId);
-      await inTx(db.pool, (client) => markDeferred(client, c, { errorClass: 'timeout', delayMs: 10, consumeAttempt: true }));
+      await inTx(db.pool, (client) =>
+        markDeferred(client, c, { errorClass: 'timeout', delayMs: 10, consumeAttempt: true }),
+      );
       const row = await rowOf(db.pool, req.requestId);
       expect(row).toMatchObject({ state: 'pending', vars: { code: '123456' }, original: req.original });
     });
@@ -204,11 +229,17 @@ describe('mailer inbox: replays, redaction and retention', () => {
         const reqs = [newRequest(), newRequest(), newRequest()];
         await record(db.pool, [...reqs]);
         const ids = reqs.map((r) => r.requestId);
-        await db.pool.query(`UPDATE mailer_requests SET state = $2, updated_at = now() - interval '8 days' WHERE request_id = ANY($1::uuid[])`, [ids, state]);
+        await db.pool.query(
+          `UPDATE mailer_requests SET state = $2, updated_at = now() - interval '8 days' WHERE request_id = ANY($1::uuid[])`,
+          [ids, state],
+        );
         old[state] = ids;
         const fresh = newRequest();
         await record(db.pool, [fresh]);
-        await db.pool.query(`UPDATE mailer_requests SET state = $2, updated_at = now() - interval '6 days' WHERE request_id = $1`, [fresh.requestId, state]);
+        await db.pool.query(
+          `UPDATE mailer_requests SET state = $2, updated_at = now() - interval '6 days' WHERE request_id = $1`,
+          [fresh.requestId, state],
+        );
         recent.push(fresh.requestId);
       }
 
@@ -222,15 +253,28 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const req = newRequest();
       await record(db.pool, [req]);
       await db.pool.query(`UPDATE mailer_requests SET state = 'sent', updated_at = now() - interval '2 days'`);
-      const logger = createLogger({ service: 'mailer', level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) });
+      const logger = createLogger({
+        service: 'mailer',
+        level: 'warn',
+        destination: new Writable({ write: (_c, _e, done) => done() }),
+      });
       const job = createRetentionJob({ pool: db.pool, retentionDays: 1, logger, everyMs: 100 });
       await job.start();
       try {
-        await waitFor(async () => !(await rowOf(db.pool, req.requestId)), { timeoutMs: 5_000, message: 'deleted at start' });
+        await waitFor(async () => !(await rowOf(db.pool, req.requestId)), {
+          timeoutMs: 5_000,
+          message: 'deleted at start',
+        });
         const later = newRequest();
         await record(db.pool, [later]);
-        await db.pool.query(`UPDATE mailer_requests SET state = 'failed', updated_at = now() - interval '2 days' WHERE request_id = $1`, [later.requestId]);
-        await waitFor(async () => !(await rowOf(db.pool, later.requestId)), { timeoutMs: 5_000, message: 'deleted by a later run' });
+        await db.pool.query(
+          `UPDATE mailer_requests SET state = 'failed', updated_at = now() - interval '2 days' WHERE request_id = $1`,
+          [later.requestId],
+        );
+        await waitFor(async () => !(await rowOf(db.pool, later.requestId)), {
+          timeoutMs: 5_000,
+          message: 'deleted by a later run',
+        });
       } finally {
         await job.stop();
       }

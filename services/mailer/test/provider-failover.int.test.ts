@@ -2,7 +2,12 @@ import { startSmtpTestServer, type SmtpTestServer } from '../../../test/support/
 import { waitFor } from '../../../test/support/wait-for';
 import { mailRequest, startMailerHarness, type MailerHarness } from './support/mailer-harness';
 
-const BREAKER = { SMTP_TIMEOUT_MS: '400', BREAKER_VOLUME_THRESHOLD: '3', BREAKER_ERROR_THRESHOLD_PERCENT: '50', BREAKER_RESET_TIMEOUT_MS: '2000' };
+const BREAKER = {
+  SMTP_TIMEOUT_MS: '400',
+  BREAKER_VOLUME_THRESHOLD: '3',
+  BREAKER_ERROR_THRESHOLD_PERCENT: '50',
+  BREAKER_RESET_TIMEOUT_MS: '2000',
+};
 
 describe('mailer: fallback SMTP providers (issue 13)', () => {
   let h: MailerHarness;
@@ -10,7 +15,9 @@ describe('mailer: fallback SMTP providers (issue 13)', () => {
 
   beforeAll(async () => {
     backup = await startSmtpTestServer();
-    h = await startMailerHarness({ env: { ...BREAKER, SMTP_FALLBACK_URLS: `smtp://127.0.0.1:${backup.port}?name=backup` } });
+    h = await startMailerHarness({
+      env: { ...BREAKER, SMTP_FALLBACK_URLS: `smtp://127.0.0.1:${backup.port}?name=backup` },
+    });
     await h.startInProcess();
   });
   afterAll(async () => {
@@ -41,8 +48,12 @@ describe('mailer: fallback SMTP providers (issue 13)', () => {
     expect(await h.metric('mail_smtp_circuit_state', { provider: 'primary' })).toBeGreaterThanOrEqual(1);
     expect(await h.metric('mail_smtp_circuit_state', { provider: 'backup' })).toBe(0);
     expect(await h.metric('mail_smtp_fallback_active')).toBe(1);
-    expect(await h.metric('mail_sent_total', { result: 'sent', provider: 'backup', error_class: 'none' })).toBeGreaterThanOrEqual(20);
-    expect(await h.metric('mail_sent_total', { result: 'deferred', provider: 'primary', error_class: 'timeout' })).toBeGreaterThanOrEqual(3);
+    expect(
+      await h.metric('mail_sent_total', { result: 'sent', provider: 'backup', error_class: 'none' }),
+    ).toBeGreaterThanOrEqual(20);
+    expect(
+      await h.metric('mail_sent_total', { result: 'deferred', provider: 'primary', error_class: 'timeout' }),
+    ).toBeGreaterThanOrEqual(3);
     // Never a credential or URL in the status: the label only.
     expect(JSON.stringify(h.statuses())).not.toContain(String(backup.port));
   });
@@ -96,7 +107,8 @@ describe('mailer: fallback SMTP providers (issue 13)', () => {
     expect(next).toBeGreaterThan(Date.now() - 2_000);
     expect(next).toBeLessThan(Date.now() + 10_000);
     // The honest status costs no SMTP connection while every breaker is open.
-    if (h.mailer?.circuitState() === 'open') expect(h.smtp.connectionCount() + backup.connectionCount()).toBe(connections);
+    if (h.mailer?.circuitState() === 'open')
+      expect(h.smtp.connectionCount() + backup.connectionCount()).toBe(connections);
 
     await h.smtp.setFault({ mode: 'healthy' });
     await backup.setFault({ mode: 'healthy' });

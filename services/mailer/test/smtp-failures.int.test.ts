@@ -22,22 +22,25 @@ describe('mailer: transient SMTP failures are deferred and retried until SMTP re
     ['the server answers 421', { mode: 'transient', code: 421 } as const, 'unknown'],
     ['the server answers 451', { mode: 'transient', code: 451 } as const, 'unknown'],
     ['the server stalls after EHLO', { mode: 'stall-ehlo' } as const, 'timeout'],
-  ])('when %s, then the request is deferred with its class, and sent once when SMTP is healthy again', async (_story, fault, errorClass) => {
-    // A fault applies to new connections; cutting the pool's idle ones first makes the next send meet it.
-    await h.smtp.setFault({ mode: 'reset' });
-    await h.smtp.setFault(fault);
-    const request = mailRequest();
-    await h.produce([request]);
+  ])(
+    'when %s, then the request is deferred with its class, and sent once when SMTP is healthy again',
+    async (_story, fault, errorClass) => {
+      // A fault applies to new connections; cutting the pool's idle ones first makes the next send meet it.
+      await h.smtp.setFault({ mode: 'reset' });
+      await h.smtp.setFault(fault);
+      const request = mailRequest();
+      await h.produce([request]);
 
-    const deferred = await h.waitForStatus(request.request_id, 'deferred');
-    expect(deferred).toMatchObject({ error_class: errorClass, attempt: 1 });
-    await h.smtp.setFault({ mode: 'healthy' });
+      const deferred = await h.waitForStatus(request.request_id, 'deferred');
+      expect(deferred).toMatchObject({ error_class: errorClass, attempt: 1 });
+      await h.smtp.setFault({ mode: 'healthy' });
 
-    const sent = await h.waitForStatus(request.request_id, 'sent');
-    expect(sent.attempt).toBeGreaterThan(1);
-    expect(h.smtp.messages.filter((m) => m.to.includes(request.to))).toHaveLength(1);
-    expect(h.statusesOf(request.request_id).filter((s) => s.status === 'failed')).toHaveLength(0);
-  });
+      const sent = await h.waitForStatus(request.request_id, 'sent');
+      expect(sent.attempt).toBeGreaterThan(1);
+      expect(h.smtp.messages.filter((m) => m.to.includes(request.to))).toHaveLength(1);
+      expect(h.statusesOf(request.request_id).filter((s) => s.status === 'failed')).toHaveLength(0);
+    },
+  );
 
   it('when two requests of one user wait for SMTP, then only the newer is sent and the older gets failed with no error class', async () => {
     await h.smtp.setFault({ mode: 'refuse' });
@@ -72,7 +75,9 @@ describe('mailer: permanent failures', () => {
   let h: MailerHarness;
 
   beforeAll(async () => {
-    h = await startMailerHarness({ env: { BREAKER_VOLUME_THRESHOLD: '2', BREAKER_ERROR_THRESHOLD_PERCENT: '50', SMTP_POOL_SIZE: '1' } });
+    h = await startMailerHarness({
+      env: { BREAKER_VOLUME_THRESHOLD: '2', BREAKER_ERROR_THRESHOLD_PERCENT: '50', SMTP_POOL_SIZE: '1' },
+    });
     await h.startInProcess();
   });
   afterAll(async () => {
@@ -89,7 +94,9 @@ describe('mailer: permanent failures', () => {
     expect(failed).toMatchObject({ error_class: 'rejected', attempt: 1 });
     expect(h.statusesOf(request.request_id)).toHaveLength(1);
     expect(h.smtp.connectionCount()).toBe(1);
-    const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), { message: 'DLQ record' });
+    const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), {
+      message: 'DLQ record',
+    });
     expect(dlq).toMatchObject({ reason: 'rejected', error_class: 'rejected', attempts: 1 });
     expect(JSON.parse(dlq.original_value ?? '{}')).toMatchObject({ payload: { request_id: request.request_id } });
     expect(await h.metric('mail_sent_total', { result: 'failed', error_class: 'rejected' })).toBe(1);
@@ -132,7 +139,9 @@ describe('mailer: retries exhausted', () => {
       ['deferred', 2],
       ['failed', 3],
     ]);
-    const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), { message: 'DLQ record' });
+    const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), {
+      message: 'DLQ record',
+    });
     expect(dlq).toMatchObject({ reason: 'retries_exhausted', error_class: 'connection', attempts: 3 });
     expect(await h.metric('mail_dlq_records_total', { reason: 'retries_exhausted' })).toBe(1);
     expect((await h.row(request.request_id))?.state).toBe('failed');

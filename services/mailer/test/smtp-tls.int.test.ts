@@ -8,13 +8,20 @@ import { classifySmtpError } from '../src/domain/classify-smtp-error';
 
 const AUTH = { user: 'mailer', pass: 'S3cr3t-smtp-password' };
 const logger = createLogger({ service: 'mailer-test', level: 'silent' });
-const mail = (to = `tls-${Date.now()}-${Math.random()}@example.test`) => ({ to, subject: 'hello', text: 'code 123456', html: '<p>code 123456</p>' });
+const mail = (to = `tls-${Date.now()}-${Math.random()}@example.test`) => ({
+  to,
+  subject: 'hello',
+  text: 'code 123456',
+  html: '<p>code 123456</p>',
+});
 
 /** Every plain TCP socket on which setNoDelay(true) was called, by remote port. */
 function noDelayPorts(spy: jest.SpyInstance): number[] {
   return spy.mock.calls.flatMap((args, i) => {
     const socket = spy.mock.contexts[i] as net.Socket;
-    return args[0] === true && !(socket instanceof tls.TLSSocket) && socket.remotePort !== undefined ? [socket.remotePort] : [];
+    return args[0] === true && !(socket instanceof tls.TLSSocket) && socket.remotePort !== undefined
+      ? [socket.remotePort]
+      : [];
   });
 }
 
@@ -46,7 +53,13 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
 
   it('when the server offers STARTTLS with a certificate trusted through SMTP_TLS_CA, then the mail goes out, AUTH only inside TLS, on a no-delay socket', async () => {
     const smtp = await server('starttls', true);
-    const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_USER: AUTH.user, SMTP_PASSWORD: AUTH.pass, SMTP_TLS_CA: smtp.caPem ?? '' });
+    const t = transport({
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_USER: AUTH.user,
+      SMTP_PASSWORD: AUTH.pass,
+      SMTP_TLS_CA: smtp.caPem ?? '',
+    });
     const m = mail();
     await t.send(m);
     expect(smtp.messages.map((x) => x.to)).toEqual([[m.to]]);
@@ -57,7 +70,12 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
 
   it('when the server does not offer STARTTLS and credentials are set, then the send fails as a connection error and AUTH is never sent', async () => {
     const smtp = await server('none', true);
-    const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_USER: AUTH.user, SMTP_PASSWORD: AUTH.pass });
+    const t = transport({
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_USER: AUTH.user,
+      SMTP_PASSWORD: AUTH.pass,
+    });
     const error = await t.send(mail()).then(
       () => undefined,
       (err: unknown) => err,
@@ -73,7 +91,13 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
 
   it('when SMTP_REQUIRE_TLS=false is set explicitly against the same server, then AUTH does go in clear (what the default prevents)', async () => {
     const smtp = await server('none', true);
-    const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_USER: AUTH.user, SMTP_PASSWORD: AUTH.pass, SMTP_REQUIRE_TLS: 'false' });
+    const t = transport({
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_USER: AUTH.user,
+      SMTP_PASSWORD: AUTH.pass,
+      SMTP_REQUIRE_TLS: 'false',
+    });
     await t.send(mail());
     expect(smtp.plaintextAuthCommands()).toBe(1);
     expect(smtp.messages).toHaveLength(1);
@@ -81,7 +105,12 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
 
   it('when the certificate is not trusted (no SMTP_TLS_CA), then the send fails as a connection error without AUTH', async () => {
     const smtp = await server('starttls', true);
-    const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_USER: AUTH.user, SMTP_PASSWORD: AUTH.pass });
+    const t = transport({
+      SMTP_HOST: smtp.host,
+      SMTP_PORT: String(smtp.port),
+      SMTP_USER: AUTH.user,
+      SMTP_PASSWORD: AUTH.pass,
+    });
     const error = await t.send(mail()).then(
       () => undefined,
       (err: unknown) => err,

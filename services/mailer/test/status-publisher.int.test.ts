@@ -24,7 +24,11 @@ const runs = Array.from({ length: REPEAT }, (_, i) => (REPEAT > 1 ? ` (run ${i +
 describe('status publisher against a real broker', () => {
   let env: ProxiedBroker;
   let db: TestDatabase;
-  const logger = createLogger({ service: 'mailer', level: process.env.TEST_LOG_LEVEL ?? 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const logger = createLogger({
+    service: 'mailer',
+    level: process.env.TEST_LOG_LEVEL ?? 'silent',
+    destination: new Writable({ write: (_c, _e, done) => done() }),
+  });
 
   beforeAll(async () => {
     env = await startProxiedBroker();
@@ -35,7 +39,8 @@ describe('status publisher against a real broker', () => {
     await env?.stop();
   });
 
-  const outboxSize = async () => Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
+  const outboxSize = async () =>
+    Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
   async function add(events: OutboxEvent[]): Promise<void> {
     const client = await db.pool.connect();
     try {
@@ -47,12 +52,24 @@ describe('status publisher against a real broker', () => {
   function publisherVia(brokers: string[], prefix: string): StatusPublisher {
     const kafka = createKafka({ brokers, clientId: 'status-publisher-test', logger });
     // A long sweep: the publisher publishes when kicked, never on its own while the test sets things up.
-    return createStatusPublisher({ pool: db.pool, producer: createIdempotentProducer({ kafka, logger }), topics: topicNames(prefix), logger, sweepMs: 600_000 });
+    return createStatusPublisher({
+      pool: db.pool,
+      producer: createIdempotentProducer({ kafka, logger }),
+      topics: topicNames(prefix),
+      logger,
+      sweepMs: 600_000,
+    });
   }
   function statusAndDlq(userId: string): { events: OutboxEvent[]; ids: string[] } {
-    const status = deliveryStatusEvent({ request_id: randomUUID(), user_id: userId, status: 'sent', attempt: 1, error_class: null }, new Date());
+    const status = deliveryStatusEvent(
+      { request_id: randomUUID(), user_id: userId, status: 'sent', attempt: 1, error_class: null },
+      new Date(),
+    );
     const requestId = randomUUID();
-    const dlq = dlqRecordEvent({ reason: 'retries_exhausted', error: 'timeout', errorClass: 'timeout', original: '{}', requestId, userId }, new Date());
+    const dlq = dlqRecordEvent(
+      { reason: 'retries_exhausted', error: 'timeout', errorClass: 'timeout', original: '{}', requestId, userId },
+      new Date(),
+    );
     return { events: [status, dlq], ids: [status.headers.id ?? '', requestId] };
   }
   async function inBroker(prefix: string): Promise<Set<string>> {
@@ -85,14 +102,20 @@ describe('status publisher against a real broker', () => {
         await second.connect();
         await second.start();
         second.kick();
-        await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 30_000, message: 'the second publisher drained the outbox' });
+        await waitFor(async () => (await outboxSize()) === 0, {
+          timeoutMs: 30_000,
+          message: 'the second publisher drained the outbox',
+        });
         await second.stop();
         second = undefined;
         // The first publisher sends new records to the same partitions.
         const b = statusAndDlq(u2 ?? '');
         await add(b.events);
         first.kick();
-        await waitFor(async () => (await outboxSize()) === 0, { timeoutMs: 30_000, message: 'the first publisher published B' });
+        await waitFor(async () => (await outboxSize()) === 0, {
+          timeoutMs: 30_000,
+          message: 'the first publisher published B',
+        });
         const held = await inBroker(prefix);
         expect([...a.ids, ...b.ids].filter((id) => !held.has(id))).toEqual([]);
       } finally {

@@ -12,7 +12,14 @@ async function main(): Promise<void> {
   const logger = createLogger({ service: 'relay', level: config.LOG_LEVEL });
   const registry = createMetricsRegistry('relay');
   // Each relay loop holds one client for its transaction; the rest serve the gauges and /readyz.
-  const pool = createPool({ connectionString: config.DATABASE_URL, logger, applicationName: 'relay', connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, max: config.RELAY_CONCURRENCY + 3 });
+  const pool = createPool({
+    connectionString: config.DATABASE_URL,
+    logger,
+    applicationName: 'relay',
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    max: config.RELAY_CONCURRENCY + 3,
+  });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'relay', logger, security: config });
   const admin = kafka.admin();
   const relay = createRelay({ pool, kafka, logger, registry, config });

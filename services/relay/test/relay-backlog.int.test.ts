@@ -18,8 +18,13 @@ describe('relay backlog gauges', () => {
   test('the backlog count stops at its cap (no full scan of a huge outbox), the oldest row age does not', async () => {
     expect(await readBacklog(db.pool)).toEqual({ backlog: 0, oldestAgeSeconds: 0 });
 
-    await insertOutboxRows(db.pool, Array.from({ length: 7 }, (_, seq) => ({ key: `user-${seq % 2}`, seq })));
-    await db.pool.query(`UPDATE outbox SET created_at = clock_timestamp() - interval '90 seconds' WHERE id = (SELECT min(id) FROM outbox)`);
+    await insertOutboxRows(
+      db.pool,
+      Array.from({ length: 7 }, (_, seq) => ({ key: `user-${seq % 2}`, seq })),
+    );
+    await db.pool.query(
+      `UPDATE outbox SET created_at = clock_timestamp() - interval '90 seconds' WHERE id = (SELECT min(id) FROM outbox)`,
+    );
 
     expect((await readBacklog(db.pool)).backlog).toBe(7);
     const capped = await readBacklog(db.pool, 5);

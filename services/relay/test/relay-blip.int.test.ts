@@ -33,84 +33,127 @@ describe('relay: a blip between relay and broker loses nothing', () => {
     return counts;
   }
 
-  test.each(runs)('when the answers to row A are lost while row B (another key, same partition) waits, then both A and B are in Kafka%s', async () => {
-    const prefix = uniquePrefix('blip-one');
-    const topic = `${prefix}accounts.user-events`;
-    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
-    try {
-      const [k1, k2] = keysOnOnePartition(prefix, 2);
-      const before = env.proxy.produceRequests.length;
-      env.proxy.dropProduceResponses(TRIES, topic);
-      const [a] = await insertOutboxRows(db.pool, [{ key: k1 ?? '', seq: 0 }]);
-      await waitFor(() => env.proxy.produceRequests.slice(before).some((r) => r.topics.includes(topic)), { message: 'A in flight' });
-      const [b] = await insertOutboxRows(db.pool, [{ key: k2 ?? '', seq: 0 }]);
-      await waitFor(async () => env.proxy.pendingDrops() === 0 && (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'outbox drained after the blip' });
-      await expectAllInTopic(prefix, [a ?? '', b ?? '']);
-    } finally {
-      env.proxy.heal();
-      await relay.stop();
-    }
-  });
+  test.each(runs)(
+    'when the answers to row A are lost while row B (another key, same partition) waits, then both A and B are in Kafka%s',
+    async () => {
+      const prefix = uniquePrefix('blip-one');
+      const topic = `${prefix}accounts.user-events`;
+      const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
+      try {
+        const [k1, k2] = keysOnOnePartition(prefix, 2);
+        const before = env.proxy.produceRequests.length;
+        env.proxy.dropProduceResponses(TRIES, topic);
+        const [a] = await insertOutboxRows(db.pool, [{ key: k1 ?? '', seq: 0 }]);
+        await waitFor(() => env.proxy.produceRequests.slice(before).some((r) => r.topics.includes(topic)), {
+          message: 'A in flight',
+        });
+        const [b] = await insertOutboxRows(db.pool, [{ key: k2 ?? '', seq: 0 }]);
+        await waitFor(async () => env.proxy.pendingDrops() === 0 && (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 60_000,
+          message: 'outbox drained after the blip',
+        });
+        await expectAllInTopic(prefix, [a ?? '', b ?? '']);
+      } finally {
+        env.proxy.heal();
+        await relay.stop();
+      }
+    },
+  );
 
-  test.each(runs)('when a second relay publishes A during the blip and the first then sends a new row C to that partition, then C is in Kafka%s', async () => {
-    const prefix = uniquePrefix('blip-two');
-    const topic = `${prefix}accounts.user-events`;
-    // The first relay: one loop, a long pause after a failure, no polling (NOTIFY wakes it), so that the
-    // second relay takes A over while the first waits.
-    const first = await startTestRelay({
-      databaseUrl: db.url,
-      pool: db.pool,
-      brokers: env.proxied,
-      prefix,
-      env: { RELAY_CONCURRENCY: '1', RELAY_RETRY_BASE_MS: '3000', RELAY_RETRY_MAX_MS: '3000', RELAY_POLL_INTERVAL_MS: '600000' },
-    });
-    let second: Awaited<ReturnType<typeof startTestRelay>> | undefined;
-    try {
-      const [k1, k3] = keysOnOnePartition(prefix, 2);
-      const before = env.proxy.produceRequests.length;
-      env.proxy.dropProduceResponses(TRIES, topic);
-      const [a] = await insertOutboxRows(db.pool, [{ key: k1 ?? '', seq: 0 }]);
-      await waitFor(() => env.proxy.produceRequests.slice(before).some((r) => r.topics.includes(topic)), { message: 'A in flight' });
-      second = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.direct, prefix, env: { RELAY_CONCURRENCY: '1', RELAY_POLL_INTERVAL_MS: '50' } });
-      await waitFor(async () => env.proxy.pendingDrops() === 0 && (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'A published' });
-      await second.stop();
-      second = undefined;
-      const [c] = await insertOutboxRows(db.pool, [{ key: k3 ?? '', seq: 0 }]);
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 30_000, message: 'C published by the first relay' });
-      await expectAllInTopic(prefix, [a ?? '', c ?? '']);
-    } finally {
-      env.proxy.heal();
-      await second?.stop();
-      await first.stop();
-    }
-  });
+  test.each(runs)(
+    'when a second relay publishes A during the blip and the first then sends a new row C to that partition, then C is in Kafka%s',
+    async () => {
+      const prefix = uniquePrefix('blip-two');
+      const topic = `${prefix}accounts.user-events`;
+      // The first relay: one loop, a long pause after a failure, no polling (NOTIFY wakes it), so that the
+      // second relay takes A over while the first waits.
+      const first = await startTestRelay({
+        databaseUrl: db.url,
+        pool: db.pool,
+        brokers: env.proxied,
+        prefix,
+        env: {
+          RELAY_CONCURRENCY: '1',
+          RELAY_RETRY_BASE_MS: '3000',
+          RELAY_RETRY_MAX_MS: '3000',
+          RELAY_POLL_INTERVAL_MS: '600000',
+        },
+      });
+      let second: Awaited<ReturnType<typeof startTestRelay>> | undefined;
+      try {
+        const [k1, k3] = keysOnOnePartition(prefix, 2);
+        const before = env.proxy.produceRequests.length;
+        env.proxy.dropProduceResponses(TRIES, topic);
+        const [a] = await insertOutboxRows(db.pool, [{ key: k1 ?? '', seq: 0 }]);
+        await waitFor(() => env.proxy.produceRequests.slice(before).some((r) => r.topics.includes(topic)), {
+          message: 'A in flight',
+        });
+        second = await startTestRelay({
+          databaseUrl: db.url,
+          pool: db.pool,
+          brokers: env.direct,
+          prefix,
+          env: { RELAY_CONCURRENCY: '1', RELAY_POLL_INTERVAL_MS: '50' },
+        });
+        await waitFor(async () => env.proxy.pendingDrops() === 0 && (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 60_000,
+          message: 'A published',
+        });
+        await second.stop();
+        second = undefined;
+        const [c] = await insertOutboxRows(db.pool, [{ key: k3 ?? '', seq: 0 }]);
+        await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 30_000,
+          message: 'C published by the first relay',
+        });
+        await expectAllInTopic(prefix, [a ?? '', c ?? '']);
+      } finally {
+        env.proxy.heal();
+        await second?.stop();
+        await first.stop();
+      }
+    },
+  );
 
-  test.each(runs)('when one partition cannot be written (its answers never arrive), then the other partitions\' rows are published meanwhile, and its own once it heals%s', async () => {
-    const prefix = uniquePrefix('blip-part');
-    const topic = `${prefix}accounts.user-events`;
-    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
-    try {
-      const [bad] = keysOnOnePartition(`${prefix}bad`, 1);
-      const badPartition = partitionOf(bad ?? '', 3);
-      const good = Array.from({ length: 12 }, (_, i) => `${prefix}good-${i}`).filter((k) => partitionOf(k, 3) !== badPartition);
-      env.proxy.dropProduceResponses(Infinity, topic, badPartition);
-      const rows: TestOutboxRow[] = [];
-      for (let seq = 0; seq < 3; seq++) for (const key of [bad ?? '', ...good]) rows.push({ key, seq });
-      const ids = await insertOutboxRows(db.pool, rows);
-      const pendingKeys = async () => (await db.pool.query<{ key: string }>('SELECT DISTINCT key FROM outbox')).rows.map((r) => r.key);
-      await waitFor(async () => {
-        const keys = await pendingKeys();
-        return keys.length === 1 && keys[0] === bad;
-      }, { timeoutMs: 60_000, message: 'every key but the stalled partition\'s published' });
-      env.proxy.heal();
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'the healed partition published' });
-      const records = await readWholeTopic(env.direct, topic);
-      const counts = idCounts(records);
-      expect(ids.filter((id) => !counts.has(id))).toEqual([]);
-      expect(orderingProblems(records, new Map([bad ?? '', ...good].map((k) => [k, 3])))).toEqual([]);
-    } finally {
-      env.proxy.heal();
-      await relay.stop();
-    }
-  }, 150_000);
+  test.each(runs)(
+    "when one partition cannot be written (its answers never arrive), then the other partitions' rows are published meanwhile, and its own once it heals%s",
+    async () => {
+      const prefix = uniquePrefix('blip-part');
+      const topic = `${prefix}accounts.user-events`;
+      const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
+      try {
+        const [bad] = keysOnOnePartition(`${prefix}bad`, 1);
+        const badPartition = partitionOf(bad ?? '', 3);
+        const good = Array.from({ length: 12 }, (_, i) => `${prefix}good-${i}`).filter(
+          (k) => partitionOf(k, 3) !== badPartition,
+        );
+        env.proxy.dropProduceResponses(Infinity, topic, badPartition);
+        const rows: TestOutboxRow[] = [];
+        for (let seq = 0; seq < 3; seq++) for (const key of [bad ?? '', ...good]) rows.push({ key, seq });
+        const ids = await insertOutboxRows(db.pool, rows);
+        const pendingKeys = async () =>
+          (await db.pool.query<{ key: string }>('SELECT DISTINCT key FROM outbox')).rows.map((r) => r.key);
+        await waitFor(
+          async () => {
+            const keys = await pendingKeys();
+            return keys.length === 1 && keys[0] === bad;
+          },
+          { timeoutMs: 60_000, message: "every key but the stalled partition's published" },
+        );
+        env.proxy.heal();
+        await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 60_000,
+          message: 'the healed partition published',
+        });
+        const records = await readWholeTopic(env.direct, topic);
+        const counts = idCounts(records);
+        expect(ids.filter((id) => !counts.has(id))).toEqual([]);
+        expect(orderingProblems(records, new Map([bad ?? '', ...good].map((k) => [k, 3])))).toEqual([]);
+      } finally {
+        env.proxy.heal();
+        await relay.stop();
+      }
+    },
+    150_000,
+  );
 });

@@ -1,7 +1,20 @@
-import { collectMessages, createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import {
+  collectMessages,
+  createTestDatabase,
+  testBrokers,
+  uniquePrefix,
+  type TestDatabase,
+} from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
 import { idCounts, partitionOf, readWholeTopic } from '../../../test/support/broker-side';
-import { insertOutboxRows, metricValue, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
+import {
+  insertOutboxRows,
+  metricValue,
+  orderingProblems,
+  outboxCount,
+  startTestRelay,
+  type TestOutboxRow,
+} from './relay-harness';
 
 describe('relay dead letters', () => {
   let db: TestDatabase;
@@ -31,10 +44,14 @@ describe('relay dead letters', () => {
       const seen = collector.messages.map((m) => `${m.key}:${JSON.parse(m.value ?? '{}').payload.seq}`);
       expect(seen.filter((s) => s.startsWith('user-a'))).toEqual(['user-a:0', 'user-a:2']);
       expect(seen).toContain('user-b:0');
-      const { rows } = await db.pool.query<{ event_id: string; error: string }>('SELECT event_id, error FROM outbox_dead_letters');
+      const { rows } = await db.pool.query<{ event_id: string; error: string }>(
+        'SELECT event_id, error FROM outbox_dead_letters',
+      );
       expect(rows).toEqual([{ event_id: tooLarge, error: expect.stringMatching(/larger than the max message size/) }]);
       expect(await metricValue(relay.registry, 'outbox_dead_letters_total', { topic: 'accounts.user-events' })).toBe(1);
-      expect(await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' })).toBeGreaterThanOrEqual(1);
+      expect(
+        await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' }),
+      ).toBeGreaterThanOrEqual(1);
       expect(await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })).toBe(3);
     } finally {
       await collector.stop();
@@ -66,7 +83,10 @@ describe('relay dead letters', () => {
       // The poisoned key lacks seq 2 only: the ordering check expects 0, 1, 3.
       const problems = orderingProblems(records, perKey).filter((p) => p !== `key ${keys[0]}: 3 of 4 rows arrived`);
       expect(problems).toEqual([]);
-      const { rows: dead } = await db.pool.query<{ event_id: string }>('SELECT event_id FROM outbox_dead_letters WHERE event_id = $1', [eventIds[poisonAt]]);
+      const { rows: dead } = await db.pool.query<{ event_id: string }>(
+        'SELECT event_id FROM outbox_dead_letters WHERE event_id = $1',
+        [eventIds[poisonAt]],
+      );
       expect(dead).toHaveLength(1);
     } finally {
       await relay.stop();
@@ -84,7 +104,10 @@ describe('relay dead letters', () => {
     try {
       await collector.waitForMessages(1);
       await waitFor(async () => (await outboxCount(db.pool)) === 0, { message: 'outbox drained' });
-      const { rows } = await db.pool.query<{ error: string }>('SELECT error FROM outbox_dead_letters WHERE event_id = $1', [bogus]);
+      const { rows } = await db.pool.query<{ error: string }>(
+        'SELECT error FROM outbox_dead_letters WHERE event_id = $1',
+        [bogus],
+      );
       expect(rows[0]?.error).toMatch(/not a contract topic/);
       expect(await metricValue(relay.registry, 'outbox_dead_letters_total', { topic: 'unknown' })).toBe(1);
     } finally {
@@ -99,12 +122,20 @@ describe('relay dead letters', () => {
     const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix });
     type DeadLetter = { outbox_id: string; topic: string; payload: unknown; error: string; dead_lettered_at: Date };
     const deadLetters = async () =>
-      (await db.pool.query<DeadLetter>('SELECT outbox_id, topic, payload, error, dead_lettered_at FROM outbox_dead_letters WHERE event_id = $1', [eventId])).rows;
+      (
+        await db.pool.query<DeadLetter>(
+          'SELECT outbox_id, topic, payload, error, dead_lettered_at FROM outbox_dead_letters WHERE event_id = $1',
+          [eventId],
+        )
+      ).rows;
     try {
-      const [first] = await waitFor(async () => {
-        const rows = await deadLetters();
-        return rows.length === 1 && rows;
-      }, { message: 'first attempt dead-lettered' });
+      const [first] = await waitFor(
+        async () => {
+          const rows = await deadLetters();
+          return rows.length === 1 && rows;
+        },
+        { message: 'first attempt dead-lettered' },
+      );
 
       // The operator "fixes" the row and puts it back under the same event id; it is still unpublishable.
       await db.pool.query(
@@ -113,7 +144,10 @@ describe('relay dead letters', () => {
         [eventId],
       );
       await waitFor(async () => (await outboxCount(db.pool)) === 0, { message: 'outbox drained' });
-      await waitFor(async () => (await metricValue(relay.registry, 'outbox_dead_letters_total', { topic: 'unknown' })) === 2, { message: 'second rejection counted' });
+      await waitFor(
+        async () => (await metricValue(relay.registry, 'outbox_dead_letters_total', { topic: 'unknown' })) === 2,
+        { message: 'second rejection counted' },
+      );
 
       const rows = await deadLetters();
       expect(rows).toEqual([

@@ -11,7 +11,13 @@ import { parseRelayConfig, type RelayConfig } from '../src/config';
 import { createRelay, type Relay } from '../src/relay';
 
 /** Starts a relay in this process against a test database and broker (several may run at once). */
-export async function startTestRelay(opts: { databaseUrl: string; pool: pg.Pool; brokers: string[]; prefix: string; env?: Record<string, string> }): Promise<{
+export async function startTestRelay(opts: {
+  databaseUrl: string;
+  pool: pg.Pool;
+  brokers: string[];
+  prefix: string;
+  env?: Record<string, string>;
+}): Promise<{
   relay: Relay;
   registry: Registry;
   config: RelayConfig;
@@ -36,7 +42,13 @@ export async function startTestRelay(opts: { databaseUrl: string; pool: pg.Pool;
   return { relay, registry, config, stop: () => relay.stop() };
 }
 
-export type TestOutboxRow = { key: string; seq: number; topic?: string; payload?: unknown; headers?: Record<string, unknown> };
+export type TestOutboxRow = {
+  key: string;
+  seq: number;
+  topic?: string;
+  payload?: unknown;
+  headers?: Record<string, unknown>;
+};
 
 /** Inserts outbox rows in one transaction, as the accounts service does (the trigger NOTIFYs at commit). */
 export async function insertOutboxRows(pool: pg.Pool, rows: TestOutboxRow[]): Promise<string[]> {
@@ -63,11 +75,17 @@ export async function outboxCount(pool: pg.Pool): Promise<number> {
 }
 
 /** A metric's value from a registry (0 when the series does not exist). */
-export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = registry.getSingleMetric(name);
   if (!metric) throw new Error(`no metric ${name}`);
   const { values } = await metric.get();
-  const match = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k as keyof typeof v.labels]) === want));
+  const match = values.find((v) =>
+    Object.entries(labels).every(([k, want]) => String(v.labels[k as keyof typeof v.labels]) === want),
+  );
   return match?.value ?? 0;
 }
 
@@ -76,7 +94,10 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
  * sequence numbers come in increasing order (duplicates allowed, reordering not), and every number
  * from 0 to count-1 arrived. Returns a list of problems (empty when all is well).
  */
-export function orderingProblems(messages: { key: string | null; value: string | null }[], expectedPerKey: Map<string, number>): string[] {
+export function orderingProblems(
+  messages: { key: string | null; value: string | null }[],
+  expectedPerKey: Map<string, number>,
+): string[] {
   const seen = new Map<string, { set: Set<number>; last: number }>();
   const problems: string[] = [];
   for (const m of messages) {
@@ -101,10 +122,13 @@ async function waitForTopics(brokers: readonly string[], topics: string[]): Prom
   const admin = new Kafka({ brokers: [...brokers], clientId: 'relay-test-admin', logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await waitFor(async () => {
-      const existing = new Set(await admin.listTopics());
-      return topics.every((t) => existing.has(t));
-    }, { timeoutMs: 30_000, message: `relay created ${topics.join(', ')}` });
+    await waitFor(
+      async () => {
+        const existing = new Set(await admin.listTopics());
+        return topics.every((t) => existing.has(t));
+      },
+      { timeoutMs: 30_000, message: `relay created ${topics.join(', ')}` },
+    );
   } finally {
     await admin.disconnect();
   }

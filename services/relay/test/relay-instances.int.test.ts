@@ -1,6 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { collectMessages, createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import {
+  collectMessages,
+  createTestDatabase,
+  testBrokers,
+  uniquePrefix,
+  type TestDatabase,
+} from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxRows, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
@@ -58,26 +64,48 @@ describe('several relay instances', () => {
     });
 
     const relays = [
-      await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix, env: { RELAY_BATCH_SIZE: '100' } }),
-      await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix, env: { RELAY_BATCH_SIZE: '100' } }),
+      await startTestRelay({
+        databaseUrl: db.url,
+        pool: db.pool,
+        brokers: testBrokers(),
+        prefix,
+        env: { RELAY_BATCH_SIZE: '100' },
+      }),
+      await startTestRelay({
+        databaseUrl: db.url,
+        pool: db.pool,
+        brokers: testBrokers(),
+        prefix,
+        env: { RELAY_BATCH_SIZE: '100' },
+      }),
     ];
     const collector = await collectMessages([`${prefix}accounts.user-events`]);
     try {
       const rows = interleavedRows(ROWS, KEYS);
       const half = Math.floor(rows.length / 2);
-      for (let i = 0; i < half; i += ROWS_PER_COMMIT) await insertOutboxRows(db.pool, rows.slice(i, Math.min(i + ROWS_PER_COMMIT, half)));
+      for (let i = 0; i < half; i += ROWS_PER_COMMIT)
+        await insertOutboxRows(db.pool, rows.slice(i, Math.min(i + ROWS_PER_COMMIT, half)));
 
-      await waitFor(async () => (await childPublished()) > 0, { message: 'the child relay published something before being killed' });
+      await waitFor(async () => (await childPublished()) > 0, {
+        message: 'the child relay published something before being killed',
+      });
       child.kill('SIGKILL');
-      for (let i = half; i < rows.length; i += ROWS_PER_COMMIT) await insertOutboxRows(db.pool, rows.slice(i, i + ROWS_PER_COMMIT));
+      for (let i = half; i < rows.length; i += ROWS_PER_COMMIT)
+        await insertOutboxRows(db.pool, rows.slice(i, i + ROWS_PER_COMMIT));
 
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'outbox drained by the two survivors' });
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+        timeoutMs: 60_000,
+        message: 'outbox drained by the two survivors',
+      });
       const expected = new Map<string, number>();
       for (const r of rows) expected.set(r.key, (expected.get(r.key) ?? 0) + 1);
-      await waitFor(() => orderingProblems(collector.messages, expected).length === 0 || collector.messages.length > ROWS * 3, {
-        timeoutMs: 30_000,
-        message: 'every row consumed',
-      }).catch(() => undefined);
+      await waitFor(
+        () => orderingProblems(collector.messages, expected).length === 0 || collector.messages.length > ROWS * 3,
+        {
+          timeoutMs: 30_000,
+          message: 'every row consumed',
+        },
+      ).catch(() => undefined);
 
       expect(orderingProblems(collector.messages, expected)).toEqual([]);
       expect(child.signalCode).toBe('SIGKILL');

@@ -5,7 +5,14 @@ import { startKafkaBroker, type BrokerHandle } from '../../../infra/kafka/broker
 import { collectMessages, createTestDatabase, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
-import { insertOutboxRows, metricValue, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
+import {
+  insertOutboxRows,
+  metricValue,
+  orderingProblems,
+  outboxCount,
+  startTestRelay,
+  type TestOutboxRow,
+} from './relay-harness';
 
 // The issue's 30 s outage: OUTAGE_ROWS rows inserted at ~20 rows/s while the broker is down.
 // RELAY_TEST_OUTAGE_ROWS=200 gives a quicker ~10 s run.
@@ -33,7 +40,13 @@ describe('relay while Kafka is down', () => {
     broker = await startKafkaBroker({ port, controllerPort, dataDir, heapMb: 384 });
     const brokers = [broker.brokers];
     const prefix = uniquePrefix('relay-outage');
-    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers, prefix, env: { RELAY_RETRY_MAX_MS: '1000' } });
+    const relay = await startTestRelay({
+      databaseUrl: db.url,
+      pool: db.pool,
+      brokers,
+      prefix,
+      env: { RELAY_RETRY_MAX_MS: '1000' },
+    });
 
     const rows: TestOutboxRow[] = [];
     let inserting = true;
@@ -46,23 +59,37 @@ describe('relay while Kafka is down', () => {
       }
     })();
     try {
-      await waitFor(async () => (await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })) >= 10, {
-        message: 'relay publishing before the outage',
-      });
+      await waitFor(
+        async () =>
+          (await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })) >= 10,
+        {
+          message: 'relay publishing before the outage',
+        },
+      );
 
       await broker.stop();
       const insertedAtOutage = rows.length;
-      await waitFor(() => rows.length >= insertedAtOutage + OUTAGE_ROWS, { timeoutMs: 120_000, message: 'rows inserted during the outage' });
+      await waitFor(() => rows.length >= insertedAtOutage + OUTAGE_ROWS, {
+        timeoutMs: 120_000,
+        message: 'rows inserted during the outage',
+      });
       expect(await metricValue(relay.registry, 'outbox_backlog')).toBeGreaterThanOrEqual(OUTAGE_ROWS / 2);
       expect(await metricValue(relay.registry, 'outbox_oldest_unpublished_age_seconds')).toBeGreaterThan(0);
-      expect(await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' })).toBeGreaterThan(0);
+      expect(
+        await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' }),
+      ).toBeGreaterThan(0);
 
       broker = await startKafkaBroker({ port, controllerPort, dataDir, heapMb: 384 });
       inserting = false;
       await inserter;
 
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 60_000, message: 'backlog drained after the broker returned' });
-      await waitFor(async () => (await metricValue(relay.registry, 'outbox_backlog')) === 0, { message: 'outbox_backlog back to 0' });
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+        timeoutMs: 60_000,
+        message: 'backlog drained after the broker returned',
+      });
+      await waitFor(async () => (await metricValue(relay.registry, 'outbox_backlog')) === 0, {
+        message: 'outbox_backlog back to 0',
+      });
       const collector = await collectMessages([`${prefix}accounts.user-events`], { brokers });
       try {
         const expected = new Map<string, number>();

@@ -13,7 +13,14 @@ import { insertOutboxRows, outboxCount } from './relay-harness';
  * "still down" fail to connect, and the next one works. Real PostgreSQL, so the claim/delete is real.
  */
 function fakeKafka(script: { failingConnects: number }) {
-  type FakeProducer = { n: number; connected: boolean; disconnects: number; sent: TopicMessages[]; connectFailed: boolean; sendFailed: boolean };
+  type FakeProducer = {
+    n: number;
+    connected: boolean;
+    disconnects: number;
+    sent: TopicMessages[];
+    connectFailed: boolean;
+    sendFailed: boolean;
+  };
   const producers: FakeProducer[] = [];
   let connectFailuresLeft = script.failingConnects;
   let sendFailuresLeft = 1;
@@ -23,14 +30,28 @@ function fakeKafka(script: { failingConnects: number }) {
       disconnect: async () => undefined,
       listTopics: async () => [] as string[],
       createTopics: async () => true,
-      describeCluster: async () => ({ brokers: [{ nodeId: 0, host: '127.0.0.1', port: 9092 }], controller: 0, clusterId: 'fake' }),
+      describeCluster: async () => ({
+        brokers: [{ nodeId: 0, host: '127.0.0.1', port: 9092 }],
+        controller: 0,
+        clusterId: 'fake',
+      }),
       fetchTopicMetadata: async ({ topics }: { topics: string[] }) => ({
         // Led partitions, as a real metadata answer (ensureTopics waits for every partition's leader).
-        topics: topics.map((name) => ({ name, partitions: [0, 1, 2].map((partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0] })) })),
+        topics: topics.map((name) => ({
+          name,
+          partitions: [0, 1, 2].map((partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0] })),
+        })),
       }),
     }),
     producer: (): Producer => {
-      const state: FakeProducer = { n: producers.length + 1, connected: false, disconnects: 0, sent: [], connectFailed: false, sendFailed: false };
+      const state: FakeProducer = {
+        n: producers.length + 1,
+        connected: false,
+        disconnects: 0,
+        sent: [],
+        connectFailed: false,
+        sendFailed: false,
+      };
       producers.push(state);
       return {
         connect: async () => {
@@ -38,7 +59,10 @@ function fakeKafka(script: { failingConnects: number }) {
           if (state.n > 1 && connectFailuresLeft > 0) {
             connectFailuresLeft -= 1;
             state.connectFailed = true;
-            throw Object.assign(new Error('Connection error: connect ECONNREFUSED'), { name: 'KafkaJSConnectionError', retriable: true });
+            throw Object.assign(new Error('Connection error: connect ECONNREFUSED'), {
+              name: 'KafkaJSConnectionError',
+              retriable: true,
+            });
           }
           state.connected = true;
         },
@@ -52,8 +76,15 @@ function fakeKafka(script: { failingConnects: number }) {
           if (sendFailuresLeft > 0) {
             sendFailuresLeft -= 1;
             state.sendFailed = true;
-            const cause = Object.assign(new Error('This request was not sent to the broker: unknown producer id'), { type: 'UNKNOWN_PRODUCER_ID', retriable: false });
-            throw Object.assign(new Error('unknown producer id'), { name: 'KafkaJSNonRetriableError', retriable: false, cause });
+            const cause = Object.assign(new Error('This request was not sent to the broker: unknown producer id'), {
+              type: 'UNKNOWN_PRODUCER_ID',
+              retriable: false,
+            });
+            throw Object.assign(new Error('unknown producer id'), {
+              name: 'KafkaJSNonRetriableError',
+              retriable: false,
+              cause,
+            });
           }
           state.sent.push(...topicMessages);
           return [];
@@ -93,9 +124,18 @@ describe('relay producer reset', () => {
     ]);
     await relay.start();
     try {
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 10_000, message: 'outbox drained after the broker came back' });
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+        timeoutMs: 10_000,
+        message: 'outbox drained after the broker came back',
+      });
 
-      const sent = producers.flatMap((p) => p.sent.flatMap((t) => t.messages.map((m) => `${String(m.key)}:${(JSON.parse(String(m.value)) as { payload: { seq: number } }).payload.seq}`)));
+      const sent = producers.flatMap((p) =>
+        p.sent.flatMap((t) =>
+          t.messages.map(
+            (m) => `${String(m.key)}:${(JSON.parse(String(m.value)) as { payload: { seq: number } }).payload.seq}`,
+          ),
+        ),
+      );
       expect(sent.sort()).toEqual(['user-1:0', 'user-1:1', 'user-2:0']);
       // The producer that went out of sync and the three that could not connect were each disconnected
       // (before the relay stopped); the rows went out on producers that never failed.

@@ -1,4 +1,10 @@
-import { collectMessages, createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import {
+  collectMessages,
+  createTestDatabase,
+  testBrokers,
+  uniquePrefix,
+  type TestDatabase,
+} from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxRows, metricValue, outboxCount, startTestRelay } from './relay-harness';
 
@@ -22,15 +28,29 @@ describe('relay wake-up on commit (LISTEN/NOTIFY)', () => {
   });
 
   test('when a row commits, the relay publishes it at once although it polls only every 60 s, as the contract envelope with key and headers', async () => {
-    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix, env: NO_POLL });
+    const relay = await startTestRelay({
+      databaseUrl: db.url,
+      pool: db.pool,
+      brokers: testBrokers(),
+      prefix,
+      env: NO_POLL,
+    });
     cleanups.push(relay.stop);
     const collector = await collectMessages([`${prefix}accounts.user-events`, `${prefix}mail.requests`]);
     cleanups.push(collector.stop);
 
-    await waitFor(() => db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN outbox'`).then((r) => r.rowCount === 1), {
-      message: 'relay LISTENs',
-    });
-    const [eventId] = await insertOutboxRows(db.pool, [{ key: 'user-1', seq: 0, topic: 'mail.requests', headers: { traceparent: 'abc', id: 'not-this' } }]);
+    await waitFor(
+      () =>
+        db.pool
+          .query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN outbox'`)
+          .then((r) => r.rowCount === 1),
+      {
+        message: 'relay LISTENs',
+      },
+    );
+    const [eventId] = await insertOutboxRows(db.pool, [
+      { key: 'user-1', seq: 0, topic: 'mail.requests', headers: { traceparent: 'abc', id: 'not-this' } },
+    ]);
 
     const [message] = await collector.waitForMessages(1, 5_000);
 
@@ -52,12 +72,22 @@ describe('relay wake-up on commit (LISTEN/NOTIFY)', () => {
   });
 
   test('when the LISTEN connection is killed, the relay reconnects and catches up with rows committed meanwhile', async () => {
-    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: testBrokers(), prefix: `${prefix}b.`, env: { ...NO_POLL, RELAY_RETRY_BASE_MS: '1000' } });
+    const relay = await startTestRelay({
+      databaseUrl: db.url,
+      pool: db.pool,
+      brokers: testBrokers(),
+      prefix: `${prefix}b.`,
+      env: { ...NO_POLL, RELAY_RETRY_BASE_MS: '1000' },
+    });
     cleanups.push(relay.stop);
     const collector = await collectMessages([`${prefix}b.accounts.user-events`]);
     cleanups.push(collector.stop);
     const listenPid = async () =>
-      (await db.pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN outbox'`)).rows[0]?.pid;
+      (
+        await db.pool.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN outbox'`,
+        )
+      ).rows[0]?.pid;
     const firstPid = await waitFor(listenPid, { message: 'relay LISTENs' });
 
     // The reconnect waits >= 500 ms (RELAY_RETRY_BASE_MS 1000, jittered): this row commits while no one listens.

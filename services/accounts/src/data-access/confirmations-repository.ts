@@ -5,7 +5,9 @@ export type PendingConfirmation = { request_id: string; code_hash: string; expir
 
 /** A newer request supersedes every older pending one: only the newest code is ever valid. */
 export async function supersedePendingConfirmations(db: Queryable, userId: string): Promise<void> {
-  await db.query(`UPDATE email_confirmations SET state = 'superseded' WHERE user_id = $1 AND state = 'pending'`, [userId]);
+  await db.query(`UPDATE email_confirmations SET state = 'superseded' WHERE user_id = $1 AND state = 'pending'`, [
+    userId,
+  ]);
 }
 
 export async function insertConfirmation(
@@ -19,7 +21,10 @@ export async function insertConfirmation(
   });
 }
 
-export async function lockNewestPendingConfirmation(db: Queryable, userId: string): Promise<PendingConfirmation | null> {
+export async function lockNewestPendingConfirmation(
+  db: Queryable,
+  userId: string,
+): Promise<PendingConfirmation | null> {
   const { rows } = await db.query<PendingConfirmation>(
     `SELECT request_id, code_hash, expires_at, attempts FROM email_confirmations
       WHERE user_id = $1 AND state = 'pending' ORDER BY created_at DESC LIMIT 1 FOR UPDATE`,
@@ -42,7 +47,10 @@ export async function countFailedAttempt(db: Queryable, requestId: string): Prom
 }
 
 export async function markConfirmationConsumed(db: Queryable, requestId: string, at: Date): Promise<void> {
-  await db.query(`UPDATE email_confirmations SET state = 'consumed', consumed_at = $2 WHERE request_id = $1`, [requestId, at]);
+  await db.query(`UPDATE email_confirmations SET state = 'consumed', consumed_at = $2 WHERE request_id = $1`, [
+    requestId,
+    at,
+  ]);
 }
 
 export type ConfirmationHistory = {
@@ -54,7 +62,12 @@ export type ConfirmationHistory = {
 
 /** What the resend policy needs: the newest request with its delivery status, and the last hour's count. */
 export async function readConfirmationHistory(db: Queryable, userId: string, now: Date): Promise<ConfirmationHistory> {
-  const { rows } = await db.query<{ last_at: Date | null; last_status: DeliveryStatus | null; hour_count: string; hour_oldest: Date | null }>(
+  const { rows } = await db.query<{
+    last_at: Date | null;
+    last_status: DeliveryStatus | null;
+    hour_count: string;
+    hour_oldest: Date | null;
+  }>(
     `SELECT last.created_at AS last_at, mds.status AS last_status, hour.count AS hour_count, hour.oldest AS hour_oldest
        FROM (SELECT count(*) AS count, min(created_at) AS oldest FROM email_confirmations
               WHERE user_id = $1 AND created_at > $2::timestamptz - interval '1 hour') hour

@@ -14,7 +14,10 @@ export type DeliveryStatusRow = {
   next_attempt_at: Date | null;
 };
 
-export async function insertQueuedDeliveryStatus(db: Queryable, s: { requestId: string; userId: string; at: Date }): Promise<void> {
+export async function insertQueuedDeliveryStatus(
+  db: Queryable,
+  s: { requestId: string; userId: string; at: Date },
+): Promise<void> {
   await db.query({
     name: 'accounts-insert-queued-status',
     text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, updated_at) VALUES ($1, $2, 'queued', 0, $3)`,
@@ -69,7 +72,10 @@ export async function markEventsProcessed(db: Queryable, consumer: string, event
 }
 
 /** Locks the stored statuses of these requests (in request_id order, so two lockers never deadlock). */
-export async function lockDeliveryStatuses(db: Queryable, requestIds: string[]): Promise<Map<string, DeliveryStatusRow>> {
+export async function lockDeliveryStatuses(
+  db: Queryable,
+  requestIds: string[],
+): Promise<Map<string, DeliveryStatusRow>> {
   const { rows } = await db.query<DeliveryStatusRow>({
     name: 'accounts-lock-delivery-statuses',
     text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at FROM mail_delivery_status
@@ -99,7 +105,10 @@ const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::
        provider, next_attempt_at)`;
 
 /** Inserts statuses for requests that have none; returns the request ids inserted (a conflict inserts nothing). */
-export async function insertDeliveryStatusesIfAbsent(db: Queryable, updates: DeliveryStatusUpdate[]): Promise<Set<string>> {
+export async function insertDeliveryStatusesIfAbsent(
+  db: Queryable,
+  updates: DeliveryStatusUpdate[],
+): Promise<Set<string>> {
   if (updates.length === 0) return new Set();
   const { rows } = await db.query<{ request_id: string }>({
     name: 'accounts-insert-delivery-statuses',

@@ -10,7 +10,13 @@ export type LoginLimits = { perClient: number; perAddress: number; windowS: numb
  * touched only when the pair reservation succeeded: attempts refused per client never spend the
  * owner's per-address budget. Returns whether the attempt may go on.
  */
-export async function reserveLoginAttempt(db: Queryable, address: string, clientIp: string, now: Date, limits: LoginLimits): Promise<boolean> {
+export async function reserveLoginAttempt(
+  db: Queryable,
+  address: string,
+  clientIp: string,
+  now: Date,
+  limits: LoginLimits,
+): Promise<boolean> {
   const { rows } = await db.query<{ reserved: boolean }>(
     `WITH pair AS (
        INSERT INTO login_attempts AS t (address, client_ip, attempts, window_started_at) VALUES ($1, $2, 1, $3)
@@ -34,7 +40,13 @@ export async function reserveLoginAttempt(db: Queryable, address: string, client
 }
 
 /** Seconds until the later of the pair's and the address's windows ends (for Retry-After). */
-export async function loginRetryAfterS(db: Queryable, address: string, clientIp: string, now: Date, windowS: number): Promise<number> {
+export async function loginRetryAfterS(
+  db: Queryable,
+  address: string,
+  clientIp: string,
+  now: Date,
+  windowS: number,
+): Promise<number> {
   const { rows } = await db.query<{ started: Date | null }>(
     `SELECT greatest(
        (SELECT window_started_at FROM login_attempts WHERE address = $1 AND client_ip = $2),

@@ -9,7 +9,11 @@ export type OutboxEvent = { topic: string; envelope: Envelope };
  * adds its own); the Kafka key is the aggregate id (the user id). Rows keep the array's order.
  */
 export async function insertOutboxEvents(db: Queryable, events: OutboxEvent[]): Promise<void> {
-  await db.query({ name: 'accounts-insert-outbox-events', text: `INSERT INTO outbox ${outboxRowsFrom(1)}`, values: outboxValues(events) });
+  await db.query({
+    name: 'accounts-insert-outbox-events',
+    text: `INSERT INTO outbox ${outboxRowsFrom(1)}`,
+    values: outboxValues(events),
+  });
 }
 
 /**

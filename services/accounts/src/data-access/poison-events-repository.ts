@@ -4,7 +4,14 @@ import type { Queryable } from './queryable';
 export const POISON_VALUE_MAX_BYTES = 64 * 1024;
 const ERROR_MAX_CHARS = 2000;
 
-export type PoisonMessage = { topic: string; partition: number; offset: string; key: Buffer | null; value: Buffer | null; error: string };
+export type PoisonMessage = {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  error: string;
+};
 
 /** Parks one unreadable message; a redelivered one (same topic, partition, offset) is ignored. */
 export async function parkPoisonMessage(db: Queryable, m: PoisonMessage, receivedAt: Date): Promise<void> {

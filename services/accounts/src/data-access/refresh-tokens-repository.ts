@@ -1,8 +1,18 @@
 import type { Queryable } from './queryable';
 
-export type RefreshTokenRow = { jti: string; family_id: string; user_id: string; expires_at: Date; used_at: Date | null; revoked_at: Date | null };
+export type RefreshTokenRow = {
+  jti: string;
+  family_id: string;
+  user_id: string;
+  expires_at: Date;
+  used_at: Date | null;
+  revoked_at: Date | null;
+};
 
-export async function insertRefreshToken(db: Queryable, t: { jti: string; familyId: string; userId: string; expiresAt: Date; createdAt: Date }): Promise<void> {
+export async function insertRefreshToken(
+  db: Queryable,
+  t: { jti: string; familyId: string; userId: string; expiresAt: Date; createdAt: Date },
+): Promise<void> {
   await db.query({
     name: 'accounts-insert-refresh-token',
     text: `INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
@@ -24,5 +34,8 @@ export async function markRefreshTokenUsed(db: Queryable, jti: string, at: Date)
 }
 
 export async function revokeRefreshTokenFamily(db: Queryable, familyId: string, at: Date): Promise<void> {
-  await db.query(`UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL`, [familyId, at]);
+  await db.query(`UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL`, [
+    familyId,
+    at,
+  ]);
 }

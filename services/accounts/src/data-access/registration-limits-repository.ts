@@ -28,7 +28,10 @@ export async function reserveRegistration(
 
 /** Seconds until `clientIp`'s window ends (for Retry-After). */
 export async function registrationRetryAfterS(db: Queryable, clientIp: string, now: Date): Promise<number> {
-  const { rows } = await db.query<{ started: Date }>(`SELECT window_started_at AS started FROM registration_limits WHERE client_ip = $1`, [clientIp]);
+  const { rows } = await db.query<{ started: Date }>(
+    `SELECT window_started_at AS started FROM registration_limits WHERE client_ip = $1`,
+    [clientIp],
+  );
   const started = rows[0]?.started ?? now;
   return Math.max(1, Math.ceil((started.getTime() + 3_600_000 - now.getTime()) / 1000));
 }

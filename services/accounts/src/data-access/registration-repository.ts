@@ -2,7 +2,14 @@ import { outboxRowsFrom, outboxValues, type OutboxEvent } from './outbox-reposit
 import type { Queryable } from './queryable';
 
 export type NewRegistration = {
-  user: { id: string; email: string; passwordHash: string; firstName: string | null; lastName: string | null; referralCode: string };
+  user: {
+    id: string;
+    email: string;
+    passwordHash: string;
+    firstName: string | null;
+    lastName: string | null;
+    referralCode: string;
+  };
   referrerId: string | null;
   confirmation: { requestId: string; codeHash: string; expiresAt: Date };
   refreshToken: { jti: string; familyId: string; expiresAt: Date };

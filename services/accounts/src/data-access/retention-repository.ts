@@ -5,7 +5,10 @@ import type { Pool } from '@shared/db';
  * cleanup never holds long locks or bloats one transaction (an unbounded DELETE caused deadlocks
  * elsewhere: docs/field-notes.md). Each returns how many rows it removed.
  */
-export async function deleteOldProcessedEvents(pool: Pool, opts: { olderThanS: number; limit: number }): Promise<number> {
+export async function deleteOldProcessedEvents(
+  pool: Pool,
+  opts: { olderThanS: number; limit: number },
+): Promise<number> {
   const result = await pool.query(
     `DELETE FROM processed_events WHERE ctid IN (
        SELECT ctid FROM processed_events WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2)`,
@@ -14,7 +17,10 @@ export async function deleteOldProcessedEvents(pool: Pool, opts: { olderThanS: n
   return result.rowCount ?? 0;
 }
 
-export async function deleteExpiredLoginThrottles(pool: Pool, opts: { windowS: number; limit: number }): Promise<number> {
+export async function deleteExpiredLoginThrottles(
+  pool: Pool,
+  opts: { windowS: number; limit: number },
+): Promise<number> {
   const result = await pool.query(
     `DELETE FROM login_throttle WHERE address IN (
        SELECT address FROM login_throttle WHERE window_started_at < now() - make_interval(secs => $1) LIMIT $2)`,

@@ -17,7 +17,15 @@ const USER_COLUMNS = `u.id, u.email, u.password_hash, u.first_name, u.last_name,
 
 export async function insertUser(
   db: Queryable,
-  user: { id: string; email: string; passwordHash: string; firstName: string | null; lastName: string | null; referralCode: string; createdAt: Date },
+  user: {
+    id: string;
+    email: string;
+    passwordHash: string;
+    firstName: string | null;
+    lastName: string | null;
+    referralCode: string;
+    createdAt: Date;
+  },
 ): Promise<void> {
   await db.query({
     name: 'accounts-insert-user',
@@ -27,7 +35,10 @@ export async function insertUser(
   });
 }
 
-export async function insertAffiliate(db: Queryable, link: { referredUserId: string; referrerUserId: string; createdAt: Date }): Promise<void> {
+export async function insertAffiliate(
+  db: Queryable,
+  link: { referredUserId: string; referrerUserId: string; createdAt: Date },
+): Promise<void> {
   await db.query(`INSERT INTO affiliates (referred_user_id, referrer_user_id, created_at) VALUES ($1, $2, $3)`, [
     link.referredUserId,
     link.referrerUserId,
@@ -41,12 +52,18 @@ export async function findUserIdByReferralCode(db: Queryable, referralCode: stri
 }
 
 export async function emailIsRegistered(db: Queryable, email: string): Promise<boolean> {
-  const { rows } = await db.query({ name: 'accounts-email-registered', text: `SELECT 1 FROM users WHERE lower(email) = lower($1)`, values: [email] });
+  const { rows } = await db.query({
+    name: 'accounts-email-registered',
+    text: `SELECT 1 FROM users WHERE lower(email) = lower($1)`,
+    values: [email],
+  });
   return rows.length > 0;
 }
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {
-  const { rows } = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users u WHERE lower(u.email) = lower($1)`, [email]);
+  const { rows } = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM users u WHERE lower(u.email) = lower($1)`, [
+    email,
+  ]);
   return rows[0] ?? null;
 }
 

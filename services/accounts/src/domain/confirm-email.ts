@@ -1,9 +1,20 @@
 import { withTransaction } from '@shared/db';
-import { countFailedAttempt, countRecentWrongCodes, lockNewestPendingConfirmation, markConfirmationConsumed } from '../data-access/confirmations-repository';
+import {
+  countFailedAttempt,
+  countRecentWrongCodes,
+  lockNewestPendingConfirmation,
+  markConfirmationConsumed,
+} from '../data-access/confirmations-repository';
 import { lockUser, markEmailConfirmed } from '../data-access/users-repository';
 import { confirmationCodeMatches } from './confirmation-code';
 import type { DomainDeps } from './deps';
-import { CodeExpiredError, InvalidCodeError, InvalidTokenError, TooManyAttemptsError, type AccountsError } from './errors';
+import {
+  CodeExpiredError,
+  InvalidCodeError,
+  InvalidTokenError,
+  TooManyAttemptsError,
+  type AccountsError,
+} from './errors';
 import { confirmBody, validate } from './schemas';
 
 /**

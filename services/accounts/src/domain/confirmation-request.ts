@@ -10,7 +10,12 @@ import { generateConfirmationCode, hashConfirmationCode } from './confirmation-c
 
 export type Recipient = { id: string; email: string; first_name: string | null; last_name: string | null };
 
-export type NewConfirmationRequest = { requestId: string; codeHash: string; expiresAt: Date; mailRequested: OutboxEvent };
+export type NewConfirmationRequest = {
+  requestId: string;
+  codeHash: string;
+  expiresAt: Date;
+  mailRequested: OutboxEvent;
+};
 export type ConfirmationOptions = { now: Date; codeTtlS: number; payloadKeys: PayloadKeyring };
 
 /**
@@ -18,7 +23,11 @@ export type ConfirmationOptions = { now: Date; codeTtlS: number; payloadKeys: Pa
  * `mail.requested` event carrying the code sealed under MAIL_PAYLOAD_KEY (AES-256-GCM, bound to the
  * request id) for the mailer to open; in clear it is never stored, logged or returned.
  */
-export function newConfirmationRequest(user: Recipient, opts: ConfirmationOptions, requestId: string = randomUUID()): NewConfirmationRequest {
+export function newConfirmationRequest(
+  user: Recipient,
+  opts: ConfirmationOptions,
+  requestId: string = randomUUID(),
+): NewConfirmationRequest {
   const { now, codeTtlS } = opts;
   const code = generateConfirmationCode();
   const expiresAt = new Date(now.getTime() + codeTtlS * 1000);
@@ -32,11 +41,21 @@ export function newConfirmationRequest(user: Recipient, opts: ConfirmationOption
       user_id: user.id,
       to: user.email,
       template: 'email_confirmation',
-      vars: { code: sealPayloadValue(opts.payloadKeys, code, requestId), first_name: user.first_name, last_name: user.last_name, expires_at: expiresAt.toISOString() },
+      vars: {
+        code: sealPayloadValue(opts.payloadKeys, code, requestId),
+        first_name: user.first_name,
+        last_name: user.last_name,
+        expires_at: expiresAt.toISOString(),
+      },
       requested_at: now.toISOString(),
     },
   });
-  return { requestId, codeHash: hashConfirmationCode(code), expiresAt, mailRequested: { topic: TOPIC.mailRequests, envelope } };
+  return {
+    requestId,
+    codeHash: hashConfirmationCode(code),
+    expiresAt,
+    mailRequested: { topic: TOPIC.mailRequests, envelope },
+  };
 }
 
 /**
@@ -52,7 +71,13 @@ export async function createConfirmationRequest(
 ): Promise<{ requestId: string; mailRequested: OutboxEvent }> {
   const { now } = opts;
   const request = newConfirmationRequest(user, opts, requestId);
-  await insertConfirmation(db, { requestId, userId: user.id, codeHash: request.codeHash, expiresAt: request.expiresAt, createdAt: now });
+  await insertConfirmation(db, {
+    requestId,
+    userId: user.id,
+    codeHash: request.codeHash,
+    expiresAt: request.expiresAt,
+    createdAt: now,
+  });
   await insertQueuedDeliveryStatus(db, { requestId, userId: user.id, at: now });
   return { requestId, mailRequested: request.mailRequested };
 }

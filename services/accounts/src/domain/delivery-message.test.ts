@@ -4,9 +4,12 @@ const now = new Date('2026-11-25T14:00:00Z');
 
 describe('the human-readable delivery message', () => {
   it('when every provider is open, then it says the server is not responding and when the retry is (UTC)', () => {
-    expect(deliveryMessage({ status: 'deferred', errorClass: 'circuit_open', nextAttemptAt: new Date('2026-11-25T14:05:00Z') }, now)).toBe(
-      'The mail server is not responding; we will retry automatically at 14:05 UTC.',
-    );
+    expect(
+      deliveryMessage(
+        { status: 'deferred', errorClass: 'circuit_open', nextAttemptAt: new Date('2026-11-25T14:05:00Z') },
+        now,
+      ),
+    ).toBe('The mail server is not responding; we will retry automatically at 14:05 UTC.');
   });
 
   it.each([
@@ -24,6 +27,8 @@ describe('the human-readable delivery message', () => {
 
   it('when simply queued, then email_info.error is null; during a known outage it names the outage', () => {
     expect(deliveryError({ status: 'queued', errorClass: null }, now)).toBeNull();
-    expect(deliveryError({ status: 'queued', errorClass: null }, now, new Date('2026-11-26T01:00:00Z'))).toMatch(/at 2026-11-26 01:00 UTC/);
+    expect(deliveryError({ status: 'queued', errorClass: null }, now, new Date('2026-11-26T01:00:00Z'))).toMatch(
+      /at 2026-11-26 01:00 UTC/,
+    );
   });
 });

@@ -33,7 +33,10 @@ export function createEmailStatus(deps: DomainDeps) {
     const user = await findUserById(deps.pool, userId);
     if (!user) throw new InvalidTokenError();
     const now = deps.clock.now();
-    const [last, history] = await Promise.all([findNewestRequestStatus(deps.pool, userId), readConfirmationHistory(deps.pool, userId, now)]);
+    const [last, history] = await Promise.all([
+      findNewestRequestStatus(deps.pool, userId),
+      readConfirmationHistory(deps.pool, userId, now),
+    ]);
     const confirmed = user.email_confirmed_at !== null;
     const decision = decideResend(history, limits, now);
     return {
@@ -45,8 +48,13 @@ export function createEmailStatus(deps: DomainDeps) {
             attempts: last.attempt,
             error_class: last.error_class,
             updated_at: last.updated_at.toISOString(),
-            message: deliveryMessage({ status: last.status, errorClass: last.error_class, nextAttemptAt: last.next_attempt_at }, now),
-            ...(last.status === 'deferred' && last.next_attempt_at ? { next_attempt_at: last.next_attempt_at.toISOString() } : {}),
+            message: deliveryMessage(
+              { status: last.status, errorClass: last.error_class, nextAttemptAt: last.next_attempt_at },
+              now,
+            ),
+            ...(last.status === 'deferred' && last.next_attempt_at
+              ? { next_attempt_at: last.next_attempt_at.toISOString() }
+              : {}),
             ...(last.status === 'sent' && last.provider ? { provider: last.provider } : {}),
           }
         : null,

@@ -24,7 +24,9 @@ export class ValidationFailedError extends AccountsError {
 
 export class InvalidReferralCodeError extends AccountsError {
   constructor() {
-    super(400, 'invalid_referral_code', 'referral_code does not name an existing user', [{ path: 'referral_code', message: 'unknown referral code' }]);
+    super(400, 'invalid_referral_code', 'referral_code does not name an existing user', [
+      { path: 'referral_code', message: 'unknown referral code' },
+    ]);
   }
 }
 
@@ -36,7 +38,9 @@ export class EmailTakenError extends AccountsError {
 
 export class TooManyRegistrationsError extends AccountsError {
   constructor(retryAfterS: number) {
-    super(429, 'too_many_registrations', 'too many registrations from this network; try again later', undefined, { 'Retry-After': String(retryAfterS) });
+    super(429, 'too_many_registrations', 'too many registrations from this network; try again later', undefined, {
+      'Retry-After': String(retryAfterS),
+    });
   }
 }
 
@@ -48,7 +52,13 @@ export class InvalidCredentialsError extends AccountsError {
 
 export class TooManyAttemptsError extends AccountsError {
   constructor(retryAfterS?: number) {
-    super(429, 'too_many_attempts', 'too many failed attempts; try again later', undefined, retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) });
+    super(
+      429,
+      'too_many_attempts',
+      'too many failed attempts; try again later',
+      undefined,
+      retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) },
+    );
   }
 }
 
@@ -90,12 +100,16 @@ export class AlreadyConfirmedError extends AccountsError {
 
 export class ResendCooldownError extends AccountsError {
   constructor(retryAfterS: number) {
-    super(429, 'resend_cooldown', 'a confirmation email was sent recently; try again later', undefined, { 'Retry-After': String(retryAfterS) });
+    super(429, 'resend_cooldown', 'a confirmation email was sent recently; try again later', undefined, {
+      'Retry-After': String(retryAfterS),
+    });
   }
 }
 
 export class UnavailableError extends AccountsError {
   constructor() {
-    super(503, 'unavailable', 'the service is temporarily unavailable; try again later', undefined, { 'Retry-After': '5' });
+    super(503, 'unavailable', 'the service is temporarily unavailable; try again later', undefined, {
+      'Retry-After': '5',
+    });
   }
 }

@@ -16,7 +16,11 @@ import { issueSession, type Session } from './session';
  */
 export function createLogin(deps: DomainDeps) {
   const { LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW_S: windowS } = deps.config;
-  const limits = { perClient: LOGIN_MAX_FAILURES, perAddress: Math.max(LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ADDRESS), windowS };
+  const limits = {
+    perClient: LOGIN_MAX_FAILURES,
+    perAddress: Math.max(LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ADDRESS),
+    windowS,
+  };
 
   return async function login(body: unknown, clientIp = 'unknown'): Promise<{ user: PublicUser; session: Session }> {
     const input = validate(loginBody, body);
@@ -27,7 +31,9 @@ export function createLogin(deps: DomainDeps) {
       throw new TooManyAttemptsError(await loginRetryAfterS(deps.pool, address, client, now, windowS));
     }
     const user = await findUserByEmail(deps.pool, address);
-    const valid = user ? await deps.hasher.verify(user.password_hash, input.password) : await deps.hasher.verifyDummy(input.password);
+    const valid = user
+      ? await deps.hasher.verify(user.password_hash, input.password)
+      : await deps.hasher.verifyDummy(input.password);
     if (!user || !valid) throw new InvalidCredentialsError();
     return withTransaction(deps.pool, async (db) => {
       await clearLoginAttempts(db, address, client);

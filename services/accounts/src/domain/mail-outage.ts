@@ -6,7 +6,10 @@ const DEFAULT_OUTAGE_MS = 30_000;
 
 export type MailOutage = {
   /** Feeds every consumed delivery status (in any order; older events than the last one seen are ignored). */
-  observe: (status: Pick<MailDeliveryStatusPayload, 'status' | 'error_class' | 'next_attempt_at'>, occurredAt?: string) => void;
+  observe: (
+    status: Pick<MailDeliveryStatusPayload, 'status' | 'error_class' | 'next_attempt_at'>,
+    occurredAt?: string,
+  ) => void;
   /** Every mail provider's breaker is open, as far as this instance knows: no registration waits for mail. */
   known: () => boolean;
   /** When the mailer will next try (while known). */

@@ -14,7 +14,12 @@ export type Argon2Params = { memoryKib: number; timeCost: number; parallelism: n
 
 /** argon2id; node-argon2 hashes on the libuv threadpool, so the event loop never blocks on it. */
 export function createArgon2Hasher(params: Argon2Params): PasswordHasher {
-  const options = { type: argon2.argon2id, memoryCost: params.memoryKib, timeCost: params.timeCost, parallelism: params.parallelism };
+  const options = {
+    type: argon2.argon2id,
+    memoryCost: params.memoryKib,
+    timeCost: params.timeCost,
+    parallelism: params.parallelism,
+  };
   let dummy: Promise<string> | undefined;
   const dummyHash = () => (dummy ??= argon2.hash(`dummy-${Math.random()}-${Date.now()}`, options));
   return {

@@ -27,9 +27,12 @@ export class ConcurrentStatusInsertError extends Error {
  * about five statements per batch whatever its size, instead of six per event.
  */
 export function createRecordDeliveryStatuses(
-  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
+  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> &
+    Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
 ) {
-  return async function recordDeliveryStatuses(events: Envelope<MailDeliveryStatusPayload>[]): Promise<RecordOutcome[]> {
+  return async function recordDeliveryStatuses(
+    events: Envelope<MailDeliveryStatusPayload>[],
+  ): Promise<RecordOutcome[]> {
     if (events.length === 0) return [];
     const at = deps.clock.now();
     const outcomes = await withTransaction(deps.pool, async (client): Promise<RecordOutcome[]> => {
@@ -64,7 +67,8 @@ export function createRecordDeliveryStatuses(
     });
     outcomes.forEach((outcome, i) => {
       const p = (events[i] as Envelope<MailDeliveryStatusPayload>).payload;
-      if (outcome !== 'duplicate') deps.metrics.deliveryStatuses.inc({ status: p.status, error_class: p.error_class ?? 'none' });
+      if (outcome !== 'duplicate')
+        deps.metrics.deliveryStatuses.inc({ status: p.status, error_class: p.error_class ?? 'none' });
       // Every status, stale ones included: the outage is about the mailer now, not about one request.
       deps.mailOutage?.observe(p, (events[i] as Envelope<MailDeliveryStatusPayload>).occurred_at);
     });
@@ -92,8 +96,10 @@ function toUpdate(event: Envelope<MailDeliveryStatusPayload>, at: Date): Deliver
 
 /** One event (a batch of one). */
 export function createRecordDeliveryStatus(
-  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> & Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
+  deps: Pick<DomainDeps, 'pool' | 'metrics' | 'clock'> &
+    Partial<Pick<DomainDeps, 'mailOutage'>> & { consumerName: string },
 ) {
   const recordMany = createRecordDeliveryStatuses(deps);
-  return async (event: Envelope<MailDeliveryStatusPayload>): Promise<RecordOutcome> => (await recordMany([event]))[0] as RecordOutcome;
+  return async (event: Envelope<MailDeliveryStatusPayload>): Promise<RecordOutcome> =>
+    (await recordMany([event]))[0] as RecordOutcome;
 }

@@ -1,5 +1,9 @@
 import { withTransaction } from '@shared/db';
-import { lockRefreshToken, markRefreshTokenUsed, revokeRefreshTokenFamily } from '../data-access/refresh-tokens-repository';
+import {
+  lockRefreshToken,
+  markRefreshTokenUsed,
+  revokeRefreshTokenFamily,
+} from '../data-access/refresh-tokens-repository';
 import type { DomainDeps } from './deps';
 import { InvalidTokenError, TokenExpiredError, TokenReusedError } from './errors';
 import { refreshBody, validate } from './schemas';
@@ -17,7 +21,8 @@ export function createRefreshSession(deps: DomainDeps) {
     const now = deps.clock.now();
     const outcome = await withTransaction(deps.pool, async (client) => {
       const stored = await lockRefreshToken(client, claims.jti);
-      if (!stored || stored.user_id !== claims.userId || stored.family_id !== claims.familyId) return { kind: 'invalid' as const };
+      if (!stored || stored.user_id !== claims.userId || stored.family_id !== claims.familyId)
+        return { kind: 'invalid' as const };
       if (stored.used_at || stored.revoked_at) {
         // Committed before answering: the revocation must stick although the request fails.
         await revokeRefreshTokenFamily(client, stored.family_id, now);
@@ -31,7 +36,10 @@ export function createRefreshSession(deps: DomainDeps) {
       case 'rotated':
         return outcome.session;
       case 'reused':
-        deps.logger.warn({ family_id: claims.familyId, user_id: claims.userId }, 'refresh token reused: family revoked');
+        deps.logger.warn(
+          { family_id: claims.familyId, user_id: claims.userId },
+          'refresh token reused: family revoked',
+        );
         throw new TokenReusedError();
       case 'expired':
         throw new TokenExpiredError();

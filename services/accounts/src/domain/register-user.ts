@@ -32,12 +32,19 @@ const REFERRAL_CODE_TRIES = 5;
  */
 async function reserveSlot(deps: DomainDeps, clientIp: string, email: string): Promise<void> {
   const now = deps.clock.now();
-  const slot = await reserveRegistration(deps.pool, { clientIp, email, now, maxPerHour: deps.config.REGISTER_MAX_PER_IP_PER_HOUR });
+  const slot = await reserveRegistration(deps.pool, {
+    clientIp,
+    email,
+    now,
+    maxPerHour: deps.config.REGISTER_MAX_PER_IP_PER_HOUR,
+  });
   if (!slot.reserved) throw new TooManyRegistrationsError(await registrationRetryAfterS(deps.pool, clientIp, now));
   if (slot.emailTaken) throw new EmailTakenError();
 }
 
-export function createRegisterUser(deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string }) {
+export function createRegisterUser(
+  deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string },
+) {
   const schema = registerBody(deps.commonPasswords);
   const newReferralCode = deps.newReferralCode ?? generateReferralCode;
 
@@ -58,7 +65,11 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     }
   }
 
-  async function saveRegistration(input: RegisterBody, passwordHash: string, referralCode: string): Promise<Registration> {
+  async function saveRegistration(
+    input: RegisterBody,
+    passwordHash: string,
+    referralCode: string,
+  ): Promise<Registration> {
     const now = deps.clock.now();
     // Users are never deleted, so a referrer found here still exists when the insert runs (and the
     // affiliate's foreign key would refuse the registration otherwise).
@@ -73,7 +84,11 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
       referral_code: referralCode,
       referred_by: referrerId,
     };
-    const confirmation = newConfirmationRequest(user, { now, codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S, payloadKeys: deps.payloadKeys });
+    const confirmation = newConfirmationRequest(user, {
+      now,
+      codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S,
+      payloadKeys: deps.payloadKeys,
+    });
     const userRegistered = {
       topic: TOPIC.userEvents,
       envelope: buildEnvelope({
@@ -94,7 +109,14 @@ export function createRegisterUser(deps: DomainDeps & { commonPasswords: Readonl
     };
     const refresh = deps.tokens.issueRefresh(user.id);
     await insertRegistration(deps.pool, {
-      user: { id: user.id, email: user.email, passwordHash, firstName: user.first_name, lastName: user.last_name, referralCode },
+      user: {
+        id: user.id,
+        email: user.email,
+        passwordHash,
+        firstName: user.first_name,
+        lastName: user.last_name,
+        referralCode,
+      },
       referrerId,
       confirmation,
       refreshToken: { jti: refresh.jti, familyId: refresh.familyId, expiresAt: refresh.expiresAt },

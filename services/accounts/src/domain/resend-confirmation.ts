@@ -30,7 +30,10 @@ type Attempt =
  */
 export function createResendConfirmation(deps: DomainDeps) {
   const limits = { cooldownS: deps.config.RESEND_COOLDOWN_S, maxPerHour: deps.config.RESEND_MAX_PER_HOUR };
-  const accepted = (requestId: string): ResendAccepted => ({ email_confirmation: { request_id: requestId, status: 'queued' }, retry_after_s: limits.cooldownS });
+  const accepted = (requestId: string): ResendAccepted => ({
+    email_confirmation: { request_id: requestId, status: 'queued' },
+    retry_after_s: limits.cooldownS,
+  });
 
   const attempt = (userId: string, chosenRequestId?: string): Promise<Attempt> =>
     withTransaction(deps.pool, async (client: Queryable): Promise<Attempt> => {
@@ -41,14 +44,20 @@ export function createResendConfirmation(deps: DomainDeps) {
       const decision = decideResend(await readConfirmationHistory(client, userId, now), limits, now);
       if (!decision.allowed) return { kind: 'limited', reason: decision.reason, retryAfterS: decision.retryAfterS };
       await supersedePendingConfirmations(client, user.id);
-      const { requestId, mailRequested } = await createConfirmationRequest(client, user, { now, codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S, payloadKeys: deps.payloadKeys }, chosenRequestId);
+      const { requestId, mailRequested } = await createConfirmationRequest(
+        client,
+        user,
+        { now, codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S, payloadKeys: deps.payloadKeys },
+        chosenRequestId,
+      );
       await insertOutboxEvents(client, [mailRequested]);
       return { kind: 'queued', requestId };
     });
 
-
   const count = (a: Attempt) =>
-    deps.metrics.resends.inc({ result: a.kind === 'limited' ? a.reason : a.kind === 'unknown_user' ? 'ignored' : a.kind });
+    deps.metrics.resends.inc({
+      result: a.kind === 'limited' ? a.reason : a.kind === 'unknown_user' ? 'ignored' : a.kind,
+    });
 
   return {
     /** Bearer variant: the caller learns why nothing was sent. */

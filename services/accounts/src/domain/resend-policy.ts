@@ -12,7 +12,8 @@ export type ResendHistory = {
 
 export type ResendLimits = { cooldownS: number; maxPerHour: number };
 
-export type ResendDecision = { allowed: true } | { allowed: false; reason: 'cooldown' | 'hourly_cap'; retryAfterS: number };
+export type ResendDecision =
+  { allowed: true } | { allowed: false; reason: 'cooldown' | 'hourly_cap'; retryAfterS: number };
 
 const HOUR_MS = 3_600_000;
 
@@ -30,7 +31,8 @@ export function decideResend(history: ResendHistory, limits: ResendLimits, now: 
   const deliveryFailed = history.lastStatus === 'failed' || history.lastStatus === 'deferred';
   if (history.lastRequestAt && !deliveryFailed) {
     const cooldownEndsAt = history.lastRequestAt.getTime() + limits.cooldownS * 1000;
-    if (cooldownEndsAt > now.getTime()) return { allowed: false, reason: 'cooldown', retryAfterS: secondsUntil(cooldownEndsAt, now) };
+    if (cooldownEndsAt > now.getTime())
+      return { allowed: false, reason: 'cooldown', retryAfterS: secondsUntil(cooldownEndsAt, now) };
   }
   return { allowed: true };
 }

@@ -7,19 +7,18 @@ const email = z.string().trim().min(3).max(320).email('must be an email address'
 const name = z.string().trim().max(200).nullable().optional();
 
 export const registerBody = (commonPasswords: ReadonlySet<string>) =>
-  z
-    .object({
-      email,
-      password: z
-        .string()
-        .min(8, 'must be at least 8 characters')
-        // argon2 accepts any length; the cap keeps one request from buying megabytes of hashing input.
-        .max(256, 'must be at most 256 characters')
-        .refine((p) => !commonPasswords.has(p.toLowerCase()), 'is too common'),
-      first_name: name,
-      last_name: name,
-      referral_code: z.string().trim().min(1).max(64).nullable().optional(),
-    });
+  z.object({
+    email,
+    password: z
+      .string()
+      .min(8, 'must be at least 8 characters')
+      // argon2 accepts any length; the cap keeps one request from buying megabytes of hashing input.
+      .max(256, 'must be at most 256 characters')
+      .refine((p) => !commonPasswords.has(p.toLowerCase()), 'is too common'),
+    first_name: name,
+    last_name: name,
+    referral_code: z.string().trim().min(1).max(64).nullable().optional(),
+  });
 export type RegisterBody = z.infer<ReturnType<typeof registerBody>>;
 
 export const loginBody = z.object({
@@ -64,10 +63,13 @@ function pathsWithNul(input: unknown, path: string[] = [], found: string[] = [])
 /** Parses `input` with `schema` or throws 400 validation_failed listing each problem (never the value). */
 export function validate<S extends z.ZodTypeAny>(schema: S, input: unknown): z.infer<S> {
   const nul = pathsWithNul(input);
-  if (nul.length > 0) throw new ValidationFailedError(nul.map((path) => ({ path, message: 'must not contain NUL characters' })));
+  if (nul.length > 0)
+    throw new ValidationFailedError(nul.map((path) => ({ path, message: 'must not contain NUL characters' })));
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   throw new ValidationFailedError(
-    result.error.issues.slice(0, 20).map((issue) => ({ path: issue.path.join('.') || '(body)', message: issue.message })),
+    result.error.issues
+      .slice(0, 20)
+      .map((issue) => ({ path: issue.path.join('.') || '(body)', message: issue.message })),
   );
 }

@@ -45,7 +45,12 @@ export function createTokenService(config: TokenConfig, clock: Clock) {
       if (err instanceof jwt.TokenExpiredError) throw new TokenExpiredError();
       throw new InvalidTokenError();
     }
-    if (typeof payload === 'string' || payload.typ !== typ || typeof payload.sub !== 'string' || typeof payload.jti !== 'string') {
+    if (
+      typeof payload === 'string' ||
+      payload.typ !== typ ||
+      typeof payload.sub !== 'string' ||
+      typeof payload.jti !== 'string'
+    ) {
       throw new InvalidTokenError();
     }
     return payload;
@@ -58,7 +63,12 @@ export function createTokenService(config: TokenConfig, clock: Clock) {
     issueRefresh(userId: string, familyId: string = randomUUID()): IssuedRefreshToken {
       const jti = randomUUID();
       const expiresAt = new Date((nowS() + config.refreshTtlS) * 1000);
-      return { token: sign({ typ: 'refresh', fam: familyId }, userId, config.refreshTtlS, jti), jti, familyId, expiresAt };
+      return {
+        token: sign({ typ: 'refresh', fam: familyId }, userId, config.refreshTtlS, jti),
+        jti,
+        familyId,
+        expiresAt,
+      };
     },
     verifyAccess(token: string): AccessClaims {
       return { userId: verify(token, 'access').sub as string };

@@ -17,7 +17,11 @@ export type WaitedStatus = Pick<DeliveryStatusRow, 'status' | 'error_class' | 'n
  * every mail provider's breaker is known to be open (never wait on a known outage).
  */
 export function createWaitForDelivery(deps: Pick<DomainDeps, 'pool'> & Partial<Pick<DomainDeps, 'mailOutage'>>) {
-  return async function waitForDelivery(requestId: string, waitMs: number, signal?: AbortSignal): Promise<WaitedStatus> {
+  return async function waitForDelivery(
+    requestId: string,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<WaitedStatus> {
     const deadline = Date.now() + waitMs;
     let status: WaitedStatus = { status: 'queued', error_class: null, next_attempt_at: null };
     for (;;) {

@@ -3,7 +3,12 @@ import type { Pool } from '@shared/db';
 import { createWorkLoop } from '@shared/work-loop';
 import { deleteExpiredLoginThrottles, deleteOldProcessedEvents } from '../data-access/retention-repository';
 
-export type HousekeepingConfig = { intervalS: number; processedEventsRetentionS: number; loginFailureWindowS: number; batchSize?: number };
+export type HousekeepingConfig = {
+  intervalS: number;
+  processedEventsRetentionS: number;
+  loginFailureWindowS: number;
+  batchSize?: number;
+};
 
 /**
  * A periodic job: delete dedupe records older than the retention (a redelivery older than that cannot
@@ -19,16 +24,23 @@ export function createHousekeeping(deps: { pool: Pool; logger: Logger; config: H
     let processedEvents = 0;
     let loginThrottles = 0;
     for (;;) {
-      const n = await deleteOldProcessedEvents(deps.pool, { olderThanS: deps.config.processedEventsRetentionS, limit: batch });
+      const n = await deleteOldProcessedEvents(deps.pool, {
+        olderThanS: deps.config.processedEventsRetentionS,
+        limit: batch,
+      });
       processedEvents += n;
       if (n < batch) break;
     }
     for (;;) {
-      const n = await deleteExpiredLoginThrottles(deps.pool, { windowS: deps.config.loginFailureWindowS, limit: batch });
+      const n = await deleteExpiredLoginThrottles(deps.pool, {
+        windowS: deps.config.loginFailureWindowS,
+        limit: batch,
+      });
       loginThrottles += n;
       if (n < batch) break;
     }
-    if (processedEvents + loginThrottles > 0) log.info({ processed_events: processedEvents, login_throttles: loginThrottles }, 'old rows deleted');
+    if (processedEvents + loginThrottles > 0)
+      log.info({ processed_events: processedEvents, login_throttles: loginThrottles }, 'old rows deleted');
     return { processedEvents, loginThrottles };
   };
 

@@ -37,7 +37,11 @@ export type TestAccounts = {
  * An accounts app in this process on `databaseUrl`, wired like main.ts (same composition), with
  * argon2 at OWASP's minimum and a fixed JWT secret so several instances accept each other's tokens.
  */
-export function startTestAccounts(opts: { databaseUrl: string; env?: Record<string, string>; clock?: Clock }): TestAccounts {
+export function startTestAccounts(opts: {
+  databaseUrl: string;
+  env?: Record<string, string>;
+  clock?: Clock;
+}): TestAccounts {
   const config = parseAccountsConfig({
     NODE_ENV: 'test',
     DATABASE_URL: opts.databaseUrl,
@@ -63,16 +67,24 @@ export function startTestAccounts(opts: { databaseUrl: string; env?: Record<stri
  * and dropped in afterAll. The returned objects stand for them from the first test on, e.g.
  * `const { db, accounts } = withTestAccounts({ env, clock });`.
  */
-export function withTestAccounts(
-  opts: { env?: Record<string, string>; clock?: Clock; instances?: number } = {},
-): { db: TestDatabase; accounts: TestAccounts; instances: TestAccounts[] } {
+export function withTestAccounts(opts: { env?: Record<string, string>; clock?: Clock; instances?: number } = {}): {
+  db: TestDatabase;
+  accounts: TestAccounts;
+  instances: TestAccounts[];
+} {
   let db: TestDatabase | undefined;
   const started: TestAccounts[] = [];
   const count = opts.instances ?? 1;
   beforeAll(async () => {
     db = await createTestDatabase();
     for (let i = 0; i < count; i++) {
-      started.push(startTestAccounts({ databaseUrl: db.url, ...(opts.env ? { env: opts.env } : {}), ...(opts.clock ? { clock: opts.clock } : {}) }));
+      started.push(
+        startTestAccounts({
+          databaseUrl: db.url,
+          ...(opts.env ? { env: opts.env } : {}),
+          ...(opts.clock ? { clock: opts.clock } : {}),
+        }),
+      );
     }
   });
   afterAll(async () => {
@@ -136,6 +148,10 @@ export async function anonymousResendSettled(accounts: TestAccounts, body: unkno
   };
   const before = await total();
   const res = await accounts.http.post('/api/v1/usr/email/resend').send(body as object);
-  if (res.status === 202) await waitFor(async () => (await total()) > before, { timeoutMs: 10_000, message: 'anonymous resend work not settled' });
+  if (res.status === 202)
+    await waitFor(async () => (await total()) > before, {
+      timeoutMs: 10_000,
+      message: 'anonymous resend work not settled',
+    });
   return res;
 }

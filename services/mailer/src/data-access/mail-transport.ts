@@ -25,7 +25,14 @@ export type ProviderTransport = { label: string; transport: MailTransport };
 
 type SmtpSettings = Pick<
   MailerConfig,
-  'SMTP_HOST' | 'SMTP_PORT' | 'SMTP_SECURE' | 'SMTP_USER' | 'SMTP_PASSWORD' | 'SMTP_TIMEOUT_MS' | 'SMTP_POOL_SIZE' | 'MAIL_FROM'
+  | 'SMTP_HOST'
+  | 'SMTP_PORT'
+  | 'SMTP_SECURE'
+  | 'SMTP_USER'
+  | 'SMTP_PASSWORD'
+  | 'SMTP_TIMEOUT_MS'
+  | 'SMTP_POOL_SIZE'
+  | 'MAIL_FROM'
 > &
   Partial<Pick<MailerConfig, 'SMTP_REQUIRE_TLS' | 'SMTP_TLS_CA'>>;
 
@@ -122,13 +129,13 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
       const progress = { bodySent: false };
       const info = (await transporter
         .sendMail({
-        from: config.MAIL_FROM,
-        to: mail.to,
-        // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
-        envelope: { from, to: [mail.to] },
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
+          from: config.MAIL_FROM,
+          to: mail.to,
+          // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
+          envelope: { from, to: [mail.to] },
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
           progress,
         } as nodemailer.SendMailOptions)
         .catch((err: unknown) => {
@@ -155,7 +162,10 @@ export function createConsoleTransport(opts: { logger: Logger }): MailTransport 
   return {
     send: async (mail) => {
       const messageId = `<${randomUUID()}@console.mailer>`;
-      log.info({ console_mail: { message_id: messageId, to: mail.to, subject: mail.subject, text: mail.text } }, 'mail printed instead of sent (MAIL_TRANSPORT=console)');
+      log.info(
+        { console_mail: { message_id: messageId, to: mail.to, subject: mail.subject, text: mail.text } },
+        'mail printed instead of sent (MAIL_TRANSPORT=console)',
+      );
       return { messageId, response: '250 printed' };
     },
     resetConnections: () => undefined,
@@ -163,13 +173,24 @@ export function createConsoleTransport(opts: { logger: Logger }): MailTransport 
   };
 }
 
-export function createMailTransport(opts: { config: SmtpSettings & Pick<MailerConfig, 'MAIL_TRANSPORT'>; logger: Logger }): MailTransport {
+export function createMailTransport(opts: {
+  config: SmtpSettings & Pick<MailerConfig, 'MAIL_TRANSPORT'>;
+  logger: Logger;
+}): MailTransport {
   return opts.config.MAIL_TRANSPORT === 'console' ? createConsoleTransport(opts) : createSmtpTransport(opts);
 }
 
 /** The settings of one provider in the shape createSmtpTransport reads. */
 function providerSettings(config: SmtpSettings, p: SmtpProvider): SmtpSettings {
-  return { ...config, SMTP_HOST: p.host, SMTP_PORT: p.port, SMTP_SECURE: p.secure, SMTP_USER: p.user, SMTP_PASSWORD: p.password, SMTP_REQUIRE_TLS: p.requireTls };
+  return {
+    ...config,
+    SMTP_HOST: p.host,
+    SMTP_PORT: p.port,
+    SMTP_SECURE: p.secure,
+    SMTP_USER: p.user,
+    SMTP_PASSWORD: p.password,
+    SMTP_REQUIRE_TLS: p.requireTls,
+  };
 }
 
 /**
@@ -183,5 +204,11 @@ export function createFallbackTransports(opts: {
   if (opts.config.MAIL_TRANSPORT === 'console') return [];
   return smtpProviders(opts.config)
     .slice(1)
-    .map((p) => ({ label: p.label, transport: createSmtpTransport({ config: providerSettings(opts.config, p), logger: opts.logger.child({ provider: p.label }) }) }));
+    .map((p) => ({
+      label: p.label,
+      transport: createSmtpTransport({
+        config: providerSettings(opts.config, p),
+        logger: opts.logger.child({ provider: p.label }),
+      }),
+    }));
 }

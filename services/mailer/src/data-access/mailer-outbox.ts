@@ -19,7 +19,12 @@ export async function insertOutboxEvents(client: PoolClient, events: OutboxEvent
      SELECT topic, key, value, headers
      FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY AS e(topic, key, value, headers, ord)
      ORDER BY ord`,
-    [events.map((e) => e.topic), events.map((e) => e.key), events.map((e) => e.value), events.map((e) => JSON.stringify(e.headers))],
+    [
+      events.map((e) => e.topic),
+      events.map((e) => e.key),
+      events.map((e) => e.value),
+      events.map((e) => JSON.stringify(e.headers)),
+    ],
   );
 }
 

@@ -89,7 +89,10 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
       unique.map((r) => r.original),
     ],
   );
-  return { recorded: rows.map((r) => r.request_id), replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id) };
+  return {
+    recorded: rows.map((r) => r.request_id),
+    replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id),
+  };
 }
 
 export type SupersededRequest = { requestId: string; userId: string; attempts: number; generation: number };
@@ -117,7 +120,12 @@ export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: st
      RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
     [newRequestIds],
   );
-  return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id, attempts: r.attempts, generation: r.generation }));
+  return rows.map((r) => ({
+    requestId: r.request_id,
+    userId: r.user_id,
+    attempts: r.attempts,
+    generation: r.generation,
+  }));
 }
 
 /**
@@ -125,7 +133,10 @@ export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: st
  * LOCKED lets several mailer instances claim side by side without taking the same row. A row still
  * `sending` after its lease belongs to a dead mailer: it is claimed again as the same attempt.
  */
-export async function claimDueRequests(pool: Pool, opts: { limit: number; leaseMs: number }): Promise<ClaimedRequest[]> {
+export async function claimDueRequests(
+  pool: Pool,
+  opts: { limit: number; leaseMs: number },
+): Promise<ClaimedRequest[]> {
   const { rows } = await pool.query<ClaimedRow>(
     `UPDATE mailer_requests r
         SET possible_duplicate = r.possible_duplicate OR r.state = 'sending',
@@ -162,7 +173,11 @@ export async function claimDueRequests(pool: Pool, opts: { limit: number; leaseM
 }
 
 /** SMTP accepted the mail. False when the claim was lost (lease expired and another instance took it). */
-export async function markSent(client: PoolClient, claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>, smtpMessageId: string): Promise<boolean> {
+export async function markSent(
+  client: PoolClient,
+  claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>,
+  smtpMessageId: string,
+): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE mailer_requests
         SET state = 'sent', smtp_message_id = $3, sent_at = now(), lease_until = NULL, last_error_class = NULL, updated_at = now(), ${REDACT}
@@ -195,13 +210,24 @@ export async function markDeferred(
             updated_at = now()
       WHERE r.request_id = $1 AND r.claim_id = $2 AND r.state = 'sending'
      RETURNING r.state, r.attempts`,
-    [claim.requestId, claim.claimId, opts.errorClass, opts.delayMs, opts.consumeAttempt, opts.mayHaveBeenAccepted ?? false],
+    [
+      claim.requestId,
+      claim.claimId,
+      opts.errorClass,
+      opts.delayMs,
+      opts.consumeAttempt,
+      opts.mayHaveBeenAccepted ?? false,
+    ],
   );
   return rows[0] ?? null;
 }
 
 /** Rejected permanently or out of attempts. False when the claim was lost. */
-export async function markFailed(client: PoolClient, claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>, errorClass: ErrorClass): Promise<boolean> {
+export async function markFailed(
+  client: PoolClient,
+  claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>,
+  errorClass: ErrorClass,
+): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE mailer_requests SET state = 'failed', last_error_class = $3, lease_until = NULL, updated_at = now(), ${REDACT}
       WHERE request_id = $1 AND claim_id = $2 AND state = 'sending'`,
@@ -215,7 +241,10 @@ export async function markFailed(client: PoolClient, claim: Pick<ClaimedRequest,
  * ago, `batchSize` rows per statement so no statement holds many locks or a long transaction.
  * Returns how many rows went.
  */
-export async function deleteExpiredRequests(pool: Pool, opts: { olderThanDays: number; batchSize?: number }): Promise<number> {
+export async function deleteExpiredRequests(
+  pool: Pool,
+  opts: { olderThanDays: number; batchSize?: number },
+): Promise<number> {
   const batchSize = opts.batchSize ?? 1_000;
   let total = 0;
   for (;;) {
@@ -234,13 +263,17 @@ export async function deleteExpiredRequests(pool: Pool, opts: { olderThanDays: n
 }
 
 export async function countRetryPending(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM mailer_requests WHERE state = 'pending' AND attempts > 0`);
+  const { rows } = await pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM mailer_requests WHERE state = 'pending' AND attempts > 0`,
+  );
   return Number(rows[0]?.n ?? 0);
 }
 
 /** Readiness: the mailer's own tables exist (its migration ran). */
 export async function checkMailerSchema(pool: Pool): Promise<void> {
-  const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regclass('public.mailer_requests') IS NOT NULL AND to_regclass('public.mailer_outbox') IS NOT NULL AS ok`);
+  const { rows } = await pool.query<{ ok: boolean }>(
+    `SELECT to_regclass('public.mailer_requests') IS NOT NULL AND to_regclass('public.mailer_outbox') IS NOT NULL AS ok`,
+  );
   if (!rows[0]?.ok) throw new Error('mailer tables are missing: run the migrations');
 }
 
@@ -264,5 +297,10 @@ export async function deferDueRequests(
      RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
     [opts.until, opts.limit],
   );
-  return rows.map((r) => ({ requestId: r.request_id, userId: r.user_id, attempts: r.attempts, generation: r.generation }));
+  return rows.map((r) => ({
+    requestId: r.request_id,
+    userId: r.user_id,
+    attempts: r.attempts,
+    generation: r.generation,
+  }));
 }

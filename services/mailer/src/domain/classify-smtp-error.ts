@@ -4,7 +4,19 @@ import { SendFailure } from './send-failure';
 const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ETIMEOUT', 'ESOCKETTIMEDOUT']);
 // nodemailer reports socket trouble as ESOCKET/ECONNECTION (including "connection closed" in the
 // middle of DATA); node reports the underlying errno.
-const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EDNS', 'ENOTFOUND', 'EAI_AGAIN', 'ETLS']);
+const CONNECTION_CODES = new Set([
+  'ECONNECTION',
+  'ESOCKET',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EDNS',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETLS',
+]);
 const AUTH_REPLY_CODES = new Set([530, 534, 535, 538]);
 
 /**
@@ -18,7 +30,11 @@ const AUTH_REPLY_CODES = new Set([530, 534, 535, 538]);
 export function classifySmtpError(err: unknown): SendFailure {
   if (err instanceof SendFailure) return err;
   const detail = errorMessage(err);
-  const fields = (err && typeof err === 'object' ? err : {}) as { code?: unknown; responseCode?: unknown; errno?: unknown };
+  const fields = (err && typeof err === 'object' ? err : {}) as {
+    code?: unknown;
+    responseCode?: unknown;
+    errno?: unknown;
+  };
   const code = typeof fields.code === 'string' ? fields.code : undefined;
   const reply = typeof fields.responseCode === 'number' ? fields.responseCode : undefined;
 
@@ -26,14 +42,17 @@ export function classifySmtpError(err: unknown): SendFailure {
   // TLS could not be set up (SMTP_REQUIRE_TLS and no STARTTLS, a bad certificate): nothing was sent,
   // AUTH included. Checked before the reply code: the server's 5xx to STARTTLS is no verdict on the address.
   if (code === 'ETLS') return new SendFailure('connection', true, detail);
-  if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply))) return new SendFailure('auth', true, detail);
+  if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply)))
+    return new SendFailure('auth', true, detail);
   if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
   // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
   const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
-  if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail)) return new SendFailure('timeout', true, detail, afterBody);
+  if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail))
+    return new SendFailure('timeout', true, detail, afterBody);
   if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail, afterBody);
-  if (typeof fields.errno === 'string' && CONNECTION_CODES.has(fields.errno)) return new SendFailure('connection', true, detail, afterBody);
+  if (typeof fields.errno === 'string' && CONNECTION_CODES.has(fields.errno))
+    return new SendFailure('connection', true, detail, afterBody);
   // nodemailer: no valid recipient left, or a message it refuses to build: retrying cannot help.
   if (code === 'EENVELOPE' || code === 'EMESSAGE') return new SendFailure('rejected', false, detail);
   return new SendFailure('unknown', true, detail);

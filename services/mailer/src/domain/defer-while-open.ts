@@ -51,7 +51,11 @@ export function createDeferWhileOpen(deps: {
       if (deferred > 0) deps.onOutboxWritten();
       if (deferred < batchSize) break;
     }
-    if (total > 0) log.warn({ deferred: total, next_attempt_at: until.toISOString() }, 'no SMTP provider admits mail: requests deferred until the next trial');
+    if (total > 0)
+      log.warn(
+        { deferred: total, next_attempt_at: until.toISOString() },
+        'no SMTP provider admits mail: requests deferred until the next trial',
+      );
     return total;
   };
 }

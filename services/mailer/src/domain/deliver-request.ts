@@ -18,7 +18,10 @@ import { SendFailure } from './send-failure';
 export type DeliverDeps = {
   pool: Pool;
   failover: Pick<ProviderFailover, 'send'>;
-  config: Pick<MailerConfig, 'MAIL_MAX_ATTEMPTS' | 'MAIL_RETRY_BASE_MS' | 'MAIL_RETRY_MAX_MS' | 'BREAKER_RESET_TIMEOUT_MS'>;
+  config: Pick<
+    MailerConfig,
+    'MAIL_MAX_ATTEMPTS' | 'MAIL_RETRY_BASE_MS' | 'MAIL_RETRY_MAX_MS' | 'BREAKER_RESET_TIMEOUT_MS'
+  >;
   metrics: MailerMetrics;
   logger: Logger;
   clock: () => Date;
@@ -38,7 +41,8 @@ function openCode(keys: PayloadKeyring, claim: ClaimedRequest): string {
   try {
     return openPayloadValue(keys, claim.vars.code, claim.requestId);
   } catch (err) {
-    if (err instanceof PayloadKeyError) throw new SendFailure('unknown', false, `cannot open the confirmation code: ${err.message}`);
+    if (err instanceof PayloadKeyError)
+      throw new SendFailure('unknown', false, `cannot open the confirmation code: ${err.message}`);
     throw err;
   }
 }
@@ -64,7 +68,13 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
   };
 
   type Extra = { smtpMessageId?: string; provider?: string | null; nextAttemptAt?: Date };
-  const status = (claim: ClaimedRequest, s: 'sent' | 'deferred' | 'failed', attempt: number, errorClass: ErrorClass | null, extra: Extra = {}) =>
+  const status = (
+    claim: ClaimedRequest,
+    s: 'sent' | 'deferred' | 'failed',
+    attempt: number,
+    errorClass: ErrorClass | null,
+    extra: Extra = {},
+  ) =>
     deliveryStatusEvent(
       {
         request_id: claim.requestId,
@@ -85,7 +95,10 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
     const event = status(claim, 'sent', claim.attempts, null, { smtpMessageId: messageId, provider: sent.provider });
     const recorded = await commit([event], (client) => markSent(client, claim, messageId));
     if (!recorded) {
-      log.warn({ request_id: claim.requestId, attempt: claim.attempts }, 'sent, but the claim was lost to another instance (lease expired): possible duplicate');
+      log.warn(
+        { request_id: claim.requestId, attempt: claim.attempts },
+        'sent, but the claim was lost to another instance (lease expired): possible duplicate',
+      );
       deps.metrics.countDuplicateSend();
       return;
     }
@@ -109,22 +122,47 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
     );
   };
 
-  const onFailure = async (claim: ClaimedRequest, outcome: Extract<FailoverOutcome, { ok: false }>, seconds: number | undefined) => {
+  const onFailure = async (
+    claim: ClaimedRequest,
+    outcome: Extract<FailoverOutcome, { ok: false }>,
+    seconds: number | undefined,
+  ) => {
     const { failure } = outcome;
     const provider = outcome.provider ?? 'none';
-    const logFields = { request_id: claim.requestId, user_id: claim.userId, attempt: claim.attempts, error_class: failure.errorClass, provider, smtp_response: failure.detail };
+    const logFields = {
+      request_id: claim.requestId,
+      user_id: claim.userId,
+      attempt: claim.attempts,
+      error_class: failure.errorClass,
+      provider,
+      smtp_response: failure.detail,
+    };
 
-    const retry = failure.retriable && (failure.errorClass === 'circuit_open' || claim.attempts < config.MAIL_MAX_ATTEMPTS);
+    const retry =
+      failure.retriable && (failure.errorClass === 'circuit_open' || claim.attempts < config.MAIL_MAX_ATTEMPTS);
     if (retry) {
       // An attempt no breaker admitted never reached SMTP: it is given back and waits for the first
       // provider's half-open trial.
       const consumeAttempt = failure.errorClass !== 'circuit_open';
-      const untilAdmitted = outcome.nextAdmitAt ? Math.max(0, outcome.nextAdmitAt.getTime() - deps.clock().getTime()) : config.BREAKER_RESET_TIMEOUT_MS;
-      const delayMs = consumeAttempt ? retryDelayMs(claim.attempts, { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS }, deps.random) : untilAdmitted;
+      const untilAdmitted = outcome.nextAdmitAt
+        ? Math.max(0, outcome.nextAdmitAt.getTime() - deps.clock().getTime())
+        : config.BREAKER_RESET_TIMEOUT_MS;
+      const delayMs = consumeAttempt
+        ? retryDelayMs(
+            claim.attempts,
+            { baseMs: config.MAIL_RETRY_BASE_MS, maxMs: config.MAIL_RETRY_MAX_MS },
+            deps.random,
+          )
+        : untilAdmitted;
       const nextAttemptAt = new Date(deps.clock().getTime() + delayMs);
       let row: Awaited<ReturnType<typeof markDeferred>> = null;
       const recorded = await withTransaction(deps.pool, async (client) => {
-        row = await markDeferred(client, claim, { errorClass: failure.errorClass, delayMs, consumeAttempt, mayHaveBeenAccepted: failure.mayHaveBeenAccepted });
+        row = await markDeferred(client, claim, {
+          errorClass: failure.errorClass,
+          delayMs,
+          consumeAttempt,
+          mayHaveBeenAccepted: failure.mayHaveBeenAccepted,
+        });
         if (!row) return false;
         const event =
           row.state === 'superseded'
@@ -151,7 +189,15 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
 
     const reason = failure.retriable ? 'retries_exhausted' : 'rejected';
     const dlq = dlqRecordEvent(
-      { reason, error: failure.detail, errorClass: failure.errorClass, original: claim.original, requestId: claim.requestId, userId: claim.userId, attempts: claim.attempts },
+      {
+        reason,
+        error: failure.detail,
+        errorClass: failure.errorClass,
+        original: claim.original,
+        requestId: claim.requestId,
+        userId: claim.userId,
+        attempts: claim.attempts,
+      },
       deps.clock(),
     );
     const event = status(claim, 'failed', claim.attempts, failure.errorClass, { provider: outcome.provider });
@@ -168,7 +214,10 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
   return async function deliverRequest(claim: ClaimedRequest): Promise<void> {
     let outcome: FailoverOutcome;
     try {
-      const mail = renderConfirmationMail({ to: claim.recipient, vars: { ...claim.vars, code: openCode(deps.payloadKeys, claim) } });
+      const mail = renderConfirmationMail({
+        to: claim.recipient,
+        vars: { ...claim.vars, code: openCode(deps.payloadKeys, claim) },
+      });
       outcome = await deps.failover.send(mail);
     } catch (err) {
       // Rendering refused the request (e.g. an address that would inject a header): no SMTP attempt.
@@ -179,7 +228,10 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
     const earlier = outcome.ok ? outcome.tries : outcome.tries.slice(0, -1);
     for (const t of earlier) {
       deps.metrics.observeSend('deferred', t.errorClass ?? 'unknown', t.seconds, t.provider);
-      log.warn({ request_id: claim.requestId, attempt: claim.attempts, provider: t.provider, error_class: t.errorClass }, 'SMTP provider failed: trying the next one');
+      log.warn(
+        { request_id: claim.requestId, attempt: claim.attempts, provider: t.provider, error_class: t.errorClass },
+        'SMTP provider failed: trying the next one',
+      );
     }
     if (!outcome.ok) {
       const seconds = outcome.tries.at(-1)?.seconds;
@@ -192,6 +244,9 @@ export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest)
 
   function logRecordError(claim: ClaimedRequest, err: unknown): void {
     // PostgreSQL unavailable: the row stays `sending` and comes back when its lease expires.
-    log.error({ request_id: claim.requestId, err: { message: errorMessage(err) } }, 'could not record the outcome; the lease will bring it back');
+    log.error(
+      { request_id: claim.requestId, err: { message: errorMessage(err) } },
+      'could not record the outcome; the lease will bring it back',
+    );
   }
 }

@@ -18,7 +18,12 @@ export function deliveryStatusEvent(status: MailDeliveryStatusPayload, occurredA
     payload,
     occurredAt,
   });
-  return { topic: TOPIC.mailDeliveryStatus, key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
+  return {
+    topic: TOPIC.mailDeliveryStatus,
+    key: payload.user_id,
+    value: JSON.stringify(envelope),
+    headers: envelopeHeaders(envelope),
+  };
 }
 
 /** Largest original value copied into a DLQ record; bigger poison messages are truncated there. */
@@ -38,12 +43,18 @@ export type DlqRecordInput = {
 
 /** A record for `mail.requests.dlq`: the original request exactly as it arrived + the last error. */
 export function dlqRecordEvent(input: DlqRecordInput, at: Date): OutboxEvent {
-  const original = input.original === null ? null : typeof input.original === 'string' ? Buffer.from(input.original, 'utf8') : input.original;
+  const original =
+    input.original === null
+      ? null
+      : typeof input.original === 'string'
+        ? Buffer.from(input.original, 'utf8')
+        : input.original;
   const truncated = original !== null && original.length > DLQ_ORIGINAL_MAX_BYTES;
   const kept = original === null ? null : original.subarray(0, DLQ_ORIGINAL_MAX_BYTES);
   const asText = kept?.toString('utf8');
   // Binary (or cut mid-character) values go base64 so the record stays valid JSON, byte for byte.
-  const isText = kept !== null && asText !== undefined && Buffer.from(asText, 'utf8').equals(kept) && !asText.includes('\u0000');
+  const isText =
+    kept !== null && asText !== undefined && Buffer.from(asText, 'utf8').equals(kept) && !asText.includes('\u0000');
   const record = {
     reason: input.reason,
     error: input.error.slice(0, 2_000),

@@ -12,7 +12,14 @@ export type Provider = { label: string; circuit: SmtpCircuit };
 export type ProviderTry = { provider: string; errorClass: ErrorClass | null; retriable: boolean; seconds: number };
 
 export type FailoverOutcome =
-  | { ok: true; provider: string; result: SendResult; seconds: number; tries: ProviderTry[]; possibleDuplicate: boolean }
+  | {
+      ok: true;
+      provider: string;
+      result: SendResult;
+      seconds: number;
+      tries: ProviderTry[];
+      possibleDuplicate: boolean;
+    }
   | { ok: false; failure: SendFailure; provider: string | null; tries: ProviderTry[]; nextAdmitAt: Date | undefined };
 
 export type ProviderFailover = {
@@ -59,14 +66,19 @@ export function createProviderFailover(providers: Provider[]): ProviderFailover 
       } catch (err) {
         const failure = classifySmtpError(err);
         if (failure.errorClass === 'circuit_open') continue;
-        tries.push({ provider: p.label, errorClass: failure.errorClass, retriable: failure.retriable, seconds: (performance.now() - started) / 1000 });
+        tries.push({
+          provider: p.label,
+          errorClass: failure.errorClass,
+          retriable: failure.retriable,
+          seconds: (performance.now() - started) / 1000,
+        });
         mayHaveBeenAccepted ||= failure.mayHaveBeenAccepted;
         last = { failure, provider: p.label };
         if (!failure.retriable) break;
       }
     }
     if (!last) {
-      const failure = new SendFailure('circuit_open', true, 'every SMTP provider\'s circuit breaker is open');
+      const failure = new SendFailure('circuit_open', true, "every SMTP provider's circuit breaker is open");
       return { ok: false, failure, provider: null, tries, nextAdmitAt: nextAdmitAt() };
     }
     const { failure } = last;

@@ -21,7 +21,13 @@ export type IncomingMessage = { topic: string; partition: number; offset: string
  * poison messages become DLQ records — all in ONE transaction, so the caller may commit the offsets
  * as soon as this resolves.
  */
-export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetrics; logger: Logger; clock: () => Date; onRecorded: () => void }) {
+export function createRecordMailRequests(deps: {
+  pool: Pool;
+  metrics: MailerMetrics;
+  logger: Logger;
+  clock: () => Date;
+  onRecorded: () => void;
+}) {
   const log = deps.logger.child({ component: 'record-requests' });
 
   return async function recordMailRequests(messages: IncomingMessage[]): Promise<void> {
@@ -59,13 +65,32 @@ export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetr
 
     const now = deps.clock();
     const dlqEvents = poison.map(({ message, error }) =>
-      dlqRecordEvent({ reason: 'invalid_request', error, errorClass: null, original: message.value, source: { topic: message.topic, partition: message.partition, offset: message.offset } }, now),
+      dlqRecordEvent(
+        {
+          reason: 'invalid_request',
+          error,
+          errorClass: null,
+          original: message.value,
+          source: { topic: message.topic, partition: message.partition, offset: message.offset },
+        },
+        now,
+      ),
     );
     const { inserted, replayed, superseded } = await withTransaction(deps.pool, async (client) => {
       const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
       const replaced = await supersedeOlderUnsent(client, recorded);
       const statuses: OutboxEvent[] = replaced.map((r) =>
-        deliveryStatusEvent({ request_id: r.requestId, user_id: r.userId, status: 'failed', attempt: r.attempts, error_class: null, generation: r.generation }, now),
+        deliveryStatusEvent(
+          {
+            request_id: r.requestId,
+            user_id: r.userId,
+            status: 'failed',
+            attempt: r.attempts,
+            error_class: null,
+            generation: r.generation,
+          },
+          now,
+        ),
       );
       await insertOutboxEvents(client, [...statuses, ...dlqEvents]);
       return { inserted: recorded, replayed: replayedIds, superseded: replaced };
@@ -74,15 +99,20 @@ export function createRecordMailRequests(deps: { pool: Pool; metrics: MailerMetr
     for (const { message, error } of poison) {
       deps.metrics.countInvalidRequest();
       deps.metrics.countDlqRecord('invalid_request');
-      log.warn({ topic: message.topic, partition: message.partition, offset: message.offset, error }, 'invalid mail request parked on the DLQ');
+      log.warn(
+        { topic: message.topic, partition: message.partition, offset: message.offset, error },
+        'invalid mail request parked on the DLQ',
+      );
     }
     if (superseded.length > 0) {
       deps.metrics.countSuperseded(superseded.length);
-      for (const r of superseded) log.info({ request_id: r.requestId, user_id: r.userId }, 'superseded by a newer request of the same user');
+      for (const r of superseded)
+        log.info({ request_id: r.requestId, user_id: r.userId }, 'superseded by a newer request of the same user');
     }
     for (const id of replayed) log.info({ request_id: id }, 'failed request replayed from the DLQ: pending again');
     const duplicates = requests.length - inserted.length;
-    if (inserted.length > 0 || duplicates > 0) log.debug({ recorded: inserted.length, duplicates }, 'mail requests recorded');
+    if (inserted.length > 0 || duplicates > 0)
+      log.debug({ recorded: inserted.length, duplicates }, 'mail requests recorded');
     if (duplicates > 0) log.info({ duplicates }, 'redelivered mail requests ignored');
     deps.onRecorded();
   };

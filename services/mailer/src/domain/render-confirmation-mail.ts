@@ -4,7 +4,8 @@ import { SendFailure } from './send-failure';
 
 // One plain address and nothing else: no display name, no list, no whitespace or control characters
 // (so CR/LF can never start a header or add a recipient), no quoting or comments.
-const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const PLAIN_ADDRESS =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
 /** The recipient, or a permanent `rejected` failure: a malformed address never improves on retry. */
 export function validateRecipient(to: string): string {
@@ -16,12 +17,22 @@ export function validateRecipient(to: string): string {
 
 /** Control characters (CR, LF, tabs, NUL...) in a name become spaces: they can only do harm in a mail. */
 function cleanName(value: string | null | undefined): string {
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return (value ?? '').replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return (
+    (value ?? '')
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
+      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
+  );
 }
 
 export function escapeHtml(value: string): string {
-  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 function formatExpiry(expiresAt: string | undefined): string | undefined {
@@ -44,7 +55,13 @@ export function renderConfirmationMail(request: Pick<MailRequestedPayload, 'to' 
   const to = validateRecipient(request.to);
   const fullName = [cleanName(request.vars.first_name), cleanName(request.vars.last_name)].filter(Boolean).join(' ');
   const chars = [...fullName];
-  const name = chars.length > MAX_GREETING_NAME ? `${chars.slice(0, MAX_GREETING_NAME - 1).join('').trimEnd()}…` : fullName;
+  const name =
+    chars.length > MAX_GREETING_NAME
+      ? `${chars
+          .slice(0, MAX_GREETING_NAME - 1)
+          .join('')
+          .trimEnd()}…`
+      : fullName;
   const code = request.vars.code;
   const expiry = formatExpiry(request.vars.expires_at);
   const greeting = name ? `Hello ${name},` : 'Hello,';

@@ -27,12 +27,18 @@ export type SmtpCircuit = {
  */
 export function createSmtpCircuit(opts: {
   transport: MailTransport;
-  config: Pick<MailerConfig, 'BREAKER_ERROR_THRESHOLD_PERCENT' | 'BREAKER_RESET_TIMEOUT_MS' | 'BREAKER_VOLUME_THRESHOLD'>;
+  config: Pick<
+    MailerConfig,
+    'BREAKER_ERROR_THRESHOLD_PERCENT' | 'BREAKER_RESET_TIMEOUT_MS' | 'BREAKER_VOLUME_THRESHOLD'
+  >;
   logger: Logger;
   /** The provider's label, for logs. */
   label?: string;
 }): SmtpCircuit {
-  const log = opts.logger.child({ component: 'smtp-circuit', ...(opts.label !== undefined ? { provider: opts.label } : {}) });
+  const log = opts.logger.child({
+    component: 'smtp-circuit',
+    ...(opts.label !== undefined ? { provider: opts.label } : {}),
+  });
   let reopensAt: Date | undefined;
   const breaker = new CircuitBreaker((mail: RenderedMail) => opts.transport.send(mail), {
     timeout: false,

@@ -40,7 +40,14 @@ export function createMailRequestsConsumer(opts: {
         autoCommit: true,
         eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
           if (!isRunning() || isStale() || batch.messages.length === 0) return;
-          await opts.record(batch.messages.map((m) => ({ topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value })));
+          await opts.record(
+            batch.messages.map((m) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              value: m.value,
+            })),
+          );
           for (const m of batch.messages) resolveOffset(m.offset);
           await commitOffsetsIfNecessary();
           await heartbeat();

@@ -22,7 +22,8 @@ export function createRetentionJob(opts: {
   const runOnce = async (): Promise<number> => {
     const batch = opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {};
     const deleted = await deleteExpiredRequests(opts.pool, { olderThanDays: opts.retentionDays, ...batch });
-    if (deleted > 0) log.info({ deleted, retention_days: opts.retentionDays }, 'finished mail requests deleted (retention)');
+    if (deleted > 0)
+      log.info({ deleted, retention_days: opts.retentionDays }, 'finished mail requests deleted (retention)');
     return deleted;
   };
   const everyMs = opts.everyMs ?? 5 * 60_000;

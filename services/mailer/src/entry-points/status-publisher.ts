@@ -48,7 +48,10 @@ export function createStatusPublisher(opts: {
       message: { key: e.key, value: e.value, headers: e.headers },
     }));
     const failed = results.find((r) => r.error !== undefined);
-    return { acked: results.filter((r) => r.error === undefined).flatMap((r) => r.items), ...(failed ? { failure: failed.error } : {}) };
+    return {
+      acked: results.filter((r) => r.error === undefined).flatMap((r) => r.items),
+      ...(failed ? { failure: failed.error } : {}),
+    };
   };
 
   const drain = async (): Promise<void> => {
@@ -73,7 +76,9 @@ export function createStatusPublisher(opts: {
       await loop.stop();
       // One last pass so statuses of the final in-flight sends leave before the producer disconnects.
       if (opts.producer.connected()) {
-        await drain().catch((err: unknown) => log.warn({ err: { message: errorMessage(err) } }, 'final publish failed; the next start republishes'));
+        await drain().catch((err: unknown) =>
+          log.warn({ err: { message: errorMessage(err) } }, 'final publish failed; the next start republishes'),
+        );
       }
       await opts.producer.disconnect();
     },

@@ -4,12 +4,24 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
-import { buildEnvelope, envelopeHeaders, type MailDeliveryStatusPayload, type MailRequestedPayload } from '@shared/events';
+import {
+  buildEnvelope,
+  envelopeHeaders,
+  type MailDeliveryStatusPayload,
+  type MailRequestedPayload,
+} from '@shared/events';
 import { createKafka, ensureTopics } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
 import { createMetricsRegistry } from '@shared/metrics';
 import { topicNames, type TopicNames } from '@shared/topics';
-import { createTestDatabase, collectMessages, testBrokers, testKafka, uniquePrefix, type TestDatabase } from '../../../../test/support/infra';
+import {
+  createTestDatabase,
+  collectMessages,
+  testBrokers,
+  testKafka,
+  uniquePrefix,
+  type TestDatabase,
+} from '../../../../test/support/infra';
 import { startSmtpTestServer, type SmtpTestServer, type SmtpTlsMode } from '../../../../test/support/smtp-test-server';
 import { waitFor } from '../../../../test/support/wait-for';
 import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
@@ -33,7 +45,15 @@ export const FAST_ENV: Record<string, string> = {
 };
 
 export type StatusEvent = MailDeliveryStatusPayload & { event_id: string };
-export type DlqRecord = { reason: string; error: string; error_class: string | null; request_id: string | null; attempts: number | null; original_value: string | null; original_value_base64: string | null };
+export type DlqRecord = {
+  reason: string;
+  error: string;
+  error_class: string | null;
+  request_id: string | null;
+  attempts: number | null;
+  original_value: string | null;
+  original_value_base64: string | null;
+};
 
 export type MailerHarness = {
   db: TestDatabase;
@@ -53,11 +73,17 @@ export type MailerHarness = {
   produce: (requests: MailRequestedPayload[]) => Promise<void>;
   produceRaw: (values: (string | Buffer | null)[]) => Promise<void>;
   metric: (name: string, labels?: Record<string, string>) => Promise<number>;
-  row: (requestId: string) => Promise<{ state: string; attempts: number; possible_duplicate: boolean; last_error_class: string | null } | undefined>;
+  row: (
+    requestId: string,
+  ) => Promise<
+    { state: string; attempts: number; possible_duplicate: boolean; last_error_class: string | null } | undefined
+  >;
   stop: () => Promise<void>;
 };
 
-export function mailRequest(overrides: Partial<Omit<MailRequestedPayload, 'vars'>> & { vars?: Partial<MailRequestedPayload['vars']> } = {}): MailRequestedPayload {
+export function mailRequest(
+  overrides: Partial<Omit<MailRequestedPayload, 'vars'>> & { vars?: Partial<MailRequestedPayload['vars']> } = {},
+): MailRequestedPayload {
   const { vars, ...rest } = overrides;
   return {
     request_id: randomUUID(),
@@ -76,7 +102,10 @@ export async function startMailerHarness(
   const db = await createTestDatabase('mailer');
   // The mailer logs PostgreSQL outages itself; an idle client dropped at teardown must not crash jest.
   db.pool.on('error', () => undefined);
-  const smtp = await startSmtpTestServer({ ...(opts.smtpAuth ? { auth: opts.smtpAuth } : {}), ...(opts.smtpTls ? { tls: opts.smtpTls } : {}) });
+  const smtp = await startSmtpTestServer({
+    ...(opts.smtpAuth ? { auth: opts.smtpAuth } : {}),
+    ...(opts.smtpTls ? { tls: opts.smtpTls } : {}),
+  });
   const prefix = uniquePrefix('mailer');
   const topics = topicNames(prefix);
   const env: Record<string, string> = {
@@ -132,7 +161,16 @@ export async function startMailerHarness(
       const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer-test', logger, security: config });
       const transport = createSmtpTransport({ config, logger });
       const fallbacks = createFallbackTransports({ config, logger });
-      const mailer = createMailer({ pool: db.pool, kafka, transport, fallbacks, logger, registry, config, sweepMs: 200 });
+      const mailer = createMailer({
+        pool: db.pool,
+        kafka,
+        transport,
+        fallbacks,
+        logger,
+        registry,
+        config,
+        sweepMs: 200,
+      });
       await mailer.start();
       harness.mailer = mailer;
       stops.push(async () => {
@@ -150,7 +188,10 @@ export async function startMailerHarness(
           return { ...envelope.payload, event_id: envelope.id };
         }),
     statusesOf: (requestId) => harness.statuses().filter((s) => s.request_id === requestId),
-    dlqRecords: () => collector.messages.filter((m) => m.topic === topics.mailRequestsDlq && m.value !== null).map((m) => JSON.parse(m.value as string) as DlqRecord),
+    dlqRecords: () =>
+      collector.messages
+        .filter((m) => m.topic === topics.mailRequestsDlq && m.value !== null)
+        .map((m) => JSON.parse(m.value as string) as DlqRecord),
     waitForStatus: (requestId, status, timeoutMs = 20_000) =>
       waitFor(() => harness.statusesOf(requestId).find((s) => s.status === status), {
         timeoutMs,
@@ -158,9 +199,16 @@ export async function startMailerHarness(
       }),
     produce: async (requests) => {
       const messages = requests.map((plain) => {
-        const code = /^\d{6}$/.test(plain.vars.code) ? sealTestCode(plain.vars.code, plain.request_id) : plain.vars.code;
+        const code = /^\d{6}$/.test(plain.vars.code)
+          ? sealTestCode(plain.vars.code, plain.request_id)
+          : plain.vars.code;
         const payload = { ...plain, vars: { ...plain.vars, code } };
-        const envelope = buildEnvelope({ type: 'mail.requested', aggregateType: 'user', aggregateId: payload.user_id, payload });
+        const envelope = buildEnvelope({
+          type: 'mail.requested',
+          aggregateType: 'user',
+          aggregateId: payload.user_id,
+          payload,
+        });
         return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
       });
       await producer.send({ topic: topics.mailRequests, messages });
@@ -176,7 +224,10 @@ export async function startMailerHarness(
       return match?.value ?? 0;
     },
     row: async (requestId) => {
-      const { rows } = await db.pool.query(`SELECT state, attempts, possible_duplicate, last_error_class FROM mailer_requests WHERE request_id = $1`, [requestId]);
+      const { rows } = await db.pool.query(
+        `SELECT state, attempts, possible_duplicate, last_error_class FROM mailer_requests WHERE request_id = $1`,
+        [requestId],
+      );
       return rows[0];
     },
     stop: async () => {
@@ -192,7 +243,12 @@ export async function startMailerHarness(
 }
 
 /** The mailer as a child process (`npx tsx services/mailer/src/main.ts`), for SIGKILL and start-up tests. */
-export type MailerProcess = { child: ChildProcess; output: () => string; exited: Promise<number | null>; kill: (signal: NodeJS.Signals) => void };
+export type MailerProcess = {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  kill: (signal: NodeJS.Signals) => void;
+};
 
 export function spawnMailer(env: Record<string, string>): MailerProcess {
   // Its own process group: npx and tsx each start a child, and SIGKILL must reach the node that runs the mailer.

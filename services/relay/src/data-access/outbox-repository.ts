@@ -119,7 +119,10 @@ export const BACKLOG_COUNT_CAP = 100_000;
  * (published ones are deleted); the count stops at the cap, and the age uses the primary key's first
  * entry (an index lookup) rather than a scan.
  */
-export async function readBacklog(pool: Pool, countCap = BACKLOG_COUNT_CAP): Promise<{ backlog: number; oldestAgeSeconds: number }> {
+export async function readBacklog(
+  pool: Pool,
+  countCap = BACKLOG_COUNT_CAP,
+): Promise<{ backlog: number; oldestAgeSeconds: number }> {
   const { rows } = await pool.query<{ backlog: number; oldest_age_s: number | null }>(
     `SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) capped)::int AS backlog,
             extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS oldest_age_s`,

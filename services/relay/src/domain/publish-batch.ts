@@ -42,7 +42,11 @@ export async function publishBatch(opts: {
   const sendable: OutboxRow[] = [];
   for (const row of opts.rows) {
     if (isContractTopic(row.topic)) sendable.push(row);
-    else outcome.deadLettered.push({ row, error: `unknown topic ${JSON.stringify(row.topic.slice(0, 100))}: not a contract topic` });
+    else
+      outcome.deadLettered.push({
+        row,
+        error: `unknown topic ${JSON.stringify(row.topic.slice(0, 100))}: not a contract topic`,
+      });
   }
   if (sendable.length === 0) return outcome;
 
@@ -71,7 +75,12 @@ export async function publishBatch(opts: {
 /** Finds the rejected rows of a partition whose batch the broker refused: one request per row. */
 async function resendOneByOne(
   result: PartitionResult<OutboxRow>,
-  opts: { producer: PartitionPublisher; cooldown: PartitionCooldown; record: (row: OutboxRow) => ReturnType<PartitionPublisherRecord>; onSendFailed: (topic: string, err: unknown) => void },
+  opts: {
+    producer: PartitionPublisher;
+    cooldown: PartitionCooldown;
+    record: (row: OutboxRow) => ReturnType<PartitionPublisherRecord>;
+    onSendFailed: (topic: string, err: unknown) => void;
+  },
   outcome: PublishOutcome,
 ): Promise<void> {
   for (const [i, row] of result.items.entries()) {
@@ -94,7 +103,13 @@ async function resendOneByOne(
 
 type PartitionPublisherRecord = (row: OutboxRow) => { topic: string; message: ReturnType<typeof toKafkaMessage> };
 
-function leavePending(result: PartitionResult<OutboxRow>, rows: OutboxRow[], error: unknown, outcome: PublishOutcome, cooldown: PartitionCooldown): void {
+function leavePending(
+  result: PartitionResult<OutboxRow>,
+  rows: OutboxRow[],
+  error: unknown,
+  outcome: PublishOutcome,
+  cooldown: PartitionCooldown,
+): void {
   outcome.pending.push(...rows);
   outcome.failure ??= error;
   cooldown.failed(result.topic, result.partition);

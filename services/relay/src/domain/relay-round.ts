@@ -61,8 +61,14 @@ export function createRelayRound(deps: {
         onSendFailed: (topic) => metrics.publishErrors.inc({ topic: topicLabel(topic) }),
       });
       const ackedAt = Date.now();
-      await deletePublished(client, outcome.published.map((r) => r.id));
-      await moveToDeadLetters(client, outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })));
+      await deletePublished(
+        client,
+        outcome.published.map((r) => r.id),
+      );
+      await moveToDeadLetters(
+        client,
+        outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })),
+      );
       return { outcome, ackedAt };
     });
     if (done === undefined) return 0;

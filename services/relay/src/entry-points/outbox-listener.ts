@@ -36,7 +36,10 @@ export function createOutboxListener(opts: {
 
   const connect = async (): Promise<void> => {
     if (stopped) return;
-    const c = new pg.Client({ connectionString: opts.connectionString, application_name: opts.applicationName ?? 'relay-listen' });
+    const c = new pg.Client({
+      connectionString: opts.connectionString,
+      application_name: opts.applicationName ?? 'relay-listen',
+    });
     client = c;
     c.on('notification', () => opts.onWake('notify'));
     c.on('error', (err) => {

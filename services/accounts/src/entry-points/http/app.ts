@@ -6,7 +6,11 @@ import { errorHandler } from './error-handler';
 import { cors, requestTimeout } from './middleware';
 import { mountApiRoutes } from './routes';
 
-export type AccountsAppDeps = DomainDeps & { registry: Registry; commonPasswords: ReadonlySet<string>; requestTimeoutMs?: number };
+export type AccountsAppDeps = DomainDeps & {
+  registry: Registry;
+  commonPasswords: ReadonlySet<string>;
+  requestTimeoutMs?: number;
+};
 
 /**
  * The accounts HTTP API: JSON only, 64 KiB body limit, every error in the contract's shape. It serves

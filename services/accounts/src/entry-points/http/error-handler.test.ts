@@ -17,14 +17,17 @@ describe('errorHandler logging', () => {
         },
       }),
     });
-    const pgError = Object.assign(new DatabaseError('duplicate key value violates unique constraint "users_email_lower_key"', 120, 'error'), {
-      code: '23505',
-      detail: 'Key (lower(email))=(ada.private@example.com) already exists.',
-      where: 'SQL function "secret_schema_fn" statement 1',
-      internalQuery: 'SELECT hidden_column FROM hidden_table',
-      schema: 'public',
-      table: 'users',
-    });
+    const pgError = Object.assign(
+      new DatabaseError('duplicate key value violates unique constraint "users_email_lower_key"', 120, 'error'),
+      {
+        code: '23505',
+        detail: 'Key (lower(email))=(ada.private@example.com) already exists.',
+        where: 'SQL function "secret_schema_fn" statement 1',
+        internalQuery: 'SELECT hidden_column FROM hidden_table',
+        schema: 'public',
+        table: 'users',
+      },
+    );
     const app = express();
     app.use((req, _res, next) => {
       req.log = logger;
@@ -40,8 +43,13 @@ describe('errorHandler logging', () => {
     expect(res.status).toBe(500);
     expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
     const entry = JSON.parse(lines.join('')) as { err: Record<string, unknown> };
-    expect(entry.err).toMatchObject({ name: 'error', code: '23505', message: 'duplicate key value violates unique constraint "users_email_lower_key"' });
-    for (const key of ['detail', 'where', 'internalQuery', 'schema', 'table', 'length', 'severity']) expect(entry.err).not.toHaveProperty(key);
+    expect(entry.err).toMatchObject({
+      name: 'error',
+      code: '23505',
+      message: 'duplicate key value violates unique constraint "users_email_lower_key"',
+    });
+    for (const key of ['detail', 'where', 'internalQuery', 'schema', 'table', 'length', 'severity'])
+      expect(entry.err).not.toHaveProperty(key);
     expect(lines.join('')).not.toMatch(/ada\.private|secret_schema_fn|hidden_table/);
   });
 });

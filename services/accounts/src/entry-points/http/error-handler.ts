@@ -17,7 +17,10 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
   const error = toAccountsError(err);
   if (error) {
     if (error.status >= 500) req.log?.error({ err: errorSummary(err) }, error.code);
-    res.set(error.headers).status(error.status).json(errorBody(error.code, error.message, error.details));
+    res
+      .set(error.headers)
+      .status(error.status)
+      .json(errorBody(error.code, error.message, error.details));
     return;
   }
   const e = err as { type?: string; status?: number };

@@ -34,7 +34,14 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
   app.post(`${API}/usr/register`, requireJsonBody, async (req: Request, res: Response) => {
     const registration = await registerUser(req.body, req.ip);
     // Debug: one line per registration is a hot-path cost (accounts_registrations_total counts them).
-    req.log.debug({ user_id: registration.user.id, mail_request_id: registration.requestId, referred: registration.user.referred_by !== null }, 'user registered');
+    req.log.debug(
+      {
+        user_id: registration.user.id,
+        mail_request_id: registration.requestId,
+        referred: registration.user.referred_by !== null,
+      },
+      'user registered',
+    );
     let waited: WaitedStatus = { status: 'queued', error_class: null, next_attempt_at: null };
     // Prefer: wait=N overrides the server's default (REGISTER_WAIT_MS); a known mail outage ends any wait at once.
     const waitS = preferredWaitSeconds(req.header('prefer'), MAX_PREFER_WAIT_S);
@@ -46,7 +53,10 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
         waited = await waitForDelivery(registration.requestId, waitMs, aborted.signal);
       } catch (err) {
         // The user is committed: a failing status read must not turn the 201 into an error.
-        req.log.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'delivery status unreadable during the wait');
+        req.log.warn(
+          { err: { message: err instanceof Error ? err.message : String(err) } },
+          'delivery status unreadable during the wait',
+        );
       }
     }
     if (waitS !== undefined && waitS > 0) res.set('Preference-Applied', `wait=${waitS}`);
@@ -68,7 +78,9 @@ export function mountApiRoutes(app: Express, deps: DomainDeps & { commonPassword
   });
 
   app.post(`${API}/usr/email/resend`, requireJsonBody, async (req: Request, res: Response) => {
-    const result = req.header('authorization') ? await resend.forUser(bearerUserId(req, deps.tokens)) : await resend.forEmail(req.body);
+    const result = req.header('authorization')
+      ? await resend.forUser(bearerUserId(req, deps.tokens))
+      : await resend.forEmail(req.body);
     res.status(202).json(result);
   });
 

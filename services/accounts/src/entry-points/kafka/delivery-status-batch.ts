@@ -1,5 +1,11 @@
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { EVENT_TYPE, InvalidEventError, parseEvent, type Envelope, type MailDeliveryStatusPayload } from '@shared/events';
+import {
+  EVENT_TYPE,
+  InvalidEventError,
+  parseEvent,
+  type Envelope,
+  type MailDeliveryStatusPayload,
+} from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { errorMessage } from '@shared/errors';
 import type { DomainDeps } from '../../domain/deps';
@@ -37,7 +43,10 @@ async function retryUntilStored(
       return;
     } catch (err) {
       if (deps.isStopping() || isDataError(err)) throw err;
-      deps.log.warn({ ...context, err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'storing a consumed message failed; retrying');
+      deps.log.warn(
+        { ...context, err: { message: errorMessage(err) }, retry_in_ms: delayMs },
+        'storing a consumed message failed; retrying',
+      );
       await deps.pause(delayMs);
       await heartbeat();
     }
@@ -50,25 +59,43 @@ async function retryUntilStored(
  * everything up to it is stored. A database outage is retried in place; a run PostgreSQL refuses
  * (a data error) is retried one event at a time, and the refused event parked.
  */
-export function createDeliveryStatusBatchHandler(deps: DeliveryStatusBatchDeps): (payload: EachBatchPayload) => Promise<void> {
+export function createDeliveryStatusBatchHandler(
+  deps: DeliveryStatusBatchDeps,
+): (payload: EachBatchPayload) => Promise<void> {
   const { topic, log, record } = deps;
 
   const untilStored = (work: () => Promise<void>, heartbeat: () => Promise<void>, context: Record<string, unknown>) =>
     retryUntilStored(deps, work, heartbeat, context);
 
-  async function park(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>, reason: string): Promise<void> {
+  async function park(
+    message: KafkaMessage,
+    partition: number,
+    heartbeat: () => Promise<void>,
+    reason: string,
+  ): Promise<void> {
     // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
     // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
     const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: reason };
-    await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, { topic, partition, offset: message.offset });
+    await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, {
+      topic,
+      partition,
+      offset: message.offset,
+    });
     deps.metrics.invalidEvents.inc({ topic });
-    log.warn({ topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason }, 'invalid delivery-status message parked in accounts_poison_events');
+    log.warn(
+      { topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason },
+      'invalid delivery-status message parked in accounts_poison_events',
+    );
   }
 
   type Valid = { message: KafkaMessage; event: Envelope<MailDeliveryStatusPayload> };
 
   /** The message's event, or null after parking it (not a delivery status). */
-  async function parse(message: KafkaMessage, partition: number, heartbeat: () => Promise<void>): Promise<Valid['event'] | null> {
+  async function parse(
+    message: KafkaMessage,
+    partition: number,
+    heartbeat: () => Promise<void>,
+  ): Promise<Valid['event'] | null> {
     try {
       if (message.value !== null && message.value.length > MAX_EVENT_BYTES) {
         throw new InvalidEventError(`message value is ${message.value.length} bytes, more than ${MAX_EVENT_BYTES}`);
@@ -94,7 +121,12 @@ export function createDeliveryStatusBatchHandler(deps: DeliveryStatusBatchDeps):
       // Valid by its schema yet refused by PostgreSQL (a value out of a column's range): retrying
       // would stall the partition for ever, so it is parked like any other poison message.
       if (run.length === 1) {
-        await park(run[0]?.message as KafkaMessage, partition, heartbeat, `rejected by PostgreSQL: ${errorMessage(err)}`);
+        await park(
+          run[0]?.message as KafkaMessage,
+          partition,
+          heartbeat,
+          `rejected by PostgreSQL: ${errorMessage(err)}`,
+        );
         return;
       }
     }

@@ -11,14 +11,15 @@ import { createDeliveryStatusBatchHandler } from './delivery-status-batch';
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
 const STOP_GRACE_MS = 1_000;
 
-export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> & Partial<Pick<DomainDeps, 'mailOutage'>> & {
-  kafka: Kafka;
-  admin: Admin;
-  topicPrefix: string;
-  /** Partitions / replication of the contract topics when this service is the first to need them. */
-  partitions?: number;
-  replicationFactor?: number;
-};
+export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | 'clock' | 'logger'> &
+  Partial<Pick<DomainDeps, 'mailOutage'>> & {
+    kafka: Kafka;
+    admin: Admin;
+    topicPrefix: string;
+    /** Partitions / replication of the contract topics when this service is the first to need them. */
+    partitions?: number;
+    replicationFactor?: number;
+  };
 
 /**
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
@@ -58,7 +59,13 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
       try {
         await deps.admin.connect();
         if (stopping) return;
-        await ensureTopics(deps.admin, contractTopicConfigs(deps.topicPrefix, { partitions: deps.partitions ?? 6, replicationFactor: deps.replicationFactor ?? 0 }));
+        await ensureTopics(
+          deps.admin,
+          contractTopicConfigs(deps.topicPrefix, {
+            partitions: deps.partitions ?? 6,
+            replicationFactor: deps.replicationFactor ?? 0,
+          }),
+        );
         consumer = deps.kafka.consumer({ groupId, ...CONSUMER_TIMING });
         await consumer.connect();
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -71,7 +78,10 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
       } catch (err) {
-        log.warn({ err: { message: errorMessage(err) }, retry_in_ms: delayMs }, 'Kafka unavailable; delivery-status consumer will retry');
+        log.warn(
+          { err: { message: errorMessage(err) }, retry_in_ms: delayMs },
+          'Kafka unavailable; delivery-status consumer will retry',
+        );
         await consumer?.disconnect().catch(() => undefined);
         consumer = undefined;
         await pause(delayMs);
