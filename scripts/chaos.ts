@@ -6,14 +6,19 @@ import pg from 'pg';
 import type { ServiceName } from '../infra/dev/service-process';
 import { migrate } from './migrate';
 import { startSystem, type System } from '../test/support/system';
+import { startSmtpTestServer, type ReceivedMail, type SmtpTestServer } from '../test/support/smtp-test-server';
+import { percentile } from '../bench/lib';
 import { startPrivatePostgres, type PrivatePostgres } from '../test/support/private-postgres';
 
 /**
  * `npm run chaos`: N registrations through the API while a seeded scheduler injects faults one at a
  * time — SIGKILL and restart of relay, mailer and accounts instances, the Kafka broker stopped (SIGTERM)
- * or crashed (SIGKILL) and restarted on its data, SMTP stalling or refusing. Then it waits for
- * quiescence and checks every registration against the SMTP server's record, and reports the longest
- * pause in mail accepted by SMTP per fault kind. CHAOS_SEED replays a run.
+ * or crashed (SIGKILL) and restarted on its data, SMTP stalling or refusing (every provider), the primary
+ * SMTP provider stalled while the fallback (a second SMTP test server in SMTP_FALLBACK_URLS, label
+ * `fallback`) takes the mail. Then it waits for quiescence and checks every registration against both
+ * SMTP servers' records, and reports per fault kind the longest pause in mail accepted by SMTP and the
+ * register → SMTP accepted latency (p50/p99) of the registrations made while the fault was on.
+ * CHAOS_SEED replays a run.
  *
  * Plans (CHAOS_PLAN):
  *   default   every fault kind in PLANS.default; with KAFKA_CLUSTER_SIZE=3 (a 3-node KRaft cluster,
@@ -43,10 +48,12 @@ const CLIENT_TIMEOUT_MS = 30_000;
 const CONTRACT_TOPICS = ['accounts.user-events', 'mail.requests', 'mail.delivery-status', 'mail.requests.dlq'];
 
 type Step = { fault: string; gapMs: number; durationMs: number; index: number };
-type FaultContext = { sys: System; pg: PrivatePostgres | undefined; random: () => number };
+type FaultContext = { sys: System; fallback: SmtpTestServer; pg: PrivatePostgres | undefined; random: () => number };
 /** Injects one fault, keeps it `step.durationMs`, heals it; returns what exactly it did (for the log). */
 type Fault = (ctx: FaultContext, step: Step) => Promise<string>;
 
+/** The shortest primary outage: several SMTP timeouts (1.5 s here), so its breaker opens. */
+const PRIMARY_DOWN_MIN_MS = 8_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
@@ -62,13 +69,14 @@ const killService =
     return `${name} #${step.index}`;
   };
 
+/** An SMTP outage: every provider (the primary and the fallback) stalls or refuses. */
 const smtpFault =
   (mode: 'stall-connect' | 'refuse'): Fault =>
-  async ({ sys }, step) => {
-    await sys.smtp.setFault({ mode });
+  async ({ sys, fallback }, step) => {
+    await Promise.all([sys.smtp.setFault({ mode }), fallback.setFault({ mode })]);
     await sleep(step.durationMs);
-    await sys.smtp.setFault({ mode: 'healthy' });
-    return mode;
+    await Promise.all([sys.smtp.setFault({ mode: 'healthy' }), fallback.setFault({ mode: 'healthy' })]);
+    return `${mode} (primary and fallback)`;
   };
 
 /** Every kind of fault the scheduler knows. New kinds go here and into a plan. */
@@ -78,6 +86,17 @@ const FAULTS: Record<string, Fault> = {
   'kill accounts': killService('accounts'),
   'smtp stall': smtpFault('stall-connect'),
   'smtp refuse': smtpFault('refuse'),
+  /**
+   * The primary stalls (accepts TCP, never greets) while the fallback stays healthy; then it heals. At
+   * least PRIMARY_DOWN_MIN_MS, so the primary's breaker opens and the fallback carries the mail a while.
+   */
+  'primary provider down': async ({ sys }, step) => {
+    const ms = Math.max(step.durationMs, PRIMARY_DOWN_MIN_MS);
+    await sys.smtp.setFault({ mode: 'stall-connect' });
+    await sleep(ms);
+    await sys.smtp.setFault({ mode: 'healthy' });
+    return `primary stall-connect for ${ms} ms, fallback healthy`;
+  },
   /** Every Kafka node SIGTERMed (a clean shutdown), then started again. */
   'stop kafka': async ({ sys }, step) => {
     await sys.stopBroker();
@@ -132,6 +151,7 @@ const HEAL_ESTIMATE_MS: Record<string, number> = {
   'crash kafka leader': 12_000,
   'rolling restart kafka': 40_000,
   'crash postgres': 2_000,
+  'primary provider down': PRIMARY_DOWN_MIN_MS,
 };
 
 const BASE_KINDS = [
@@ -142,6 +162,7 @@ const BASE_KINDS = [
   'crash kafka',
   'smtp stall',
   'smtp refuse',
+  'primary provider down',
 ];
 const PLANS: Record<string, string[]> = {
   default: CLUSTER_SIZE >= 3 ? [...BASE_KINDS, 'crash kafka leader', 'rolling restart kafka'] : BASE_KINDS,
@@ -179,6 +200,32 @@ type Injection = {
 };
 
 type Pause = { pause_ms: number; resumed_after_heal_ms: number; injections: number };
+type Latency = { mails: number; p50_ms: number; p99_ms: number };
+
+/**
+ * Per fault kind: register (users.created_at) → first SMTP acceptance (either provider) of the
+ * registrations made between an injection's start and its heal, over every injection of the kind.
+ */
+function latencyByKind(
+  injections: Injection[],
+  registeredAt: Map<string, number>,
+  acceptedAt: Map<string, number>,
+): Record<string, Latency> {
+  const samples: Record<string, number[]> = {};
+  for (const inj of injections) {
+    const list = (samples[inj.fault] ??= []);
+    for (const [email, at] of registeredAt) {
+      const accepted = acceptedAt.get(email);
+      if (at >= inj.startMs && at <= inj.healedMs && accepted !== undefined) list.push(accepted - at);
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(samples).map(([kind, v]) => [
+      kind,
+      { mails: v.length, p50_ms: percentile(v, 50), p99_ms: percentile(v, 99) },
+    ]),
+  );
+}
 
 /**
  * Per fault kind (maximum over its injections): `pause_ms`, the longest time without a mail accepted by
@@ -252,11 +299,13 @@ async function main(): Promise<void> {
   admin.on('error', () => undefined);
 
   let system: System | undefined;
+  // The fallback provider: a second SMTP test server, configured in every mailer's SMTP_FALLBACK_URLS.
+  const fallback = await startSmtpTestServer();
   const started = Date.now();
   const injections: Injection[] = [];
   try {
     const kafkaLabel = CLUSTER_SIZE > 1 ? `a ${CLUSTER_SIZE}-node Kafka cluster` : 'a Kafka broker';
-    log(`starting 2 accounts, 2 relays, 2 mailers, ${kafkaLabel} and the SMTP test server...`);
+    log(`starting 2 accounts, 2 relays, 2 mailers, ${kafkaLabel} and the SMTP test servers (primary, fallback)...`);
     system = await startSystem({
       databaseUrl,
       mailerDatabaseUrl,
@@ -271,6 +320,7 @@ async function main(): Promise<void> {
       env: {
         LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn',
         SMTP_TIMEOUT_MS: '1500',
+        SMTP_FALLBACK_URLS: `smtp://${fallback.host}:${fallback.port}?name=fallback`,
         MAIL_RETRY_BASE_MS: '500',
         MAIL_RETRY_MAX_MS: '5000',
         MAIL_MAX_ATTEMPTS: '60',
@@ -368,7 +418,7 @@ async function main(): Promise<void> {
         const startMs = Date.now();
         log(`inject: ${step.fault} for ${step.durationMs} ms`);
         const fault = FAULTS[step.fault] as Fault;
-        const detail = await fault({ sys, pg: privatePg, random }, step);
+        const detail = await fault({ sys, fallback, pg: privatePg, random }, step);
         const healedMs = Date.now();
         log(`healed: ${step.fault} (${detail}) after ${healedMs - startMs} ms`);
         injections.push({
@@ -400,9 +450,11 @@ async function main(): Promise<void> {
 
     // ---- quiescence: every expected address has mail, the outbox is empty, statuses are final ----
     const deadline = Date.now() + QUIESCE_TIMEOUT_S * 1000;
+    // Mail accepted by either provider counts: the primary's record and the fallback's.
+    const allMail = (): ReceivedMail[] => [...sys.smtp.messages, ...fallback.messages];
     const mailCount = () => {
       const counts = new Map<string, number>();
-      for (const m of sys.smtp.messages) for (const to of m.to) counts.set(to, (counts.get(to) ?? 0) + 1);
+      for (const m of allMail()) for (const to of m.to) counts.set(to, (counts.get(to) ?? 0) + 1);
       return counts;
     };
     let outboxLeft = -1;
@@ -444,9 +496,25 @@ async function main(): Promise<void> {
     const serverErrors = Object.entries(statuses).filter(([code]) => Number(code) >= 500 && code !== '503');
     const pauses = pausesByKind(
       injections,
-      sys.smtp.messages.map((m) => m.receivedAt.getTime()),
+      allMail().map((m) => m.receivedAt.getTime()),
       trafficEndMs,
     );
+    const { rows: users } = await pool.query<{ email: string; created_at: Date }>(
+      'SELECT email, created_at FROM users',
+    );
+    const registeredAt = new Map(users.map((u) => [u.email, u.created_at.getTime()]));
+    const acceptedAt = new Map<string, number>();
+    for (const m of allMail()) {
+      for (const to of m.to) {
+        const t = m.receivedAt.getTime();
+        if (t < (acceptedAt.get(to) ?? Infinity)) acceptedAt.set(to, t);
+      }
+    }
+    const latencies = latencyByKind(injections, registeredAt, acceptedAt);
+    const allLatencies = [...registeredAt].flatMap(([email, at]) => {
+      const accepted = acceptedAt.get(email);
+      return accepted === undefined ? [] : [accepted - at];
+    });
     const result = {
       plan: PLAN,
       kafka_nodes: sys.kafkaNodes().length,
@@ -462,9 +530,15 @@ async function main(): Promise<void> {
       server_errors_other_than_503: serverErrors.reduce((n, [, v]) => n + v, 0),
       requests_unanswered_after_30s: outcome.hung,
       injections: injections.length,
-      mails_received: sys.smtp.messages.length,
+      mails_received: sys.smtp.messages.length + fallback.messages.length,
+      mails_via_fallback: fallback.messages.length,
+      mail_latency_p50_ms: percentile(allLatencies, 50),
+      mail_latency_p99_ms: percentile(allLatencies, 99),
       lost: lost.length,
       duplicated: duplicated.length,
+      duplicated_across_providers: duplicated.filter(
+        (e) => sys.smtp.messages.some((m) => m.to.includes(e)) && fallback.messages.some((m) => m.to.includes(e)),
+      ).length,
       possible_duplicates_flagged_by_mailer: flagged.size,
       duplicates_outside_the_window: unflaggedDuplicates.length,
       mails_to_unknown_addresses: unexpected.length,
@@ -485,11 +559,17 @@ async function main(): Promise<void> {
           .join(', ') || 'nothing'
       }`,
     );
-    console.log('\n| fault kind | injections | longest pause in mail accepted (s) | mail resumed after the heal (s) |');
-    console.log('|---|---|---|---|');
+    console.log(
+      '\n| fault kind | injections | longest pause in mail accepted (s) | mail resumed after the heal (s) ' +
+        '| mail latency p50 / p99 of registrations during the fault (s) |',
+    );
+    console.log('|---|---|---|---|---|');
+    const seconds = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? '–' : (ms / 1000).toFixed(1));
     for (const [kind, p] of Object.entries(pauses)) {
+      const l = latencies[kind];
       console.log(
-        `| ${kind} | ${p.injections} | ${(p.pause_ms / 1000).toFixed(1)} | ${(p.resumed_after_heal_ms / 1000).toFixed(1)} |`,
+        `| ${kind} | ${p.injections} | ${seconds(p.pause_ms)} | ${seconds(p.resumed_after_heal_ms)} ` +
+          `| ${seconds(l?.p50_ms)} / ${seconds(l?.p99_ms)} (${l?.mails ?? 0} mails) |`,
       );
     }
     if (lost.length) {
@@ -543,6 +623,7 @@ async function main(): Promise<void> {
     const record = {
       ...result,
       mail_pause_by_fault: pauses,
+      mail_latency_by_fault: latencies,
       injections_detail: detail,
       lost_addresses: lost,
       duplicated_addresses: duplicated,
@@ -562,6 +643,7 @@ async function main(): Promise<void> {
     process.exitCode = failedChecks.length ? 1 : 0;
   } finally {
     await system?.stop().catch(() => undefined);
+    await fallback.close().catch(() => undefined);
     await pool.end();
     await mailerPool.end();
     if (process.env.CHAOS_KEEP_DB === '1') log(`databases kept for inspection: ${dbName}, ${mailerDbName}`);
