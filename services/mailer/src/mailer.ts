@@ -2,24 +2,24 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Pool } from '@shared/db';
 import { createIdempotentProducer } from '@shared/idempotent-producer';
-import { ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import type { Component } from '@shared/lifecycle';
-import { contractTopicConfigs, topicNames } from '@shared/topics';
+import { topicNames } from '@shared/topics';
 import { keyringFromConfig } from '@shared/payload-crypto';
 import type { MailerConfig } from './config';
 import type { MailTransport, ProviderTransport } from './data-access/mail-transport';
 import { countRetryPending } from './data-access/requests-repository';
 import { createDeliverRequest } from './domain/deliver-request';
 import { createDeferWhileOpen } from './domain/defer-while-open';
-import { createProviderFailover } from './domain/provider-failover';
+import { createProviderFailover, type ProviderFailover } from './domain/provider-failover';
 import { createRecordMailRequests } from './domain/record-mail-requests';
 import { CIRCUIT_STATE_VALUE, createSmtpCircuit, type CircuitState } from './domain/smtp-circuit';
-import { createDispatcher } from './entry-points/dispatcher';
-import { createMailRequestsConsumer } from './entry-points/mail-requests-consumer';
-import { createRetentionJob } from './entry-points/retention-job';
-import { createStatusPublisher } from './entry-points/status-publisher';
-import { createMailerMetrics } from './metrics';
+import { createDispatcher, type Dispatcher } from './entry-points/dispatcher';
+import { createMailRequestsConsumer, type MailRequestsConsumer } from './entry-points/mail-requests-consumer';
+import { createRetentionJob, type RetentionJob } from './entry-points/retention-job';
+import { createStatusPublisher, type StatusPublisher } from './entry-points/status-publisher';
+import { mailerComponents } from './mailer-components';
+import { createMailerMetrics, type MailerMetrics } from './metrics';
 
 export type MailerDeps = {
   pool: Pool;
@@ -59,41 +59,42 @@ export type Mailer = {
  */
 export const sendLeaseMs = (config: Pick<MailerConfig, 'SMTP_TIMEOUT_MS'>): number => 10 * config.SMTP_TIMEOUT_MS;
 
-/** Wires one mailer instance from explicit dependencies: no module state, two can share a process. */
-export function createMailer(deps: MailerDeps): Mailer {
-  const { config, pool, kafka } = deps;
-  const logger = deps.logger.child({ component: 'mailer' });
-  const clock = deps.clock ?? (() => new Date());
-  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const providerTransports: ProviderTransport[] = [
-    { label: 'primary', transport: deps.transport },
-    ...(deps.fallbacks ?? []),
-  ];
-  const metrics = createMailerMetrics(
-    deps.registry,
-    () => countRetryPending(pool),
-    providerTransports.map((p) => p.label),
-  );
-  // Statuses and DLQ records: one idempotent producer keeper, replaced after any failed send.
-  const producer = createIdempotentProducer({ kafka, logger });
-  const publisher = createStatusPublisher({
-    pool,
+type Parts = { logger: Logger; clock: () => Date; metrics: MailerMetrics; publisher: StatusPublisher };
+
+/** One breaker per provider (the primary first, then SMTP_FALLBACK_URLS' in order), and the failover across them. */
+function createProviders(transports: ProviderTransport[], deps: MailerDeps, logger: Logger) {
+  const providers = transports.map((p) => ({
+    label: p.label,
+    circuit: createSmtpCircuit({ transport: p.transport, config: deps.config, logger, label: p.label }),
+  }));
+  return { providers, failover: createProviderFailover(providers) };
+}
+
+/** Statuses and DLQ records: one idempotent producer keeper, replaced after any failed send. */
+function createPublisher(deps: MailerDeps, logger: Logger): StatusPublisher {
+  const producer = createIdempotentProducer({ kafka: deps.kafka, logger });
+  return createStatusPublisher({
+    pool: deps.pool,
     producer,
-    topics,
+    topics: topicNames(deps.config.KAFKA_TOPIC_PREFIX),
     logger,
     ...(deps.sweepMs !== undefined ? { sweepMs: deps.sweepMs } : {}),
   });
-  const retention = createRetentionJob({
-    pool,
-    retentionDays: config.MAIL_RETENTION_DAYS,
+}
+
+function createRetention(deps: MailerDeps, logger: Logger): RetentionJob {
+  return createRetentionJob({
+    pool: deps.pool,
+    retentionDays: deps.config.MAIL_RETENTION_DAYS,
     logger,
     ...(deps.retentionEveryMs !== undefined ? { everyMs: deps.retentionEveryMs } : {}),
   });
-  const providers = providerTransports.map((p) => ({
-    label: p.label,
-    circuit: createSmtpCircuit({ transport: p.transport, config, logger, label: p.label }),
-  }));
-  const failover = createProviderFailover(providers);
+}
+
+/** The dispatcher claims due requests and delivers each through the failover. */
+function createDelivery(deps: MailerDeps, parts: Parts, failover: ProviderFailover): Dispatcher {
+  const { config, pool } = deps;
+  const { logger, clock, metrics, publisher } = parts;
   const deliver = createDeliverRequest({
     pool,
     failover,
@@ -109,7 +110,7 @@ export function createMailer(deps: MailerDeps): Mailer {
       ),
     ),
   });
-  const dispatcher = createDispatcher({
+  return createDispatcher({
     pool,
     deliver,
     circuitState: failover.state,
@@ -120,8 +121,13 @@ export function createMailer(deps: MailerDeps): Mailer {
     pollMs: deps.pollMs ?? Math.min(1_000, Math.max(50, config.MAIL_RETRY_BASE_MS)),
     logger,
   });
+}
+
+/** The consumer records each mail request, then wakes the dispatcher and the publisher. */
+function createIntake(deps: MailerDeps, parts: Parts, dispatcher: Dispatcher): MailRequestsConsumer {
+  const { logger, clock, metrics, publisher } = parts;
   const record = createRecordMailRequests({
-    pool,
+    pool: deps.pool,
     metrics,
     logger,
     clock,
@@ -130,13 +136,34 @@ export function createMailer(deps: MailerDeps): Mailer {
       publisher.kick();
     },
   });
-  const consumer = createMailRequestsConsumer({
-    kafka,
-    groupId: `${config.KAFKA_TOPIC_PREFIX}mailer`,
-    topic: topics.mailRequests,
+  return createMailRequestsConsumer({
+    kafka: deps.kafka,
+    groupId: `${deps.config.KAFKA_TOPIC_PREFIX}mailer`,
+    topic: topicNames(deps.config.KAFKA_TOPIC_PREFIX).mailRequests,
     record,
     logger,
   });
+}
+
+/** Wires one mailer instance from explicit dependencies: no module state, two can share a process. */
+export function createMailer(deps: MailerDeps): Mailer {
+  const logger = deps.logger.child({ component: 'mailer' });
+  const clock = deps.clock ?? (() => new Date());
+  const providerTransports: ProviderTransport[] = [
+    { label: 'primary', transport: deps.transport },
+    ...(deps.fallbacks ?? []),
+  ];
+  const metrics = createMailerMetrics(
+    deps.registry,
+    () => countRetryPending(deps.pool),
+    providerTransports.map((p) => p.label),
+  );
+  const publisher = createPublisher(deps, logger);
+  const parts: Parts = { logger, clock, metrics, publisher };
+  const retention = createRetention(deps, logger);
+  const { providers, failover } = createProviders(providerTransports, deps, logger);
+  const dispatcher = createDelivery(deps, parts, failover);
+  const consumer = createIntake(deps, parts, dispatcher);
 
   // The consumer keeps recording while every breaker is open: a request must get its honest
   // `deferred` / circuit_open status (and the next trial time) instead of waiting unseen in Kafka.
@@ -146,46 +173,15 @@ export function createMailer(deps: MailerDeps): Mailer {
     dispatcher.kick();
   });
 
-  const components = {
-    producer: {
-      name: 'producer',
-      start: async () => {
-        const admin = kafka.admin();
-        await admin.connect();
-        try {
-          await ensureTopics(
-            admin,
-            contractTopicConfigs(config.KAFKA_TOPIC_PREFIX, {
-              partitions: config.KAFKA_TOPIC_PARTITIONS,
-              replicationFactor: config.KAFKA_REPLICATION_FACTOR,
-            }),
-          );
-        } finally {
-          await admin.disconnect();
-        }
-        await publisher.connect();
-        // Statuses left by a previous run (a crash, a Kafka outage) go out first.
-        await publisher.start();
-      },
-      stop: async () => {
-        await publisher.stop();
-      },
-    },
-    dispatcher: {
-      name: 'dispatcher',
-      start: async () => {
-        await dispatcher.start();
-        await retention.start();
-      },
-      stop: async () => {
-        await retention.stop();
-        await dispatcher.stop();
-      },
-    },
-    consumer: { name: 'consumer', start: () => consumer.start(), stop: () => consumer.stop() },
-  } satisfies Mailer['components'];
+  const components = mailerComponents({
+    kafka: deps.kafka,
+    config: deps.config,
+    publisher,
+    dispatcher,
+    retention,
+    consumer,
+  });
   const inOrder: Component[] = [components.producer, components.dispatcher, components.consumer];
-
   return {
     components,
     start: async () => {

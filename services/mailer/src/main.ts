@@ -2,7 +2,7 @@ import { createLogger } from '@shared/logger';
 import { createPool, checkDatabaseReady } from '@shared/db';
 import { createKafka, checkKafkaReady } from '@shared/kafka';
 import { createMetricsRegistry } from '@shared/metrics';
-import { createOpsApp, listen, type HttpServer } from '@shared/http';
+import { createOpsApp, httpComponent } from '@shared/http';
 import { runService, startInBackground } from '@shared/lifecycle';
 import { loadMailerConfig } from './config';
 import { createFallbackTransports, createMailTransport } from './data-access/mail-transport';
@@ -27,7 +27,6 @@ async function main(): Promise<void> {
   const mailer = createMailer({ pool, kafka, transport, fallbacks, logger, registry, config });
   const { producer, dispatcher, consumer } = mailer.components;
   const admin = kafka.admin();
-  let http: HttpServer | undefined;
 
   await runService({
     logger,
@@ -46,26 +45,25 @@ async function main(): Promise<void> {
       },
       dispatcher,
       startInBackground(consumer, { logger }),
-      {
+      // Readiness reconnects on demand (checkKafkaReady): a broker that is down now must not stop the start.
+      { name: 'kafka-admin', start: () => admin.connect().catch(() => undefined), stop: () => admin.disconnect() },
+      httpComponent({
         name: 'http',
-        start: async () => {
-          // Readiness reconnects on demand (checkKafkaReady): a broker that is down now must not stop the start.
-          await admin.connect().catch(() => undefined);
-          const app = createOpsApp({
-            logger,
-            registry,
-            checks: [
-              {
-                name: 'postgres',
-                check: async () => {
-                  await checkDatabaseReady(pool, 'mailer_pgmigrations');
-                  await checkMailerSchema(pool);
-                },
+        port: config.PORT,
+        createApp: () => {
+          const checks = [
+            {
+              name: 'postgres',
+              check: async () => {
+                await checkDatabaseReady(pool, 'mailer_pgmigrations');
+                await checkMailerSchema(pool);
               },
-              { name: 'kafka', check: () => checkKafkaReady(admin) },
-            ],
-          });
-          http = await listen(app, config.PORT);
+            },
+            { name: 'kafka', check: () => checkKafkaReady(admin) },
+          ];
+          return createOpsApp({ logger, registry, checks });
+        },
+        onListening: (http) =>
           logger.info(
             {
               port: http.port,
@@ -75,13 +73,8 @@ async function main(): Promise<void> {
               smtp_fallbacks: fallbacks.map((f) => f.label),
             },
             'mailer listening',
-          );
-        },
-        stop: async () => {
-          await http?.close();
-          await admin.disconnect();
-        },
-      },
+          ),
+      }),
     ],
   });
 }
