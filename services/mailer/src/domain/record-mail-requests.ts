@@ -14,106 +14,125 @@ const withoutNul = (value: string): string => value.replaceAll('\u0000', ' ');
 
 export type IncomingMessage = { topic: string; partition: number; offset: string; value: Buffer | null };
 
-/**
- * The consumer's whole job: make a batch of mail.requests durable. Valid requests go into the inbox
- * (a redelivered request is ignored; a DLQ replay of a failed one makes it pending again), a newer request supersedes the same user's older unsent ones
- * (they get a `failed` status with error_class null: not an error, a newer code replaced them), and
- * poison messages become DLQ records — all in ONE transaction, so the caller may commit the offsets
- * as soon as this resolves.
- */
-export function createRecordMailRequests(deps: {
-  pool: Pool;
-  metrics: MailerMetrics;
-  logger: Logger;
-  clock: () => Date;
-  onRecorded: () => void;
-}) {
-  const log = deps.logger.child({ component: 'record-requests' });
+type Poison = { message: IncomingMessage; error: string };
+type Deps = { pool: Pool; metrics: MailerMetrics; logger: Logger; clock: () => Date; onRecorded: () => void };
 
-  return async function recordMailRequests(messages: IncomingMessage[]): Promise<void> {
-    const requests: NewRequest[] = [];
-    const poison: { message: IncomingMessage; error: string }[] = [];
-    for (const message of messages) {
-      try {
-        if (message.value !== null && message.value.length > MAX_REQUEST_BYTES) {
-          throw new InvalidEventError(`message value is ${message.value.length} bytes, more than ${MAX_REQUEST_BYTES}`);
-        }
-        const event = parseEvent(message.value, 'mail.requested');
-        const p = event.payload;
-        requests.push({
-          requestId: p.request_id,
-          eventId: event.id,
-          userId: p.user_id,
-          // PostgreSQL text and jsonb cannot hold NUL: a NUL becomes a space (an address with one then
-          // fails validation as a permanent rejection instead of stalling the partition here).
-          recipient: withoutNul(p.to),
-          template: p.template,
-          vars: {
-            code: p.vars.code,
-            ...(p.vars.first_name != null ? { first_name: withoutNul(p.vars.first_name) } : {}),
-            ...(p.vars.last_name != null ? { last_name: withoutNul(p.vars.last_name) } : {}),
-            ...(p.vars.expires_at !== undefined ? { expires_at: withoutNul(p.vars.expires_at) } : {}),
-          },
-          requestedAt: p.requested_at && !Number.isNaN(Date.parse(p.requested_at)) ? p.requested_at : null,
-          original: (message.value as Buffer).toString('utf8'),
-        });
-      } catch (err) {
-        if (!(err instanceof InvalidEventError)) throw err;
-        poison.push({ message, error: err.message });
-      }
+/** One mail.requested message as an inbox row; throws InvalidEventError for poison. */
+function toNewRequest(message: IncomingMessage): NewRequest {
+  if (message.value !== null && message.value.length > MAX_REQUEST_BYTES) {
+    throw new InvalidEventError(`message value is ${message.value.length} bytes, more than ${MAX_REQUEST_BYTES}`);
+  }
+  const event = parseEvent(message.value, 'mail.requested');
+  const p = event.payload;
+  return {
+    requestId: p.request_id,
+    eventId: event.id,
+    userId: p.user_id,
+    // PostgreSQL text and jsonb cannot hold NUL: a NUL becomes a space (an address with one then
+    // fails validation as a permanent rejection instead of stalling the partition here).
+    recipient: withoutNul(p.to),
+    template: p.template,
+    vars: {
+      code: p.vars.code,
+      ...(p.vars.first_name != null ? { first_name: withoutNul(p.vars.first_name) } : {}),
+      ...(p.vars.last_name != null ? { last_name: withoutNul(p.vars.last_name) } : {}),
+      ...(p.vars.expires_at !== undefined ? { expires_at: withoutNul(p.vars.expires_at) } : {}),
+    },
+    requestedAt: p.requested_at && !Number.isNaN(Date.parse(p.requested_at)) ? p.requested_at : null,
+    original: (message.value as Buffer).toString('utf8'),
+  };
+}
+
+/** Splits a batch into valid requests and poison messages. */
+function sortBatch(messages: IncomingMessage[]): { requests: NewRequest[]; poison: Poison[] } {
+  const requests: NewRequest[] = [];
+  const poison: Poison[] = [];
+  for (const message of messages) {
+    try {
+      requests.push(toNewRequest(message));
+    } catch (err) {
+      if (!(err instanceof InvalidEventError)) throw err;
+      poison.push({ message, error: err.message });
     }
+  }
+  return { requests, poison };
+}
 
-    const now = deps.clock();
-    const dlqEvents = poison.map(({ message, error }) =>
-      dlqRecordEvent(
+function poisonDlqEvent({ message, error }: Poison, now: Date): OutboxEvent {
+  return dlqRecordEvent(
+    {
+      reason: 'invalid_request',
+      error,
+      errorClass: null,
+      original: message.value,
+      source: { topic: message.topic, partition: message.partition, offset: message.offset },
+    },
+    now,
+  );
+}
+
+/** Inbox rows, superseded statuses and DLQ records of one batch, in one transaction. */
+async function writeBatch(pool: Pool, requests: NewRequest[], poison: Poison[], now: Date) {
+  const dlqEvents = poison.map((p) => poisonDlqEvent(p, now));
+  return withTransaction(pool, async (client) => {
+    const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
+    const replaced = await supersedeOlderUnsent(client, recorded);
+    const statuses: OutboxEvent[] = replaced.map((r) =>
+      deliveryStatusEvent(
         {
-          reason: 'invalid_request',
-          error,
-          errorClass: null,
-          original: message.value,
-          source: { topic: message.topic, partition: message.partition, offset: message.offset },
+          request_id: r.requestId,
+          user_id: r.userId,
+          status: 'failed',
+          attempt: r.attempts,
+          error_class: null,
+          generation: r.generation,
         },
         now,
       ),
     );
-    const { inserted, replayed, superseded } = await withTransaction(deps.pool, async (client) => {
-      const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
-      const replaced = await supersedeOlderUnsent(client, recorded);
-      const statuses: OutboxEvent[] = replaced.map((r) =>
-        deliveryStatusEvent(
-          {
-            request_id: r.requestId,
-            user_id: r.userId,
-            status: 'failed',
-            attempt: r.attempts,
-            error_class: null,
-            generation: r.generation,
-          },
-          now,
-        ),
-      );
-      await insertOutboxEvents(client, [...statuses, ...dlqEvents]);
-      return { inserted: recorded, replayed: replayedIds, superseded: replaced };
-    });
+    await insertOutboxEvents(client, [...statuses, ...dlqEvents]);
+    return { inserted: recorded, replayed: replayedIds, superseded: replaced };
+  });
+}
 
-    for (const { message, error } of poison) {
-      deps.metrics.countInvalidRequest();
-      deps.metrics.countDlqRecord('invalid_request');
-      log.warn(
-        { topic: message.topic, partition: message.partition, offset: message.offset, error },
-        'invalid mail request parked on the DLQ',
-      );
-    }
-    if (superseded.length > 0) {
-      deps.metrics.countSuperseded(superseded.length);
-      for (const r of superseded)
-        log.info({ request_id: r.requestId, user_id: r.userId }, 'superseded by a newer request of the same user');
-    }
-    for (const id of replayed) log.info({ request_id: id }, 'failed request replayed from the DLQ: pending again');
-    const duplicates = requests.length - inserted.length;
-    if (inserted.length > 0 || duplicates > 0)
-      log.debug({ recorded: inserted.length, duplicates }, 'mail requests recorded');
-    if (duplicates > 0) log.info({ duplicates }, 'redelivered mail requests ignored');
+type Written = Awaited<ReturnType<typeof writeBatch>>;
+
+function reportBatch(deps: Deps, log: Logger, requests: NewRequest[], poison: Poison[], written: Written): void {
+  const { inserted, replayed, superseded } = written;
+  for (const { message, error } of poison) {
+    deps.metrics.countInvalidRequest();
+    deps.metrics.countDlqRecord('invalid_request');
+    log.warn(
+      { topic: message.topic, partition: message.partition, offset: message.offset, error },
+      'invalid mail request parked on the DLQ',
+    );
+  }
+  if (superseded.length > 0) {
+    deps.metrics.countSuperseded(superseded.length);
+    for (const r of superseded)
+      log.info({ request_id: r.requestId, user_id: r.userId }, 'superseded by a newer request of the same user');
+  }
+  for (const id of replayed) log.info({ request_id: id }, 'failed request replayed from the DLQ: pending again');
+  const duplicates = requests.length - inserted.length;
+  if (inserted.length > 0 || duplicates > 0)
+    log.debug({ recorded: inserted.length, duplicates }, 'mail requests recorded');
+  if (duplicates > 0) log.info({ duplicates }, 'redelivered mail requests ignored');
+}
+
+/**
+ * The consumer's whole job: make a batch of mail.requests durable. Valid requests go into the inbox
+ * (a redelivered request is ignored; a DLQ replay of a failed one makes it pending again), a newer
+ * request supersedes the same user's older unsent ones (they get a `failed` status with error_class
+ * null: not an error, a newer code replaced them), and poison messages become DLQ records — all in ONE
+ * transaction, so the caller may commit the offsets as soon as this resolves.
+ */
+export function createRecordMailRequests(deps: Deps) {
+  const log = deps.logger.child({ component: 'record-requests' });
+
+  return async function recordMailRequests(messages: IncomingMessage[]): Promise<void> {
+    const { requests, poison } = sortBatch(messages);
+    const written = await writeBatch(deps.pool, requests, poison, deps.clock());
+    reportBatch(deps, log, requests, poison, written);
     deps.onRecorded();
   };
 }
