@@ -17,6 +17,33 @@ export function createMailerMetrics(
   countRetryPending: () => Promise<number>,
   providers: readonly string[] = ['primary'],
 ) {
+  const m = registerMetrics(registry, countRetryPending);
+  startAtZero(m, providers);
+  const { sendDuration, sent, circuitState, fallbackActive, endToEnd, dlqRecords } = m;
+  const { duplicateSends, invalidRequests, superseded } = m;
+  return {
+    /** One SMTP attempt's outcome on `provider` ('none' when no breaker admitted the mail). */
+    observeSend: (
+      result: SendResultLabel,
+      errorClass: ErrorClass | 'none',
+      seconds: number | undefined,
+      provider = 'primary',
+    ) => {
+      sent.inc({ result, error_class: errorClass, provider });
+      if (seconds !== undefined) sendDuration.observe({ result, provider }, seconds);
+    },
+    observeEndToEnd: (seconds: number) => endToEnd.observe(Math.max(0, seconds)),
+    setCircuitState: (provider: string, state: 0 | 1 | 2) => circuitState.set({ provider }, state),
+    setFallbackActive: (active: boolean) => fallbackActive.set(active ? 1 : 0),
+    countDlqRecord: (reason: DlqReason) => dlqRecords.inc({ reason }),
+    countDuplicateSend: () => duplicateSends.inc(),
+    countInvalidRequest: () => invalidRequests.inc(),
+    countSuperseded: (n: number) => superseded.inc(n),
+  };
+}
+
+/** Every mailer metric on `registry`; mail_retry_pending is read at scrape time. */
+function registerMetrics(registry: Registry, countRetryPending: () => Promise<number>) {
   const registers = [registry];
   const sendDuration = new Histogram({
     name: 'mail_send_duration_seconds',
@@ -82,6 +109,22 @@ export function createMailerMetrics(
     registers,
   });
 
+  return {
+    sendDuration,
+    sent,
+    circuitState,
+    fallbackActive,
+    endToEnd,
+    dlqRecords,
+    duplicateSends,
+    invalidRequests,
+    superseded,
+  };
+}
+
+/** Counters and gauges start at 0 for every known label value. */
+function startAtZero(m: ReturnType<typeof registerMetrics>, providers: readonly string[]): void {
+  const { sent, circuitState, fallbackActive, dlqRecords, duplicateSends, invalidRequests, superseded } = m;
   for (const provider of providers) {
     sent.inc({ result: 'sent', error_class: 'none', provider }, 0);
     for (const errorClass of ERROR_CLASSES) {
@@ -97,24 +140,4 @@ export function createMailerMetrics(
   duplicateSends.inc(0);
   invalidRequests.inc(0);
   superseded.inc(0);
-
-  return {
-    /** One SMTP attempt's outcome on `provider` ('none' when no breaker admitted the mail). */
-    observeSend: (
-      result: SendResultLabel,
-      errorClass: ErrorClass | 'none',
-      seconds: number | undefined,
-      provider = 'primary',
-    ) => {
-      sent.inc({ result, error_class: errorClass, provider });
-      if (seconds !== undefined) sendDuration.observe({ result, provider }, seconds);
-    },
-    observeEndToEnd: (seconds: number) => endToEnd.observe(Math.max(0, seconds)),
-    setCircuitState: (provider: string, state: 0 | 1 | 2) => circuitState.set({ provider }, state),
-    setFallbackActive: (active: boolean) => fallbackActive.set(active ? 1 : 0),
-    countDlqRecord: (reason: DlqReason) => dlqRecords.inc({ reason }),
-    countDuplicateSend: () => duplicateSends.inc(),
-    countInvalidRequest: () => invalidRequests.inc(),
-    countSuperseded: (n: number) => superseded.inc(n),
-  };
 }
