@@ -66,16 +66,10 @@ function envelopeSender(from: string): string {
   return /<([^<>]+)>\s*$/.exec(from)?.[1] ?? from;
 }
 
-/**
- * nodemailer over SMTP. `pool: true` keeps up to SMTP_POOL_SIZE connections open between mails;
- * `pool: false` opens one connection per mail (the benchmark's baseline).
- */
-export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger; pool?: boolean }): MailTransport {
-  const { config } = opts;
-  const log = opts.logger.child({ component: 'smtp-transport' });
-  const pooled = opts.pool ?? true;
+/** nodemailer SMTP options shared by the pooled and the one-connection-per-mail transport. */
+function smtpOptions(config: SmtpSettings) {
   const provider = primaryProvider(config);
-  const base = {
+  return {
     host: provider.host,
     port: provider.port,
     secure: provider.secure,
@@ -93,34 +87,50 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
     disableFileAccess: true,
     disableUrlAccess: true,
   };
+}
+
+type SmtpTransporter =
+  nodemailer.Transporter<SMTPPool.SentMessageInfo> | nodemailer.Transporter<SMTPTransport.SentMessageInfo>;
+
+/** Marks a failed send `afterBody` once the whole message went into DATA (see below). */
+function withBodyTracking<T extends SmtpTransporter>(t: T): T {
+  // When the message stream the SMTP connection reads has ended, the whole body went into the DATA
+  // command (the connection starts reading it only after the server's 354). From then on the server
+  // may accept the mail even if its reply never reaches us (timeout, dropped connection): such a
+  // failure is marked `afterBody` so that a later successful retry is counted as a possible
+  // duplicate — the one window SMTP itself leaves open. ('end' fires when the stream was consumed,
+  // unlike a transform's flush, which fires as soon as its input was buffered.)
+  t.use('stream', (mail, done) => {
+    const progress = (mail.data as { progress?: { bodySent: boolean } }).progress;
+    if (progress) {
+      const message = mail.message;
+      const createReadStream = message.createReadStream.bind(message);
+      message.createReadStream = (...args: Parameters<typeof message.createReadStream>) => {
+        const stream = createReadStream(...args);
+        stream.once('end', () => {
+          progress.bodySent = true;
+        });
+        return stream;
+      };
+    }
+    done();
+  });
+  return t;
+}
+
+/**
+ * nodemailer over SMTP. `pool: true` keeps up to SMTP_POOL_SIZE connections open between mails;
+ * `pool: false` opens one connection per mail (the benchmark's baseline).
+ */
+export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger; pool?: boolean }): MailTransport {
+  const { config } = opts;
+  const log = opts.logger.child({ component: 'smtp-transport' });
+  const pooled = opts.pool ?? true;
+  const base = smtpOptions(config);
   const build = () =>
     pooled
       ? nodemailer.createTransport({ ...base, pool: true, maxConnections: config.SMTP_POOL_SIZE } as SMTPPool.Options)
       : nodemailer.createTransport({ ...base } as SMTPTransport.Options);
-  const withBodyTracking = (t: ReturnType<typeof build>) => {
-    // When the message stream the SMTP connection reads has ended, the whole body went into the DATA
-    // command (the connection starts reading it only after the server's 354). From then on the server
-    // may accept the mail even if its reply never reaches us (timeout, dropped connection): such a
-    // failure is marked `afterBody` so that a later successful retry is counted as a possible
-    // duplicate — the one window SMTP itself leaves open. ('end' fires when the stream was consumed,
-    // unlike a transform's flush, which fires as soon as its input was buffered.)
-    t.use('stream', (mail, done) => {
-      const progress = (mail.data as { progress?: { bodySent: boolean } }).progress;
-      if (progress) {
-        const message = mail.message;
-        const createReadStream = message.createReadStream.bind(message);
-        message.createReadStream = (...args: Parameters<typeof message.createReadStream>) => {
-          const stream = createReadStream(...args);
-          stream.once('end', () => {
-            progress.bodySent = true;
-          });
-          return stream;
-        };
-      }
-      done();
-    });
-    return t;
-  };
   let transporter = withBodyTracking(build());
   const from = envelopeSender(config.MAIL_FROM);
 
