@@ -8,13 +8,11 @@ import { parseMailerConfig } from '../src/config';
 import {
   claimDueRequests,
   deleteExpiredRequests,
-  markDeferred,
-  markFailed,
-  markSent,
   recordRequests,
   supersedeOlderUnsent,
   type NewRequest,
 } from '../src/data-access/requests-repository';
+import { markDeferred, markFailed, markSent } from '../src/data-access/attempt-outcomes';
 import { createRetentionJob } from '../src/entry-points/retention-job';
 
 const newRequest = (overrides: Partial<NewRequest> = {}): NewRequest => {

@@ -1,6 +1,7 @@
 import { withTransaction } from '@shared/db';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
-import { markDeferred, markFailed, type ClaimedRequest } from '../data-access/requests-repository';
+import { markDeferred, markFailed } from '../data-access/attempt-outcomes';
+import type { ClaimedRequest } from '../data-access/requests-repository';
 import { commitOutcome, statusEvent, type DeliverContext } from './deliver-context';
 import { dlqRecordEvent } from './delivery-events';
 import type { FailoverOutcome } from './provider-failover';

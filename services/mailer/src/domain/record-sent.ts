@@ -1,4 +1,5 @@
-import { markSent, type ClaimedRequest } from '../data-access/requests-repository';
+import { markSent } from '../data-access/attempt-outcomes';
+import type { ClaimedRequest } from '../data-access/requests-repository';
 import { commitOutcome, statusEvent, type DeliverContext } from './deliver-context';
 import type { FailoverOutcome } from './provider-failover';
 
