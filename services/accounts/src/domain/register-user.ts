@@ -42,6 +42,28 @@ async function reserveSlot(deps: DomainDeps, clientIp: string, email: string): P
   if (slot.emailTaken) throw new EmailTakenError();
 }
 
+/** The user.registered event of a new user, for the outbox. */
+function userRegisteredEvent(user: PublicUser, now: Date) {
+  return {
+    topic: TOPIC.userEvents,
+    envelope: buildEnvelope({
+      type: EVENT_TYPE.userRegistered,
+      aggregateType: 'user',
+      aggregateId: user.id,
+      occurredAt: now,
+      payload: {
+        user_id: user.id,
+        email: user.email,
+        first_name: user.first_name,
+        last_name: user.last_name,
+        referral_code: user.referral_code,
+        referred_by: user.referred_by,
+        registered_at: now.toISOString(),
+      },
+    }),
+  };
+}
+
 export function createRegisterUser(
   deps: DomainDeps & { commonPasswords: ReadonlySet<string>; newReferralCode?: () => string },
 ) {
@@ -89,24 +111,7 @@ export function createRegisterUser(
       codeTtlS: deps.config.CONFIRMATION_CODE_TTL_S,
       payloadKeys: deps.payloadKeys,
     });
-    const userRegistered = {
-      topic: TOPIC.userEvents,
-      envelope: buildEnvelope({
-        type: EVENT_TYPE.userRegistered,
-        aggregateType: 'user',
-        aggregateId: user.id,
-        occurredAt: now,
-        payload: {
-          user_id: user.id,
-          email: user.email,
-          first_name: user.first_name,
-          last_name: user.last_name,
-          referral_code: referralCode,
-          referred_by: referrerId,
-          registered_at: now.toISOString(),
-        },
-      }),
-    };
+    const userRegistered = userRegisteredEvent(user, now);
     const refresh = deps.tokens.issueRefresh(user.id);
     await insertRegistration(deps.pool, {
       user: {

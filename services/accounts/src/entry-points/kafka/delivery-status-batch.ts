@@ -53,6 +53,30 @@ async function retryUntilStored(
   }
 }
 
+/** Parks a message that is not a storable delivery status in accounts_poison_events. */
+async function parkMessage(
+  deps: DeliveryStatusBatchDeps,
+  message: KafkaMessage,
+  partition: number,
+  heartbeat: () => Promise<void>,
+  reason: string,
+): Promise<void> {
+  const { topic, log } = deps;
+  // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
+  // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
+  const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: reason };
+  await retryUntilStored(deps, () => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, {
+    topic,
+    partition,
+    offset: message.offset,
+  });
+  deps.metrics.invalidEvents.inc({ topic });
+  log.warn(
+    { topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason },
+    'invalid delivery-status message parked in accounts_poison_events',
+  );
+}
+
 /**
  * The delivery-status consumer's eachBatch: runs of valid events are stored in one transaction each
  * (domain/record-delivery-status.ts); poison messages are parked; an offset is resolved only once
@@ -62,31 +86,13 @@ async function retryUntilStored(
 export function createDeliveryStatusBatchHandler(
   deps: DeliveryStatusBatchDeps,
 ): (payload: EachBatchPayload) => Promise<void> {
-  const { topic, log, record } = deps;
+  const { log, record } = deps;
 
   const untilStored = (work: () => Promise<void>, heartbeat: () => Promise<void>, context: Record<string, unknown>) =>
     retryUntilStored(deps, work, heartbeat, context);
 
-  async function park(
-    message: KafkaMessage,
-    partition: number,
-    heartbeat: () => Promise<void>,
-    reason: string,
-  ): Promise<void> {
-    // Parked before eachMessage returns, i.e. before kafkajs commits the offset: a crash in between
-    // redelivers the message and the unique (topic, partition, offset) absorbs the second insert.
-    const poison = { topic, partition, offset: message.offset, key: message.key, value: message.value, error: reason };
-    await untilStored(() => parkPoisonMessage(deps.pool, poison, deps.clock.now()), heartbeat, {
-      topic,
-      partition,
-      offset: message.offset,
-    });
-    deps.metrics.invalidEvents.inc({ topic });
-    log.warn(
-      { topic, partition, offset: message.offset, bytes: message.value?.length ?? 0, reason },
-      'invalid delivery-status message parked in accounts_poison_events',
-    );
-  }
+  const park = (message: KafkaMessage, partition: number, heartbeat: () => Promise<void>, reason: string) =>
+    parkMessage(deps, message, partition, heartbeat, reason);
 
   type Valid = { message: KafkaMessage; event: Envelope<MailDeliveryStatusPayload> };
 
