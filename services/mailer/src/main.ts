@@ -1,7 +1,6 @@
-import { createLogger } from '@shared/logger';
-import { createPool, checkDatabaseReady } from '@shared/db';
-import { createKafka, checkKafkaReady } from '@shared/kafka';
-import { createMetricsRegistry } from '@shared/metrics';
+import { createServiceBase } from '@shared/service-base';
+import { checkDatabaseReady } from '@shared/db';
+import { checkKafkaReady } from '@shared/kafka';
 import { createOpsApp, httpComponent } from '@shared/http';
 import { runService, startInBackground } from '@shared/lifecycle';
 import { loadMailerConfig } from './config';
@@ -12,16 +11,11 @@ import { createMailer } from './mailer';
 /** Wires the mailer: start order pool, producer, transport, dispatcher, consumer, http; stop in reverse. */
 async function main(): Promise<void> {
   const config = loadMailerConfig();
-  const logger = createLogger({ service: 'mailer', level: config.LOG_LEVEL });
-  const registry = createMetricsRegistry('mailer');
-  const pool = createPool({
-    connectionString: config.MAILER_DATABASE_URL,
-    logger,
-    applicationName: 'mailer',
-    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+  const { logger, registry, pool, kafka } = createServiceBase({
+    service: 'mailer',
+    config,
+    databaseUrl: config.MAILER_DATABASE_URL,
   });
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'mailer', logger, security: config });
   const transport = createMailTransport({ config, logger });
   const fallbacks = createFallbackTransports({ config, logger });
   const mailer = createMailer({ pool, kafka, transport, fallbacks, logger, registry, config });

@@ -1,7 +1,6 @@
-import { createLogger } from '@shared/logger';
-import { createPool, checkDatabaseReady } from '@shared/db';
-import { createKafka, checkKafkaReady } from '@shared/kafka';
-import { createMetricsRegistry } from '@shared/metrics';
+import { createServiceBase } from '@shared/service-base';
+import { checkDatabaseReady } from '@shared/db';
+import { checkKafkaReady } from '@shared/kafka';
 import { createOpsApp, httpComponent } from '@shared/http';
 import { runService } from '@shared/lifecycle';
 import { loadRelayConfig } from './config';
@@ -9,18 +8,13 @@ import { createRelay } from './relay';
 
 async function main(): Promise<void> {
   const config = loadRelayConfig();
-  const logger = createLogger({ service: 'relay', level: config.LOG_LEVEL });
-  const registry = createMetricsRegistry('relay');
-  // Each relay loop holds one client for its transaction; the rest serve the gauges and /readyz.
-  const pool = createPool({
-    connectionString: config.DATABASE_URL,
-    logger,
-    applicationName: 'relay',
-    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    max: config.RELAY_CONCURRENCY + 3,
+  const { logger, registry, pool, kafka } = createServiceBase({
+    service: 'relay',
+    config,
+    databaseUrl: config.DATABASE_URL,
+    // Each relay loop holds one client for its transaction; the rest serve the gauges and /readyz.
+    poolMax: config.RELAY_CONCURRENCY + 3,
   });
-  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: 'relay', logger, security: config });
   const admin = kafka.admin();
   const relay = createRelay({ pool, kafka, logger, registry, config });
   await runService({

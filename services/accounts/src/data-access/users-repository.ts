@@ -15,49 +15,9 @@ export type UserRow = {
 const USER_COLUMNS = `u.id, u.email, u.password_hash, u.first_name, u.last_name, u.referral_code, u.email_confirmed_at, u.created_at,
   (SELECT a.referrer_user_id FROM affiliates a WHERE a.referred_user_id = u.id) AS referred_by`;
 
-export async function insertUser(
-  db: Queryable,
-  user: {
-    id: string;
-    email: string;
-    passwordHash: string;
-    firstName: string | null;
-    lastName: string | null;
-    referralCode: string;
-    createdAt: Date;
-  },
-): Promise<void> {
-  await db.query({
-    name: 'accounts-insert-user',
-    text: `INSERT INTO users (id, email, password_hash, first_name, last_name, referral_code, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    values: [user.id, user.email, user.passwordHash, user.firstName, user.lastName, user.referralCode, user.createdAt],
-  });
-}
-
-export async function insertAffiliate(
-  db: Queryable,
-  link: { referredUserId: string; referrerUserId: string; createdAt: Date },
-): Promise<void> {
-  await db.query(`INSERT INTO affiliates (referred_user_id, referrer_user_id, created_at) VALUES ($1, $2, $3)`, [
-    link.referredUserId,
-    link.referrerUserId,
-    link.createdAt,
-  ]);
-}
-
 export async function findUserIdByReferralCode(db: Queryable, referralCode: string): Promise<string | null> {
   const { rows } = await db.query<{ id: string }>(`SELECT id FROM users WHERE referral_code = $1`, [referralCode]);
   return rows[0]?.id ?? null;
-}
-
-export async function emailIsRegistered(db: Queryable, email: string): Promise<boolean> {
-  const { rows } = await db.query({
-    name: 'accounts-email-registered',
-    text: `SELECT 1 FROM users WHERE lower(email) = lower($1)`,
-    values: [email],
-  });
-  return rows.length > 0;
 }
 
 export async function findUserByEmail(db: Queryable, email: string): Promise<UserRow | null> {
