@@ -51,36 +51,40 @@ describe('parseEnv', () => {
     ]);
   });
 
-  it('takes the Kafka SSL and SASL settings, and refuses a mechanism without a password or an unknown mechanism, never echoing values', () => {
-    const base = { SECRET: 'x'.repeat(32) };
-    expect(
-      parseEnv(schema, {
-        ...base,
-        KAFKA_SSL: 'true',
+  it(
+    'takes the Kafka SSL and SASL settings, and refuses a mechanism without a password or an unknown ' +
+      'mechanism, never echoing values',
+    () => {
+      const base = { SECRET: 'x'.repeat(32) };
+      expect(
+        parseEnv(schema, {
+          ...base,
+          KAFKA_SSL: 'true',
+          KAFKA_SASL_MECHANISM: 'scram-sha-512',
+          KAFKA_SASL_USERNAME: 'svc',
+          KAFKA_SASL_PASSWORD: 'pw',
+        }),
+      ).toMatchObject({
+        KAFKA_SSL: true,
         KAFKA_SASL_MECHANISM: 'scram-sha-512',
         KAFKA_SASL_USERNAME: 'svc',
-        KAFKA_SASL_PASSWORD: 'pw',
-      }),
-    ).toMatchObject({
-      KAFKA_SSL: true,
-      KAFKA_SASL_MECHANISM: 'scram-sha-512',
-      KAFKA_SASL_USERNAME: 'svc',
-    });
-    expect(() =>
-      parseEnv(schema, { ...base, KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'svc-user-name' }),
-    ).toThrow(/KAFKA_SASL_PASSWORD/);
-    expect(() =>
-      parseEnv(schema, {
-        ...base,
-        KAFKA_SASL_MECHANISM: 'gssapi',
-        KAFKA_SASL_USERNAME: 'u',
-        KAFKA_SASL_PASSWORD: 'hunter2-kafka',
-      }),
-    ).toThrow(/KAFKA_SASL_MECHANISM/);
-    try {
-      parseEnv(schema, { ...base, KAFKA_SASL_PASSWORD: 'hunter2-kafka' });
-    } catch (err) {
-      expect((err as ConfigError).problems.join(' ')).not.toContain('hunter2-kafka');
-    }
-  });
+      });
+      expect(() =>
+        parseEnv(schema, { ...base, KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'svc-user-name' }),
+      ).toThrow(/KAFKA_SASL_PASSWORD/);
+      expect(() =>
+        parseEnv(schema, {
+          ...base,
+          KAFKA_SASL_MECHANISM: 'gssapi',
+          KAFKA_SASL_USERNAME: 'u',
+          KAFKA_SASL_PASSWORD: 'hunter2-kafka',
+        }),
+      ).toThrow(/KAFKA_SASL_MECHANISM/);
+      try {
+        parseEnv(schema, { ...base, KAFKA_SASL_PASSWORD: 'hunter2-kafka' });
+      } catch (err) {
+        expect((err as ConfigError).problems.join(' ')).not.toContain('hunter2-kafka');
+      }
+    },
+  );
 });

@@ -30,12 +30,18 @@ describe('withTransaction', () => {
     expect((await pool.query('SELECT count(*)::int AS n FROM tx_probe')).rows[0].n).toBe(0);
   });
 
-  test('when the connection dies inside the transaction, then it is not reused: the next transaction works', async () => {
-    const dying = withTransaction(pool, async (client) => {
-      await client.query('SELECT pg_terminate_backend(pg_backend_pid())');
-    });
-    await expect(dying).rejects.toThrow();
-    const n = await withTransaction(pool, async (client) => (await client.query('SELECT 1 AS n')).rows[0].n as number);
-    expect(n).toBe(1);
-  });
+  test(
+    'when the connection dies inside the transaction, ' + 'then it is not reused: the next transaction works',
+    async () => {
+      const dying = withTransaction(pool, async (client) => {
+        await client.query('SELECT pg_terminate_backend(pg_backend_pid())');
+      });
+      await expect(dying).rejects.toThrow();
+      const n = await withTransaction(
+        pool,
+        async (client) => (await client.query('SELECT 1 AS n')).rows[0].n as number,
+      );
+      expect(n).toBe(1);
+    },
+  );
 });

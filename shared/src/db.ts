@@ -96,10 +96,23 @@ const CONNECTION_ERROR_CODES = new Set([
   '57014',
   '55P03',
 ]);
-const UNAVAILABLE_MESSAGES =
-  /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|not queryable|unexpected postmaster exit|the database system is (starting up|shutting down|in recovery mode)/i;
+const UNAVAILABLE_MESSAGES = new RegExp(
+  [
+    'timeout exceeded when trying to connect',
+    'Connection terminated',
+    'connect ECONNREFUSED',
+    'Query read timeout',
+    'not queryable',
+    'unexpected postmaster exit',
+    'the database system is (starting up|shutting down|in recovery mode)',
+  ].join('|'),
+  'i',
+);
 
-/** True when the error means PostgreSQL cannot be reached, is shutting down or does not answer in time (a 503, not a 500). */
+/**
+ * True when the error means PostgreSQL cannot be reached, is shutting down or does not answer in time
+ * (a 503, not a 500).
+ */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: unknown }).code;

@@ -64,22 +64,26 @@ describe('mail.requested timestamps', () => {
 });
 
 describe('mail.delivery_status: provider and next attempt (issue 13)', () => {
-  it('when a status carries provider and next_attempt_at, then both are kept; when an older mailer omits them, it still parses', () => {
-    const withFields = status();
-    const at = new Date(Date.now() + 30_000).toISOString();
-    const value = {
-      ...withFields,
-      payload: {
-        ...withFields.payload,
-        status: 'deferred',
-        error_class: 'circuit_open',
-        provider: 'backup',
-        next_attempt_at: at,
-      },
-    };
-    const parsed = parseEvent(JSON.stringify(value), 'mail.delivery_status');
-    expect(parsed.payload.provider).toBe('backup');
-    expect(parsed.payload.next_attempt_at).toBe(at);
-    expect(parseEvent(JSON.stringify(status()), 'mail.delivery_status').payload.provider).toBeUndefined();
-  });
+  it(
+    'when a status carries provider and next_attempt_at, then both are kept; when an older mailer omits them, ' +
+      'it still parses',
+    () => {
+      const withFields = status();
+      const at = new Date(Date.now() + 30_000).toISOString();
+      const value = {
+        ...withFields,
+        payload: {
+          ...withFields.payload,
+          status: 'deferred',
+          error_class: 'circuit_open',
+          provider: 'backup',
+          next_attempt_at: at,
+        },
+      };
+      const parsed = parseEvent(JSON.stringify(value), 'mail.delivery_status');
+      expect(parsed.payload.provider).toBe('backup');
+      expect(parsed.payload.next_attempt_at).toBe(at);
+      expect(parseEvent(JSON.stringify(status()), 'mail.delivery_status').payload.provider).toBeUndefined();
+    },
+  );
 });

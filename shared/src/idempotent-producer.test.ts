@@ -67,56 +67,68 @@ describe('idempotent producer keeper', () => {
     },
   );
 
-  it('when sends are started concurrently, then only one is in flight at a time and one queued behind a failure uses the new producer', async () => {
-    const f = fakes([new Error('Closed connection')]);
-    const p = keeper(f.createProducer);
-    const first = p.send([{ topic: 't', messages: [{ key: 'a', value: '1' }] }]);
-    const second = p.send([{ topic: 't', messages: [{ key: 'b', value: '2' }] }]);
-    await expect(first).rejects.toThrow('Closed connection');
-    await second;
-    expect(f.maxInFlight()).toBe(1);
-    expect(f.made.map((m) => m.sent.length)).toEqual([1, 1]);
-  });
+  it(
+    'when sends are started concurrently, then only one is in flight at a time and one queued behind a failure ' +
+      'uses the new producer',
+    async () => {
+      const f = fakes([new Error('Closed connection')]);
+      const p = keeper(f.createProducer);
+      const first = p.send([{ topic: 't', messages: [{ key: 'a', value: '1' }] }]);
+      const second = p.send([{ topic: 't', messages: [{ key: 'b', value: '2' }] }]);
+      await expect(first).rejects.toThrow('Closed connection');
+      await second;
+      expect(f.maxInFlight()).toBe(1);
+      expect(f.made.map((m) => m.sent.length)).toEqual([1, 1]);
+    },
+  );
 
-  it('when items span partitions, then each partition is one request, in the order given, and a failure stays in its partition', async () => {
-    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
-    const f = fakes([new Error('leader not available')]);
-    const p = keeper(f.createProducer);
-    const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
-    const partitions = new Set(keys.map((k) => partitionOf(k, 3)));
-    expect(results).toHaveLength(partitions.size);
-    for (const r of results) expect(r.items.every((k) => partitionOf(k, 3) === r.partition)).toBe(true);
-    expect(results[0]?.error).toBeDefined();
-    expect(results.slice(1).every((r) => r.error === undefined)).toBe(true);
-    expect(results.flatMap((r) => r.items).sort()).toEqual([...keys].sort());
-  });
+  it(
+    'when items span partitions, then each partition is one request, in the order given, and a failure stays ' +
+      'in its partition',
+    async () => {
+      const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
+      const f = fakes([new Error('leader not available')]);
+      const p = keeper(f.createProducer);
+      const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const partitions = new Set(keys.map((k) => partitionOf(k, 3)));
+      expect(results).toHaveLength(partitions.size);
+      for (const r of results) expect(r.items.every((k) => partitionOf(k, 3) === r.partition)).toBe(true);
+      expect(results[0]?.error).toBeDefined();
+      expect(results.slice(1).every((r) => r.error === undefined)).toBe(true);
+      expect(results.flatMap((r) => r.items).sort()).toEqual([...keys].sort());
+    },
+  );
 });
 
 describe('idempotent producer keeper: partitions in parallel', () => {
-  it('when several partitions are sent at once, then they go out in parallel on separate producers, and one partition always uses the same producer', async () => {
-    const f = fakes();
-    const p = keeper(f.createProducer);
-    const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
-    const topics = ['a', 'b'];
-    await p.sendPerPartition(
-      keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
-      (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
-    );
-    await p.sendPerPartition(
-      keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
-      (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
-    );
-    expect(f.maxInFlight()).toBeGreaterThan(1);
-    const producerOf = new Map<string, number>();
-    for (const made of f.made) {
-      for (const request of made.sent.flat()) {
-        for (const m of request.messages) {
-          const id = `${request.topic}:${m.partition}`;
-          expect(producerOf.get(id) ?? made.n).toBe(made.n);
-          producerOf.set(id, made.n);
+  it(
+    'when several partitions are sent at once, then they go out in parallel on separate producers, and one ' +
+      'partition always uses the same producer',
+    async () => {
+      const f = fakes();
+      const p = keeper(f.createProducer);
+      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+      const topics = ['a', 'b'];
+      await p.sendPerPartition(
+        keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
+        (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
+      );
+      await p.sendPerPartition(
+        keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
+        (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
+      );
+      expect(f.maxInFlight()).toBeGreaterThan(1);
+      const producerOf = new Map<string, number>();
+      for (const made of f.made) {
+        for (const request of made.sent.flat()) {
+          for (const m of request.messages) {
+            const id = `${request.topic}:${m.partition}`;
+            expect(producerOf.get(id) ?? made.n).toBe(made.n);
+            producerOf.set(id, made.n);
+          }
         }
       }
-    }
-    expect(producerOf.size).toBe(6);
-  });
+      expect(producerOf.size).toBe(6);
+    },
+  );
 });

@@ -17,16 +17,22 @@ describe('classifyPublishError', () => {
     expect(classifyPublishError(err)).toBe('rejected');
   });
 
-  test('a broker that cannot be reached is transient although kafkajs marks the exhausted retries non-retriable', () => {
-    const cause = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED');
-    const err = new KafkaJSNumberOfRetriesExceeded(cause, { retryCount: 5, retryTime: 1000 });
-    expect(err.retriable).toBe(false);
-    expect(classifyPublishError(err)).toBe('transient');
-  });
+  test(
+    'a broker that cannot be reached is transient although ' + 'kafkajs marks the exhausted retries non-retriable',
+    () => {
+      const cause = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED');
+      const err = new KafkaJSNumberOfRetriesExceeded(cause, { retryCount: 5, retryTime: 1000 });
+      expect(err.retriable).toBe(false);
+      expect(classifyPublishError(err)).toBe('transient');
+    },
+  );
 
-  test('a non-retriable error about the cluster (authorization) is transient: it must not dead-letter the outbox', () => {
-    expect(classifyPublishError(protocolError('TOPIC_AUTHORIZATION_FAILED', false))).toBe('transient');
-  });
+  test(
+    'a non-retriable error about the cluster (authorization) ' + 'is transient: it must not dead-letter the outbox',
+    () => {
+      expect(classifyPublishError(protocolError('TOPIC_AUTHORIZATION_FAILED', false))).toBe('transient');
+    },
+  );
 
   test('a lost idempotent-producer sequence asks for a new producer', () => {
     expect(classifyPublishError(protocolError('OUT_OF_ORDER_SEQUENCE_NUMBER', false))).toBe('producer_state');

@@ -40,19 +40,23 @@ function fakeAdmin(answers: (Answer | Error)[]) {
 }
 
 describe('waitForTopicLeaders', () => {
-  test('when the broker first does not know the new topic, then has a partition without a leader, then it waits until every partition is led', async () => {
-    const admin = fakeAdmin([
-      brokerError('UNKNOWN_TOPIC_OR_PARTITION', 3, true),
-      // As kafkajs' retrier gives it up: wrapped, the broker's answer as the cause.
-      Object.assign(new KafkaJSNonRetriableError(brokerError('LEADER_NOT_AVAILABLE', 5, true)), {
-        cause: brokerError('LEADER_NOT_AVAILABLE', 5, true),
-      }),
-      { topics: [led('a'), { name: 'b', partitions: [partition(0, 1), partition(1, -1)] }] },
-      { topics: [led('a'), led('b')] },
-    ]);
-    await waitForTopicLeaders(admin, ['a', 'b'], { intervalMs: 1 });
-    expect(admin.calls()).toBe(4);
-  });
+  test(
+    'when the broker first does not know the new topic, then has a partition without a leader, then it waits ' +
+      'until every partition is led',
+    async () => {
+      const admin = fakeAdmin([
+        brokerError('UNKNOWN_TOPIC_OR_PARTITION', 3, true),
+        // As kafkajs' retrier gives it up: wrapped, the broker's answer as the cause.
+        Object.assign(new KafkaJSNonRetriableError(brokerError('LEADER_NOT_AVAILABLE', 5, true)), {
+          cause: brokerError('LEADER_NOT_AVAILABLE', 5, true),
+        }),
+        { topics: [led('a'), { name: 'b', partitions: [partition(0, 1), partition(1, -1)] }] },
+        { topics: [led('a'), led('b')] },
+      ]);
+      await waitForTopicLeaders(admin, ['a', 'b'], { intervalMs: 1 });
+      expect(admin.calls()).toBe(4);
+    },
+  );
 
   test('when the broker answers anything else (here: not authorized), then that error is thrown at once', async () => {
     const denied = brokerError('TOPIC_AUTHORIZATION_FAILED', 29, false);

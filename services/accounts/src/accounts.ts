@@ -144,7 +144,8 @@ export function createDomainDeps(opts: {
     mailOutage: createMailOutage(clock),
     payloadKeys: keyringFromConfig(config, () =>
       logger.warn(
-        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; a mailer started separately cannot read the codes (development only)',
+        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; ' +
+          'a mailer started separately cannot read the codes (development only)',
       ),
     ),
   };

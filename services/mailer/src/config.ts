@@ -41,7 +41,10 @@ const schema = z
      * `?name=label`) tried in order after the primary, each with its own pool and breaker.
      */
     SMTP_FALLBACK_URLS: z.string().optional(),
-    /** SMTP_REQUIRE_TLS: never AUTH or send without TLS; default true when SMTP_USER is set (per fallback: its user). */
+    /**
+     * SMTP_REQUIRE_TLS: never AUTH or send without TLS; default true when SMTP_USER is set
+     * (per fallback: its user).
+     */
     SMTP_REQUIRE_TLS: optionalBool,
     /** SMTP_TLS_CA: a PEM file (or PEM text) of CA certificates to trust for every provider, besides the system's. */
     SMTP_TLS_CA: z.string().optional(),

@@ -54,7 +54,9 @@ function registerMetrics(registry: Registry, countRetryPending: () => Promise<nu
   });
   const sent = new Counter({
     name: 'mail_sent_total',
-    help: 'SMTP attempt outcomes by result (sent, deferred, failed), error class ("none" when sent) and provider ("none": no breaker admitted it)',
+    help:
+      'SMTP attempt outcomes by result (sent, deferred, failed), error class ("none" when sent) ' +
+      'and provider ("none": no breaker admitted it)',
     labelNames: ['result', 'error_class', 'provider'] as const,
     registers,
   });

@@ -11,7 +11,9 @@ export function createRelayMetrics(registry: Registry) {
   const metrics = {
     backlog: new Gauge({
       name: 'outbox_backlog',
-      help: `Outbox rows not yet published, counted up to ${BACKLOG_COUNT_CAP} (stays there beyond; the age gauge has no cap)`,
+      help:
+        `Outbox rows not yet published, counted up to ${BACKLOG_COUNT_CAP} ` +
+        '(stays there beyond; the age gauge has no cap)',
       registers,
     }),
     oldestAge: new Gauge({

@@ -16,7 +16,8 @@ export async function insertConfirmation(
 ): Promise<void> {
   await db.query({
     name: 'accounts-insert-confirmation',
-    text: `INSERT INTO email_confirmations (request_id, user_id, code_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+    text: `INSERT INTO email_confirmations (request_id, user_id, code_hash, expires_at, created_at)
+           VALUES ($1, $2, $3, $4, $5)`,
     values: [c.requestId, c.userId, c.codeHash, c.expiresAt, c.createdAt],
   });
 }

@@ -20,14 +20,16 @@ export async function insertQueuedDeliveryStatus(
 ): Promise<void> {
   await db.query({
     name: 'accounts-insert-queued-status',
-    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, updated_at) VALUES ($1, $2, 'queued', 0, $3)`,
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, updated_at)
+           VALUES ($1, $2, 'queued', 0, $3)`,
     values: [s.requestId, s.userId, s.at],
   });
 }
 
 export async function findDeliveryStatus(db: Queryable, requestId: string): Promise<DeliveryStatusRow | null> {
   const { rows } = await db.query<DeliveryStatusRow>(
-    `SELECT request_id, user_id, status, attempt, error_class, updated_at, provider, next_attempt_at FROM mail_delivery_status WHERE request_id = $1`,
+    `SELECT request_id, user_id, status, attempt, error_class, updated_at, provider, next_attempt_at
+       FROM mail_delivery_status WHERE request_id = $1`,
     [requestId],
   );
   return rows[0] ?? null;
@@ -65,7 +67,8 @@ export type DeliveryStatusUpdate = {
 export async function markEventsProcessed(db: Queryable, consumer: string, eventIds: string[]): Promise<Set<string>> {
   const { rows } = await db.query<{ event_id: string }>({
     name: 'accounts-mark-events-processed',
-    text: `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id`,
+    text: `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+           ON CONFLICT DO NOTHING RETURNING event_id`,
     values: [consumer, eventIds],
   });
   return new Set(rows.map((r) => r.event_id));
@@ -78,7 +81,8 @@ export async function lockDeliveryStatuses(
 ): Promise<Map<string, DeliveryStatusRow>> {
   const { rows } = await db.query<DeliveryStatusRow>({
     name: 'accounts-lock-delivery-statuses',
-    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at FROM mail_delivery_status
+    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at
+             FROM mail_delivery_status
             WHERE request_id = ANY($1::uuid[]) ORDER BY request_id FOR UPDATE`,
     values: [requestIds],
   });
@@ -99,10 +103,10 @@ const updateColumns = (updates: DeliveryStatusUpdate[]) => [
   updates.map((u) => u.provider),
   updates.map((u) => u.nextAttemptAt),
 ];
-const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::timestamptz[], $10::int[],
-                             $11::text[], $12::timestamptz[])
-  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation,
-       provider, next_attempt_at)`;
+const UPDATES_FROM = `unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::uuid[],
+                             $8::timestamptz[], $9::timestamptz[], $10::int[], $11::text[], $12::timestamptz[])
+  AS u(request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at,
+       updated_at, generation, provider, next_attempt_at)`;
 
 /** Inserts statuses for requests that have none; returns the request ids inserted (a conflict inserts nothing). */
 export async function insertDeliveryStatusesIfAbsent(
@@ -112,7 +116,8 @@ export async function insertDeliveryStatusesIfAbsent(
   if (updates.length === 0) return new Set();
   const { rows } = await db.query<{ request_id: string }>({
     name: 'accounts-insert-delivery-statuses',
-    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id, last_event_id, event_occurred_at, updated_at, generation,
+    text: `INSERT INTO mail_delivery_status (request_id, user_id, status, attempt, error_class, smtp_message_id,
+                                             last_event_id, event_occurred_at, updated_at, generation,
                                              provider, next_attempt_at)
            SELECT * FROM ${UPDATES_FROM} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
     values: updateColumns(updates),

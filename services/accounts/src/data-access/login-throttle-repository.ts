@@ -21,15 +21,20 @@ export async function reserveLoginAttempt(
     `WITH pair AS (
        INSERT INTO login_attempts AS t (address, client_ip, attempts, window_started_at) VALUES ($1, $2, 1, $3)
        ON CONFLICT (address, client_ip) DO UPDATE SET
-         attempts = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6) THEN 1 ELSE t.attempts + 1 END,
-         window_started_at = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6) THEN $3 ELSE t.window_started_at END
+         attempts = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
+                         THEN 1 ELSE t.attempts + 1 END,
+         window_started_at = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
+                                  THEN $3 ELSE t.window_started_at END
        WHERE t.attempts < $4 OR t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
        RETURNING 1
      ), addr AS (
-       INSERT INTO login_throttle AS t (address, failures, window_started_at) SELECT $1, 1, $3 WHERE EXISTS (SELECT 1 FROM pair)
+       INSERT INTO login_throttle AS t (address, failures, window_started_at)
+       SELECT $1, 1, $3 WHERE EXISTS (SELECT 1 FROM pair)
        ON CONFLICT (address) DO UPDATE SET
-         failures = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6) THEN 1 ELSE t.failures + 1 END,
-         window_started_at = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6) THEN $3 ELSE t.window_started_at END
+         failures = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
+                         THEN 1 ELSE t.failures + 1 END,
+         window_started_at = CASE WHEN t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
+                                  THEN $3 ELSE t.window_started_at END
        WHERE t.failures < $5 OR t.window_started_at <= $3::timestamptz - make_interval(secs => $6)
        RETURNING 1
      )
@@ -61,7 +66,8 @@ export async function loginRetryAfterS(
 /** A successful login clears the client's reservations and the address's. */
 export async function clearLoginAttempts(db: Queryable, address: string, clientIp: string): Promise<void> {
   await db.query(
-    `WITH pair AS (DELETE FROM login_attempts WHERE address = $1 AND client_ip = $2) DELETE FROM login_throttle WHERE address = $1`,
+    `WITH pair AS (DELETE FROM login_attempts WHERE address = $1 AND client_ip = $2)
+     DELETE FROM login_throttle WHERE address = $1`,
     [address, clientIp],
   );
 }

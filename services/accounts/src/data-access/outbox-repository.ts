@@ -24,9 +24,10 @@ export const outboxRowsFrom = (first: number): string => {
   const p = (i: number) => `$${first + i}`;
   return `(event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers)
            SELECT event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers
-             FROM unnest(${p(0)}::uuid[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::int[], ${p(5)}::text[],
-                         ${p(6)}::timestamptz[], ${p(7)}::jsonb[], ${p(8)}::jsonb[])
-                  WITH ORDINALITY AS e(event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, n)
+             FROM unnest(${p(0)}::uuid[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::int[],
+                         ${p(5)}::text[], ${p(6)}::timestamptz[], ${p(7)}::jsonb[], ${p(8)}::jsonb[])
+                  WITH ORDINALITY
+                    AS e(event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, n)
             ORDER BY n`;
 };
 

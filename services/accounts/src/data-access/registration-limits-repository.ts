@@ -15,12 +15,15 @@ export async function reserveRegistration(
     text: `WITH slot AS (
        INSERT INTO registration_limits AS t (client_ip, registrations, window_started_at) VALUES ($1, 1, $2)
        ON CONFLICT (client_ip) DO UPDATE SET
-         registrations = CASE WHEN t.window_started_at <= $2::timestamptz - interval '1 hour' THEN 1 ELSE t.registrations + 1 END,
-         window_started_at = CASE WHEN t.window_started_at <= $2::timestamptz - interval '1 hour' THEN $2 ELSE t.window_started_at END
+         registrations = CASE WHEN t.window_started_at <= $2::timestamptz - interval '1 hour'
+                              THEN 1 ELSE t.registrations + 1 END,
+         window_started_at = CASE WHEN t.window_started_at <= $2::timestamptz - interval '1 hour'
+                                  THEN $2 ELSE t.window_started_at END
        WHERE t.registrations < $3 OR t.window_started_at <= $2::timestamptz - interval '1 hour'
        RETURNING 1
      )
-     SELECT EXISTS (SELECT 1 FROM slot) AS reserved, EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($4)) AS taken`,
+     SELECT EXISTS (SELECT 1 FROM slot) AS reserved,
+            EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($4)) AS taken`,
     values: [opts.clientIp, opts.now, opts.maxPerHour, opts.email],
   });
   return { reserved: rows[0]?.reserved === true, emailTaken: rows[0]?.taken === true };

@@ -12,7 +12,8 @@ export type UserRow = {
   referred_by: string | null;
 };
 
-const USER_COLUMNS = `u.id, u.email, u.password_hash, u.first_name, u.last_name, u.referral_code, u.email_confirmed_at, u.created_at,
+const USER_COLUMNS = `u.id, u.email, u.password_hash, u.first_name, u.last_name, u.referral_code, u.email_confirmed_at,
+  u.created_at,
   (SELECT a.referrer_user_id FROM affiliates a WHERE a.referred_user_id = u.id) AS referred_by`;
 
 export async function findUserIdByReferralCode(db: Queryable, referralCode: string): Promise<string | null> {

@@ -11,15 +11,19 @@ const config = {
 const clock = { now: () => new Date() };
 
 describe('token service with its secret held as a key object', () => {
-  it('when a token is issued, then a verifier holding the plain secret string accepts it (old and new instances agree)', () => {
-    const token = createTokenService(config, clock).issueAccess('user-1');
-    const payload = jwt.verify(token, config.secret, {
-      algorithms: ['HS256'],
-      issuer: 'iss',
-      audience: 'aud',
-    }) as jwt.JwtPayload;
-    expect(payload.sub).toBe('user-1');
-  });
+  it(
+    'when a token is issued, then a verifier holding the plain secret string accepts it (old and new instances ' +
+      'agree)',
+    () => {
+      const token = createTokenService(config, clock).issueAccess('user-1');
+      const payload = jwt.verify(token, config.secret, {
+        algorithms: ['HS256'],
+        issuer: 'iss',
+        audience: 'aud',
+      }) as jwt.JwtPayload;
+      expect(payload.sub).toBe('user-1');
+    },
+  );
 
   it('when a token was signed with the plain secret string, then the service verifies it', () => {
     const token = jwt.sign({ typ: 'access' }, config.secret, {

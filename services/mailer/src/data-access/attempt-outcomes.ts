@@ -12,7 +12,8 @@ export async function markSent(
 ): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE mailer_requests
-        SET state = 'sent', smtp_message_id = $3, sent_at = now(), lease_until = NULL, last_error_class = NULL, updated_at = now(), ${REDACT}
+        SET state = 'sent', smtp_message_id = $3, sent_at = now(), lease_until = NULL, last_error_class = NULL,
+            updated_at = now(), ${REDACT}
       WHERE request_id = $1 AND claim_id = $2 AND state = 'sending'`,
     [claim.requestId, claim.claimId, smtpMessageId],
   );
@@ -61,7 +62,8 @@ export async function markFailed(
   errorClass: ErrorClass,
 ): Promise<boolean> {
   const { rowCount } = await client.query(
-    `UPDATE mailer_requests SET state = 'failed', last_error_class = $3, lease_until = NULL, updated_at = now(), ${REDACT}
+    `UPDATE mailer_requests
+        SET state = 'failed', last_error_class = $3, lease_until = NULL, updated_at = now(), ${REDACT}
       WHERE request_id = $1 AND claim_id = $2 AND state = 'sending'`,
     [claim.requestId, claim.claimId, errorClass],
   );

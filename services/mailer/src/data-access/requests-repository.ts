@@ -71,10 +71,11 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
           WITH ORDINALITY AS r(request_id, event_id, user_id, recipient, template, vars, requested_at, original, ord)
      ORDER BY r.ord
      ON CONFLICT (request_id) DO UPDATE
-        SET event_id = EXCLUDED.event_id, recipient = EXCLUDED.recipient, template = EXCLUDED.template, vars = EXCLUDED.vars,
-            requested_at = EXCLUDED.requested_at, original = EXCLUDED.original,
-            state = 'pending', attempts = 0, generation = m.generation + 1, next_attempt_at = now(), lease_until = NULL, claim_id = NULL,
-            possible_duplicate = false, last_error_class = NULL, smtp_message_id = NULL, sent_at = NULL, updated_at = now()
+        SET event_id = EXCLUDED.event_id, recipient = EXCLUDED.recipient, template = EXCLUDED.template,
+            vars = EXCLUDED.vars, requested_at = EXCLUDED.requested_at, original = EXCLUDED.original,
+            state = 'pending', attempts = 0, generation = m.generation + 1, next_attempt_at = now(),
+            lease_until = NULL, claim_id = NULL, possible_duplicate = false, last_error_class = NULL,
+            smtp_message_id = NULL, sent_at = NULL, updated_at = now()
       WHERE m.state = 'failed' AND m.event_id <> EXCLUDED.event_id
         AND NOT EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = m.user_id AND n.seq > m.seq)
      RETURNING m.request_id, (m.xmax = 0) AS inserted`,
@@ -115,7 +116,8 @@ export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: st
   const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>(
     `UPDATE mailer_requests r
         SET state = 'superseded', next_attempt_at = now(), updated_at = now(), ${REDACT}
-       FROM (SELECT user_id, max(seq) AS newest FROM mailer_requests WHERE request_id = ANY($1::uuid[]) GROUP BY user_id) n
+       FROM (SELECT user_id, max(seq) AS newest FROM mailer_requests
+              WHERE request_id = ANY($1::uuid[]) GROUP BY user_id) n
       WHERE r.user_id = n.user_id AND r.seq < n.newest AND r.state = 'pending'
      RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
     [newRequestIds],
@@ -208,7 +210,8 @@ export async function countRetryPending(pool: Pool): Promise<number> {
 /** Readiness: the mailer's own tables exist (its migration ran). */
 export async function checkMailerSchema(pool: Pool): Promise<void> {
   const { rows } = await pool.query<{ ok: boolean }>(
-    `SELECT to_regclass('public.mailer_requests') IS NOT NULL AND to_regclass('public.mailer_outbox') IS NOT NULL AS ok`,
+    `SELECT to_regclass('public.mailer_requests') IS NOT NULL
+        AND to_regclass('public.mailer_outbox') IS NOT NULL AS ok`,
   );
   if (!rows[0]?.ok) throw new Error('mailer tables are missing: run the migrations');
 }
@@ -223,7 +226,8 @@ export async function deferDueRequests(
 ): Promise<{ requestId: string; userId: string; attempts: number; generation: number }[]> {
   const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>(
     `UPDATE mailer_requests r
-        SET next_attempt_at = greatest($1::timestamptz, now() + interval '1 second'), last_error_class = 'circuit_open', updated_at = now()
+        SET next_attempt_at = greatest($1::timestamptz, now() + interval '1 second'),
+            last_error_class = 'circuit_open', updated_at = now()
       WHERE r.request_id IN (
             SELECT request_id FROM mailer_requests
              WHERE state = 'pending' AND next_attempt_at <= now()

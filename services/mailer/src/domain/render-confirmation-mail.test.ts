@@ -25,18 +25,22 @@ describe('renderConfirmationMail', () => {
     expect(mail.text).not.toMatch(/\r|\nBcc/);
   });
 
-  it('when the name is a message (long text in first and last name), the greeting carries at most 40 characters of it and the subject none', () => {
-    const pitch = 'Your account is suspended. Call +1 555 0100 now to restore it, or visit evil.example';
-    const mail = renderConfirmationMail({
-      to: 'a@example.test',
-      vars: { code: '123456', first_name: pitch, last_name: pitch },
-    });
-    expect(mail.subject).toBe('Confirm your email address');
-    const greeting = mail.text.split('\n')[0] ?? '';
-    expect(greeting).toBe(`Hello ${pitch.slice(0, 39).trimEnd()}…,`);
-    expect(mail.text).not.toContain('evil.example');
-    expect(mail.html).not.toContain('evil.example');
-  });
+  it(
+    'when the name is a message (long text in first and last name), the greeting carries at most 40 characters ' +
+      'of it and the subject none',
+    () => {
+      const pitch = 'Your account is suspended. Call +1 555 0100 now to restore it, or visit evil.example';
+      const mail = renderConfirmationMail({
+        to: 'a@example.test',
+        vars: { code: '123456', first_name: pitch, last_name: pitch },
+      });
+      expect(mail.subject).toBe('Confirm your email address');
+      const greeting = mail.text.split('\n')[0] ?? '';
+      expect(greeting).toBe(`Hello ${pitch.slice(0, 39).trimEnd()}…,`);
+      expect(mail.text).not.toContain('evil.example');
+      expect(mail.html).not.toContain('evil.example');
+    },
+  );
 
   it('greets without a name when none is given and mentions the expiry when known', () => {
     const mail = renderConfirmationMail({

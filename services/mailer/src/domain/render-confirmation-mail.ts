@@ -4,8 +4,9 @@ import { SendFailure } from './send-failure';
 
 // One plain address and nothing else: no display name, no list, no whitespace or control characters
 // (so CR/LF can never start a header or add a recipient), no quoting or comments.
-const PLAIN_ADDRESS =
-  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const LOCAL_PART = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@/.source;
+const DOMAIN_LABEL = /[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?/.source;
+const PLAIN_ADDRESS = new RegExp(`${LOCAL_PART}${DOMAIN_LABEL}(?:\\.${DOMAIN_LABEL})+$`);
 
 /** The recipient, or a permanent `rejected` failure: a malformed address never improves on retry. */
 export function validateRecipient(to: string): string {
@@ -80,13 +81,16 @@ export function renderConfirmationMail(request: Pick<MailRequestedPayload, 'to' 
     '',
   ].join('\n');
 
+  const closing = expiry
+    ? `Enter it in the app before ${expiry}.`
+    : 'Enter it in the app to confirm your email address.';
   const html = `<!doctype html>
 <html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>
 <body style="font-family: sans-serif; color: #222;">
 <p>${escapeHtml(greeting)}</p>
 <p>Your confirmation code is:</p>
 <p style="font-size: 32px; font-weight: bold; letter-spacing: 6px; font-family: monospace;">${escapeHtml(code)}</p>
-<p>${escapeHtml(expiry ? `Enter it in the app before ${expiry}.` : 'Enter it in the app to confirm your email address.')}</p>
+<p>${escapeHtml(closing)}</p>
 <p style="color: #666;">If you did not create an account, ignore this email.</p>
 </body></html>
 `;

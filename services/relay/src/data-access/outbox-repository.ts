@@ -17,7 +17,8 @@ type RawRow = {
   created_at_ms: number;
 };
 
-const COLUMNS = `o.id, o.event_id, o.topic, o.key, o.type, o.version, o.aggregate_type, o.occurred_at, o.payload, o.headers,
+const COLUMNS = `o.id, o.event_id, o.topic, o.key, o.type, o.version, o.aggregate_type, o.occurred_at, o.payload,
+  o.headers,
   (extract(epoch FROM o.created_at) * 1000)::float8 AS created_at_ms`;
 
 /*
@@ -94,7 +95,8 @@ export async function moveToDeadLetters(client: PoolClient, entries: { id: strin
        RETURNING o.*, d.error
      )
      INSERT INTO outbox_dead_letters
-       (outbox_id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error)
+       (outbox_id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at,
+        error)
      SELECT id, event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers, created_at, error
      FROM moved
      ON CONFLICT (event_id) DO UPDATE SET
@@ -125,7 +127,8 @@ export async function readBacklog(
 ): Promise<{ backlog: number; oldestAgeSeconds: number }> {
   const { rows } = await pool.query<{ backlog: number; oldest_age_s: number | null }>(
     `SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT $1) capped)::int AS backlog,
-            extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8 AS oldest_age_s`,
+            extract(epoch FROM clock_timestamp() - (SELECT created_at FROM outbox ORDER BY id LIMIT 1))::float8
+              AS oldest_age_s`,
     [countCap],
   );
   const row = rows[0];

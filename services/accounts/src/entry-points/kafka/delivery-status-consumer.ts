@@ -25,9 +25,9 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
  * `Prefer: wait` read), one DB transaction per Kafka batch (a run of valid messages of one partition,
  * domain/record-delivery-status.ts). An offset is resolved only after its message's transaction
- * committed, so a crash re-delivers and the processed_events dedupe absorbs it. A poison message is logged, counted and parked in
- * accounts_poison_events (then its offset is committed): one bad record never stalls its partition.
- * A database outage is retried in place with backoff.
+ * committed, so a crash re-delivers and the processed_events dedupe absorbs it. A poison message is logged,
+ * counted and parked in accounts_poison_events (then its offset is committed): one bad record never
+ * stalls its partition. A database outage is retried in place with backoff.
  *
  * start() returns at once and connects in the background: the API must serve registrations while
  * Kafka is down (contract guarantee 3), so the consumer waits for the broker, not the service.
