@@ -301,6 +301,7 @@ describe('email confirmation: confirm, resend and status', () => {
           attempts: 0,
           error_class: null,
           updated_at: expect.any(String),
+          message: 'The confirmation email is queued and will be sent shortly.',
         },
         can_resend: false,
         retry_after_s: 60,
