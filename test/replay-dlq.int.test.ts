@@ -28,69 +28,73 @@ function dlq(input: Pick<DlqRecordInput, 'original' | 'errorClass'> & Partial<Dl
 }
 
 describe('replaying mail.requests.dlq', () => {
-  test('when the DLQ holds requests, a poison message and an expired code, re-produces only the valid requests to mail.requests', async () => {
-    const prefix = uniquePrefix('replay');
-    const topics = topicNames(prefix);
-    await createTopic(topics.mailRequestsDlq, 2);
-    await createTopic(topics.mailRequests, 2);
-    const [a, b, expired] = [mailRequested(1), mailRequested(2), mailRequested(3, '2000-01-01T00:00:00.000Z')];
-    const producer = testKafka().producer();
-    await producer.connect();
-    await producer.send({
-      topic: topics.mailRequestsDlq,
-      messages: [
-        dlq({
-          original: JSON.stringify(a),
-          errorClass: 'auth',
-          requestId: a.payload.request_id,
-          userId: a.aggregate_id,
-        }),
-        dlq({
-          original: Buffer.from(JSON.stringify(b)),
-          errorClass: 'timeout',
-          requestId: b.payload.request_id,
-          userId: b.aggregate_id,
-        }),
-        dlq({
-          original: JSON.stringify(expired),
-          errorClass: 'timeout',
-          requestId: expired.payload.request_id,
-          userId: expired.aggregate_id,
-        }),
-        dlq({ reason: 'invalid_request', original: 'not an envelope', errorClass: null }),
-      ],
-    });
-    await producer.disconnect();
-    const collector = await collectMessages([topics.mailRequests]);
-    try {
-      const dry = await replayDlq({
-        kafka: testKafka('replay'),
-        topicPrefix: prefix,
-        dryRun: true,
-        idleMs: 5_000,
-        log: () => undefined,
+  test(
+    'when the DLQ holds requests, a poison message and an expired code, re-produces only the valid requests to ' +
+      'mail.requests',
+    async () => {
+      const prefix = uniquePrefix('replay');
+      const topics = topicNames(prefix);
+      await createTopic(topics.mailRequestsDlq, 2);
+      await createTopic(topics.mailRequests, 2);
+      const [a, b, expired] = [mailRequested(1), mailRequested(2), mailRequested(3, '2000-01-01T00:00:00.000Z')];
+      const producer = testKafka().producer();
+      await producer.connect();
+      await producer.send({
+        topic: topics.mailRequestsDlq,
+        messages: [
+          dlq({
+            original: JSON.stringify(a),
+            errorClass: 'auth',
+            requestId: a.payload.request_id,
+            userId: a.aggregate_id,
+          }),
+          dlq({
+            original: Buffer.from(JSON.stringify(b)),
+            errorClass: 'timeout',
+            requestId: b.payload.request_id,
+            userId: b.aggregate_id,
+          }),
+          dlq({
+            original: JSON.stringify(expired),
+            errorClass: 'timeout',
+            requestId: expired.payload.request_id,
+            userId: expired.aggregate_id,
+          }),
+          dlq({ reason: 'invalid_request', original: 'not an envelope', errorClass: null }),
+        ],
       });
-      expect(dry).toEqual({ read: 4, replayed: 2, skipped: 1, invalid: 1 });
+      await producer.disconnect();
+      const collector = await collectMessages([topics.mailRequests]);
+      try {
+        const dry = await replayDlq({
+          kafka: testKafka('replay'),
+          topicPrefix: prefix,
+          dryRun: true,
+          idleMs: 5_000,
+          log: () => undefined,
+        });
+        expect(dry).toEqual({ read: 4, replayed: 2, skipped: 1, invalid: 1 });
 
-      const real = await replayDlq({
-        kafka: testKafka('replay'),
-        topicPrefix: prefix,
-        dryRun: false,
-        idleMs: 5_000,
-        log: () => undefined,
-      });
-      expect(real).toEqual({ read: 4, replayed: 2, skipped: 1, invalid: 1 });
-      const replayed = await collector.waitForMessages(2);
-      const values = replayed.map((m) => JSON.parse(m.value ?? 'null') as typeof a);
-      expect(values.map((v) => v.payload.request_id).sort()).toEqual(
-        [a.payload.request_id, b.payload.request_id].sort(),
-      );
-      expect(replayed.map((m) => m.key).sort()).toEqual([a.aggregate_id, b.aggregate_id].sort());
-      expect(
-        replayed.every((m) => m.headers.type === 'mail.requested' && m.headers['original-id'] !== m.headers.id),
-      ).toBe(true);
-    } finally {
-      await collector.stop();
-    }
-  });
+        const real = await replayDlq({
+          kafka: testKafka('replay'),
+          topicPrefix: prefix,
+          dryRun: false,
+          idleMs: 5_000,
+          log: () => undefined,
+        });
+        expect(real).toEqual({ read: 4, replayed: 2, skipped: 1, invalid: 1 });
+        const replayed = await collector.waitForMessages(2);
+        const values = replayed.map((m) => JSON.parse(m.value ?? 'null') as typeof a);
+        expect(values.map((v) => v.payload.request_id).sort()).toEqual(
+          [a.payload.request_id, b.payload.request_id].sort(),
+        );
+        expect(replayed.map((m) => m.key).sort()).toEqual([a.aggregate_id, b.aggregate_id].sort());
+        expect(
+          replayed.every((m) => m.headers.type === 'mail.requested' && m.headers['original-id'] !== m.headers.id),
+        ).toBe(true);
+      } finally {
+        await collector.stop();
+      }
+    },
+  );
 });

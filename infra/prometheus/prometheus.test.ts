@@ -87,14 +87,18 @@ describe('scrape configs', () => {
   const targets = (config: Config) =>
     Object.fromEntries(config.scrape_configs.map((s) => [s.job_name, s.static_configs.flatMap((c) => c.targets)]));
 
-  test('the local config scrapes the three services on 127.0.0.1 (accounts on its ops port, never the API port) and Prometheus itself', () => {
-    expect(targets(load('prometheus.yml'))).toEqual({
-      accounts: ['127.0.0.1:3010'],
-      relay: ['127.0.0.1:3001'],
-      mailer: ['127.0.0.1:3002'],
-      prometheus: ['127.0.0.1:9090'],
-    });
-  });
+  test(
+    'the local config scrapes the three services on 127.0.0.1 (accounts on its ops port, never the API port) ' +
+      'and Prometheus itself',
+    () => {
+      expect(targets(load('prometheus.yml'))).toEqual({
+        accounts: ['127.0.0.1:3010'],
+        relay: ['127.0.0.1:3001'],
+        mailer: ['127.0.0.1:3002'],
+        prometheus: ['127.0.0.1:9090'],
+      });
+    },
+  );
 
   test('the docker config is the same config with the compose service names', () => {
     const local = load('prometheus.yml');

@@ -69,69 +69,77 @@ describe('migrations (one schema per service)', () => {
     });
   const twoDatabases = () => ({ DATABASE_URL: url('accounts'), MAILER_DATABASE_URL: url('mailer') });
 
-  it('when each service has its own database, then each gets only its own tables and history, and both go down and up again', async () => {
-    const up = run(twoDatabases(), 'migrate');
-    expect(up.status).toBe(0);
-    const accountsTables = await tables('accounts');
-    expect(accountsTables).toEqual(
-      expect.arrayContaining([
-        'users',
-        'affiliates',
-        'email_confirmations',
-        'outbox',
-        'refresh_tokens',
-        'mail_delivery_status',
-        'processed_events',
-      ]),
-    );
-    expect(accountsTables).not.toEqual(expect.arrayContaining([MAILER_TABLES[0]]));
-    expect(await tables('mailer')).toEqual(MAILER_TABLES);
-    expect(await history('accounts', 'pgmigrations')).toEqual(migrationNames('accounts'));
-    expect(await history('mailer', 'mailer_pgmigrations')).toEqual(migrationNames('mailer'));
+  it(
+    'when each service has its own database, then each gets only its own tables and history, and both go down ' +
+      'and up again',
+    async () => {
+      const up = run(twoDatabases(), 'migrate');
+      expect(up.status).toBe(0);
+      const accountsTables = await tables('accounts');
+      expect(accountsTables).toEqual(
+        expect.arrayContaining([
+          'users',
+          'affiliates',
+          'email_confirmations',
+          'outbox',
+          'refresh_tokens',
+          'mail_delivery_status',
+          'processed_events',
+        ]),
+      );
+      expect(accountsTables).not.toEqual(expect.arrayContaining([MAILER_TABLES[0]]));
+      expect(await tables('mailer')).toEqual(MAILER_TABLES);
+      expect(await history('accounts', 'pgmigrations')).toEqual(migrationNames('accounts'));
+      expect(await history('mailer', 'mailer_pgmigrations')).toEqual(migrationNames('mailer'));
 
-    const again = run(twoDatabases(), 'migrate');
-    expect(again.status).toBe(0);
-    expect(again.stdout).toContain('accounts: up to date');
-    expect(again.stdout).toContain('mailer: up to date');
+      const again = run(twoDatabases(), 'migrate');
+      expect(again.status).toBe(0);
+      expect(again.stdout).toContain('accounts: up to date');
+      expect(again.stdout).toContain('mailer: up to date');
 
-    expect(run(twoDatabases(), 'migrate:down', '--', 'accounts', '1000').status).toBe(0);
-    expect(run(twoDatabases(), 'migrate:down', '--', 'mailer', '1000').status).toBe(0);
-    expect(await tables('accounts')).toEqual([]);
-    expect(await tables('mailer')).toEqual([]);
+      expect(run(twoDatabases(), 'migrate:down', '--', 'accounts', '1000').status).toBe(0);
+      expect(run(twoDatabases(), 'migrate:down', '--', 'mailer', '1000').status).toBe(0);
+      expect(await tables('accounts')).toEqual([]);
+      expect(await tables('mailer')).toEqual([]);
 
-    expect(run(twoDatabases(), 'migrate').status).toBe(0);
-    expect(await tables('accounts')).toEqual(accountsTables);
-    expect(await tables('mailer')).toEqual(MAILER_TABLES);
-  });
+      expect(run(twoDatabases(), 'migrate').status).toBe(0);
+      expect(await tables('accounts')).toEqual(accountsTables);
+      expect(await tables('mailer')).toEqual(MAILER_TABLES);
+    },
+  );
 
-  it('when a database was migrated before the split (one pgmigrations table), then migrate runs nothing and splits the history', async () => {
-    // The layout before the split: every migration in one directory, one history table.
-    const flat = mkdtempSync(path.join(tmpdir(), 'rp-flat-migrations-'));
-    try {
-      for (const service of ['accounts', 'mailer'] as const)
-        cpSync(SERVICE_MIGRATIONS[service].dir, flat, { recursive: true });
-      await runner({
-        databaseUrl: url('legacy'),
-        dir: flat,
-        migrationsTable: 'pgmigrations',
-        direction: 'up',
-        singleTransaction: true,
-        log: () => undefined,
-      });
-    } finally {
-      rmSync(flat, { recursive: true, force: true });
-    }
-    const before = await tables('legacy');
+  it(
+    'when a database was migrated before the split (one pgmigrations table), then migrate runs nothing and ' +
+      'splits the history',
+    async () => {
+      // The layout before the split: every migration in one directory, one history table.
+      const flat = mkdtempSync(path.join(tmpdir(), 'rp-flat-migrations-'));
+      try {
+        for (const service of ['accounts', 'mailer'] as const)
+          cpSync(SERVICE_MIGRATIONS[service].dir, flat, { recursive: true });
+        await runner({
+          databaseUrl: url('legacy'),
+          dir: flat,
+          migrationsTable: 'pgmigrations',
+          direction: 'up',
+          singleTransaction: true,
+          log: () => undefined,
+        });
+      } finally {
+        rmSync(flat, { recursive: true, force: true });
+      }
+      const before = await tables('legacy');
 
-    const up = run({ DATABASE_URL: url('legacy'), MAILER_DATABASE_URL: '' }, 'migrate');
-    expect(up.stderr).toBe('');
-    expect(up.status).toBe(0);
-    expect(up.stdout).toContain('accounts: up to date');
-    expect(up.stdout).toContain('mailer: up to date');
-    expect(await tables('legacy')).toEqual(before);
-    expect(await history('legacy', 'pgmigrations')).toEqual(migrationNames('accounts'));
-    expect(await history('legacy', 'mailer_pgmigrations')).toEqual(migrationNames('mailer'));
-  });
+      const up = run({ DATABASE_URL: url('legacy'), MAILER_DATABASE_URL: '' }, 'migrate');
+      expect(up.stderr).toBe('');
+      expect(up.status).toBe(0);
+      expect(up.stdout).toContain('accounts: up to date');
+      expect(up.stdout).toContain('mailer: up to date');
+      expect(await tables('legacy')).toEqual(before);
+      expect(await history('legacy', 'pgmigrations')).toEqual(migrationNames('accounts'));
+      expect(await history('legacy', 'mailer_pgmigrations')).toEqual(migrationNames('mailer'));
+    },
+  );
 
   it('every migration belongs to a service: none lies directly in migrations/', () => {
     const loose = readdirSync(MIGRATIONS_ROOT).filter(

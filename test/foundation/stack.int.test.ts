@@ -33,111 +33,116 @@ describe('npm start (the whole stack)', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('when started, then every part is up; when Ctrl-C is pressed with resends in flight, then each service drains once and they are written', async () => {
-    const ports = { accounts: await freePort(), relay: await freePort(), mailer: await freePort() };
-    const opsPorts = { accounts: await freePort(), relay: ports.relay, mailer: ports.mailer };
-    const env = {
-      ...process.env,
-      DATABASE_URL: db.url,
-      KAFKA_BROKERS: '',
-      SMTP_HOST: '',
-      KAFKA_PORT: String(await freePort()),
-      KAFKA_DATA_DIR: path.join(dataDir, 'kafka'),
-      MAIL_CATCHER_SMTP_PORT: String(await freePort()),
-      MAIL_CATCHER_WEB_PORT: String(await freePort()),
-      ACCOUNTS_PORT: String(ports.accounts),
-      ACCOUNTS_OPS_PORT: String(opsPorts.accounts),
-      RELAY_PORT: String(ports.relay),
-      MAILER_PORT: String(ports.mailer),
-      MAILER_DATABASE_URL: '',
-      FORCE_COLOR: '0',
-      // Every anonymous resend below is a write (no cooldown, a cap far away).
-      RESEND_COOLDOWN_S: '0',
-      RESEND_MAX_PER_HOUR: '100',
-    };
-    // A process group of its own, like a terminal's foreground job: Ctrl-C signals the whole group.
-    const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
-      cwd: path.resolve(__dirname, '..', '..'),
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    const lines: string[] = [];
-    readline.createInterface({ input: stack.stdout }).on('line', (l) => lines.push(l));
-    readline.createInterface({ input: stack.stderr }).on('line', (l) => lines.push(l));
-    const exited = new Promise<number | null>((resolve) => stack.once('exit', resolve));
-    try {
-      await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000 }).catch(
-        (err: Error) => {
-          throw new Error(`the stack did not come up: ${err.message}\n${lines.join('\n')}`);
-        },
-      );
+  it(
+    'when started, then every part is up; when Ctrl-C is pressed with resends in flight, then each service ' +
+      'drains once and they are written',
+    async () => {
+      const ports = { accounts: await freePort(), relay: await freePort(), mailer: await freePort() };
+      const opsPorts = { accounts: await freePort(), relay: ports.relay, mailer: ports.mailer };
+      const env = {
+        ...process.env,
+        DATABASE_URL: db.url,
+        KAFKA_BROKERS: '',
+        SMTP_HOST: '',
+        KAFKA_PORT: String(await freePort()),
+        KAFKA_DATA_DIR: path.join(dataDir, 'kafka'),
+        MAIL_CATCHER_SMTP_PORT: String(await freePort()),
+        MAIL_CATCHER_WEB_PORT: String(await freePort()),
+        ACCOUNTS_PORT: String(ports.accounts),
+        ACCOUNTS_OPS_PORT: String(opsPorts.accounts),
+        RELAY_PORT: String(ports.relay),
+        MAILER_PORT: String(ports.mailer),
+        MAILER_DATABASE_URL: '',
+        FORCE_COLOR: '0',
+        // Every anonymous resend below is a write (no cooldown, a cap far away).
+        RESEND_COOLDOWN_S: '0',
+        RESEND_MAX_PER_HOUR: '100',
+      };
+      // A process group of its own, like a terminal's foreground job: Ctrl-C signals the whole group.
+      const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
+        cwd: path.resolve(__dirname, '..', '..'),
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const lines: string[] = [];
+      readline.createInterface({ input: stack.stdout }).on('line', (l) => lines.push(l));
+      readline.createInterface({ input: stack.stderr }).on('line', (l) => lines.push(l));
+      const exited = new Promise<number | null>((resolve) => stack.once('exit', resolve));
+      try {
+        await waitFor(() => lines.some((l) => l.includes('the stack is up')), { timeoutMs: 120_000 }).catch(
+          (err: Error) => {
+            throw new Error(`the stack did not come up: ${err.message}\n${lines.join('\n')}`);
+          },
+        );
 
-      for (const port of Object.values(opsPorts)) {
-        const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
-        expect(ready.status).toBe(200);
-        const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
-        expect(metrics.headers.get('content-type')).toContain('text/plain');
-        expect(await metrics.text()).toMatch(/^# HELP /m);
-      }
-      const out = lines.join('\n');
-      expect(out).toContain(`http://127.0.0.1:${ports.accounts}/api/v1/usr/register`);
-      expect(out).toContain(`http://127.0.0.1:${opsPorts.accounts}/metrics`);
-      expect((await fetch(`http://127.0.0.1:${ports.accounts}/metrics`)).status).toBe(404);
-      expect(out).toMatch(/dev inbox\s+http:\/\/127\.0\.0\.1:\d+/);
-      const brokerPid = Number(readFileSync(path.join(dataDir, 'kafka', 'broker.pid'), 'utf8'));
-      expect(alive(brokerPid)).toBe(true);
+        for (const port of Object.values(opsPorts)) {
+          const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+          expect(ready.status).toBe(200);
+          const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+          expect(metrics.headers.get('content-type')).toContain('text/plain');
+          expect(await metrics.text()).toMatch(/^# HELP /m);
+        }
+        const out = lines.join('\n');
+        expect(out).toContain(`http://127.0.0.1:${ports.accounts}/api/v1/usr/register`);
+        expect(out).toContain(`http://127.0.0.1:${opsPorts.accounts}/metrics`);
+        expect((await fetch(`http://127.0.0.1:${ports.accounts}/metrics`)).status).toBe(404);
+        expect(out).toMatch(/dev inbox\s+http:\/\/127\.0\.0\.1:\d+/);
+        const brokerPid = Number(readFileSync(path.join(dataDir, 'kafka', 'broker.pid'), 'utf8'));
+        expect(alive(brokerPid)).toBe(true);
 
-      // The mailer runs on its own database, created beside accounts' one.
-      expect(out).toContain(`mailer ${db.name}_mailer`);
-      const mailerTables = await db.pool.query(`SELECT to_regclass('public.mailer_requests') IS NOT NULL AS here`);
-      expect(mailerTables.rows[0].here).toBe(false);
+        // The mailer runs on its own database, created beside accounts' one.
+        expect(out).toContain(`mailer ${db.name}_mailer`);
+        const mailerTables = await db.pool.query(`SELECT to_regclass('public.mailer_requests') IS NOT NULL AS here`);
+        expect(mailerTables.rows[0].here).toBe(false);
 
-      // Anonymous resends are answered 202 before their lookup and write: Ctrl-C right after the
-      // answers catches them in flight, and a graceful stop must still write every one.
-      const api = `http://127.0.0.1:${ports.accounts}/api/v1/usr`;
-      const email = `ctrl-c-${Date.now()}@example.test`;
-      const post = (route: string, body: unknown) =>
-        fetch(`${api}/${route}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        });
-      expect((await post('register', { email, password: 'correct horse battery staple' })).status).toBe(201);
-      const RESENDS = 30;
-      const answers = await Promise.all(Array.from({ length: RESENDS }, () => post('email/resend', { email })));
-      expect(answers.map((r) => r.status)).toEqual(Array(RESENDS).fill(202));
-      process.kill(-(stack.pid as number), 'SIGINT');
-      expect(await exited).toBe(0);
+        // Anonymous resends are answered 202 before their lookup and write: Ctrl-C right after the
+        // answers catches them in flight, and a graceful stop must still write every one.
+        const api = `http://127.0.0.1:${ports.accounts}/api/v1/usr`;
+        const email = `ctrl-c-${Date.now()}@example.test`;
+        const post = (route: string, body: unknown) =>
+          fetch(`${api}/${route}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+        expect((await post('register', { email, password: 'correct horse battery staple' })).status).toBe(201);
+        const RESENDS = 30;
+        const answers = await Promise.all(Array.from({ length: RESENDS }, () => post('email/resend', { email })));
+        expect(answers.map((r) => r.status)).toEqual(Array(RESENDS).fill(202));
+        process.kill(-(stack.pid as number), 'SIGINT');
+        expect(await exited).toBe(0);
 
-      const { rows } = await db.pool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM email_confirmations c JOIN users u ON u.id = c.user_id WHERE u.email = $1`,
-        [email],
-      );
-      expect(rows[0]?.n).toBe(1 + RESENDS);
-      const log = lines.join('\n');
-      expect(log).not.toContain('second stop request');
-      for (const service of ['accounts', 'relay', 'mailer']) {
-        const own = lines.filter((l) => l.startsWith(`[${service}]`));
-        expect(own.filter((l) => l.includes('"msg":"stopping"'))).toHaveLength(1);
-        expect(own.some((l) => l.includes('"msg":"stopped all"') && l.includes('"exit_code":0'))).toBe(true);
+        const { rows } = await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM email_confirmations c JOIN users u ON u.id = c.user_id WHERE u.email = $1`,
+          [email],
+        );
+        expect(rows[0]?.n).toBe(1 + RESENDS);
+        const log = lines.join('\n');
+        expect(log).not.toContain('second stop request');
+        for (const service of ['accounts', 'relay', 'mailer']) {
+          const own = lines.filter((l) => l.startsWith(`[${service}]`));
+          expect(own.filter((l) => l.includes('"msg":"stopping"'))).toHaveLength(1);
+          expect(own.some((l) => l.includes('"msg":"stopped all"') && l.includes('"exit_code":0'))).toBe(true);
+        }
+        // Kafka stops after every service drained.
+        const kafkaStop = lines.findIndex((l) => l.startsWith('[kafka]') && l.includes('stopping'));
+        const lastDrain = Math.max(...lines.map((l, i) => (l.includes('"msg":"stopped all"') ? i : -1)));
+        expect(kafkaStop).toBeGreaterThan(lastDrain);
+        // Nothing it started survives: the broker (java) and every service port are gone.
+        await waitFor(() => !alive(brokerPid), { timeoutMs: 30_000, message: 'the Kafka broker survived the stack' });
+        for (const port of Object.values(ports)) {
+          await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+        }
+      } finally {
+        if (stack.exitCode === null) process.kill(-(stack.pid as number), 'SIGKILL');
+        const pidFile = path.join(dataDir, 'kafka', 'broker.pid');
+        if (existsSync(pidFile)) {
+          const pid = Number(readFileSync(pidFile, 'utf8'));
+          if (alive(pid)) process.kill(pid, 'SIGKILL');
+        }
       }
-      // Kafka stops after every service drained.
-      const kafkaStop = lines.findIndex((l) => l.startsWith('[kafka]') && l.includes('stopping'));
-      const lastDrain = Math.max(...lines.map((l, i) => (l.includes('"msg":"stopped all"') ? i : -1)));
-      expect(kafkaStop).toBeGreaterThan(lastDrain);
-      // Nothing it started survives: the broker (java) and every service port are gone.
-      await waitFor(() => !alive(brokerPid), { timeoutMs: 30_000, message: 'the Kafka broker survived the stack' });
-      for (const port of Object.values(ports)) {
-        await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
-      }
-    } finally {
-      if (stack.exitCode === null) process.kill(-(stack.pid as number), 'SIGKILL');
-      const pidFile = path.join(dataDir, 'kafka', 'broker.pid');
-      if (existsSync(pidFile)) {
-        const pid = Number(readFileSync(pidFile, 'utf8'));
-        if (alive(pid)) process.kill(pid, 'SIGKILL');
-      }
-    }
-  }, 180_000);
+    },
+    180_000,
+  );
 });

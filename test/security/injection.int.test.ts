@@ -114,86 +114,89 @@ describe('injection: hostile strings in every field are stored verbatim or rejec
     },
   );
 
-  test('a NUL byte in any text field of any endpoint is 400 validation_failed naming the field, not a 500', async () => {
-    const cases: [
-      string,
-      () => Promise<{ status: number; body: { error: { code: string; details: { path: string }[] } } }>,
-      string,
-    ][] = [
-      [
-        'register email',
-        () =>
-          accounts.http.post('/api/v1/usr/register').send({ email: `a${NUL}@example.com`, password: strongPassword }),
-        'email',
-      ],
-      [
-        'register password',
-        () =>
-          accounts.http
-            .post('/api/v1/usr/register')
-            .send({ email: uniqueEmail('nul'), password: `${strongPassword}${NUL}` }),
-        'password',
-      ],
-      [
-        'register first_name',
-        () =>
-          accounts.http
-            .post('/api/v1/usr/register')
-            .send({ email: uniqueEmail('nul'), password: strongPassword, first_name: NUL }),
-        'first_name',
-      ],
-      [
-        'register last_name',
-        () =>
-          accounts.http
-            .post('/api/v1/usr/register')
-            .send({ email: uniqueEmail('nul'), password: strongPassword, last_name: NUL }),
-        'last_name',
-      ],
-      [
-        'register referral_code',
-        () =>
-          accounts.http
-            .post('/api/v1/usr/register')
-            .send({ email: uniqueEmail('nul'), password: strongPassword, referral_code: NUL }),
-        'referral_code',
-      ],
-      [
-        'login email',
-        () => accounts.http.post('/api/v1/usr/login').send({ email: NUL, password: strongPassword }),
-        'email',
-      ],
-      [
-        'login password',
-        () => accounts.http.post('/api/v1/usr/login').send({ email: victim.email, password: NUL }),
-        'password',
-      ],
-      [
-        'refresh token',
-        () => accounts.http.post('/api/v1/usr/token/refresh').send({ refresh_token: NUL }),
-        'refresh_token',
-      ],
-      [
-        'confirmation code',
-        () =>
-          accounts.http
-            .post('/api/v1/usr/email/confirm')
-            .set('Authorization', `Bearer ${victim.access}`)
-            .send({ code: NUL }),
-        'code',
-      ],
-      ['anonymous resend email', () => accounts.http.post('/api/v1/usr/email/resend').send({ email: NUL }), 'email'],
-    ];
-    for (const [label, call, field] of cases) {
-      const res = await call();
-      expect({
-        label,
-        status: res.status,
-        code: res.body.error.code,
-        paths: res.body.error.details.map((d) => d.path),
-      }).toEqual({ label, status: 400, code: 'validation_failed', paths: [field] });
-    }
-  });
+  test(
+    'a NUL byte in any text field of any endpoint is ' + '400 validation_failed naming the field, not a 500',
+    async () => {
+      const cases: [
+        string,
+        () => Promise<{ status: number; body: { error: { code: string; details: { path: string }[] } } }>,
+        string,
+      ][] = [
+        [
+          'register email',
+          () =>
+            accounts.http.post('/api/v1/usr/register').send({ email: `a${NUL}@example.com`, password: strongPassword }),
+          'email',
+        ],
+        [
+          'register password',
+          () =>
+            accounts.http
+              .post('/api/v1/usr/register')
+              .send({ email: uniqueEmail('nul'), password: `${strongPassword}${NUL}` }),
+          'password',
+        ],
+        [
+          'register first_name',
+          () =>
+            accounts.http
+              .post('/api/v1/usr/register')
+              .send({ email: uniqueEmail('nul'), password: strongPassword, first_name: NUL }),
+          'first_name',
+        ],
+        [
+          'register last_name',
+          () =>
+            accounts.http
+              .post('/api/v1/usr/register')
+              .send({ email: uniqueEmail('nul'), password: strongPassword, last_name: NUL }),
+          'last_name',
+        ],
+        [
+          'register referral_code',
+          () =>
+            accounts.http
+              .post('/api/v1/usr/register')
+              .send({ email: uniqueEmail('nul'), password: strongPassword, referral_code: NUL }),
+          'referral_code',
+        ],
+        [
+          'login email',
+          () => accounts.http.post('/api/v1/usr/login').send({ email: NUL, password: strongPassword }),
+          'email',
+        ],
+        [
+          'login password',
+          () => accounts.http.post('/api/v1/usr/login').send({ email: victim.email, password: NUL }),
+          'password',
+        ],
+        [
+          'refresh token',
+          () => accounts.http.post('/api/v1/usr/token/refresh').send({ refresh_token: NUL }),
+          'refresh_token',
+        ],
+        [
+          'confirmation code',
+          () =>
+            accounts.http
+              .post('/api/v1/usr/email/confirm')
+              .set('Authorization', `Bearer ${victim.access}`)
+              .send({ code: NUL }),
+          'code',
+        ],
+        ['anonymous resend email', () => accounts.http.post('/api/v1/usr/email/resend').send({ email: NUL }), 'email'],
+      ];
+      for (const [label, call, field] of cases) {
+        const res = await call();
+        expect({
+          label,
+          status: res.status,
+          code: res.body.error.code,
+          paths: res.body.error.details.map((d) => d.path),
+        }).toEqual({ label, status: 400, code: 'validation_failed', paths: [field] });
+      }
+    },
+  );
 
   test('after all of it every table is still there and the victim still logs in', async () => {
     expect(await tables()).toEqual(

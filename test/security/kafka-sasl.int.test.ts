@@ -59,13 +59,17 @@ describe('Kafka over SASL/SCRAM', () => {
     }
   };
 
-  test('a client without credentials, or with a wrong password, is refused on the SASL listener; the right credentials are accepted', async () => {
-    await expect(listTopics()).rejects.toThrow();
-    await expect(
-      listTopics({ mechanism: 'scram-sha-512', username: user.username, password: 'wrong-password' }),
-    ).rejects.toThrow(/SASL|authentication/i);
-    await expect(listTopics({ mechanism: 'scram-sha-256', ...user })).resolves.toEqual(expect.any(Array));
-  });
+  test(
+    'a client without credentials, or with a wrong password, is refused on the SASL listener; the right ' +
+      'credentials are accepted',
+    async () => {
+      await expect(listTopics()).rejects.toThrow();
+      await expect(
+        listTopics({ mechanism: 'scram-sha-512', username: user.username, password: 'wrong-password' }),
+      ).rejects.toThrow(/SASL|authentication/i);
+      await expect(listTopics({ mechanism: 'scram-sha-256', ...user })).resolves.toEqual(expect.any(Array));
+    },
+  );
 
   test("accounts, relay and mailer given KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD become ready and deliver a registration's mail, and never log the password", async () => {
     db = await createTestDatabase();

@@ -56,71 +56,78 @@ describe('confirmation codes are sealed from accounts to the mail', () => {
     return { requestId, envelope, row: JSON.stringify(rows[0]), code: await codeOf(db.pool, requestId) };
   };
 
-  test('the outbox row, the mail.requests record and the DLQ record never hold the code in clear; the mail does', async () => {
-    const collector = await collectMessages([h.topics.mailRequests]);
-    try {
-      const ok = await register();
-      expect(ok.row).not.toContain(ok.code);
-      expect(ok.envelope.payload.vars.code).toMatch(/^v1\.[0-9a-f]{8}\./);
-      await h.produceRaw([JSON.stringify(ok.envelope)]);
-      await h.waitForStatus(ok.requestId, 'sent');
-      const mail = h.smtp.messages.find((m) => m.text.includes(ok.code));
-      expect(mail?.text).toContain(ok.code);
+  test(
+    'the outbox row, the mail.requests record and the DLQ ' + 'record never hold the code in clear; the mail does',
+    async () => {
+      const collector = await collectMessages([h.topics.mailRequests]);
+      try {
+        const ok = await register();
+        expect(ok.row).not.toContain(ok.code);
+        expect(ok.envelope.payload.vars.code).toMatch(/^v1\.[0-9a-f]{8}\./);
+        await h.produceRaw([JSON.stringify(ok.envelope)]);
+        await h.waitForStatus(ok.requestId, 'sent');
+        const mail = h.smtp.messages.find((m) => m.text.includes(ok.code));
+        expect(mail?.text).toContain(ok.code);
 
-      await h.smtp.setFault({ mode: 'refuse' });
-      const failed = await register();
-      await h.produceRaw([JSON.stringify(failed.envelope)]);
-      await h.waitForStatus(failed.requestId, 'failed');
-      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === failed.requestId), {
-        message: 'DLQ record',
+        await h.smtp.setFault({ mode: 'refuse' });
+        const failed = await register();
+        await h.produceRaw([JSON.stringify(failed.envelope)]);
+        await h.waitForStatus(failed.requestId, 'failed');
+        const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === failed.requestId), {
+          message: 'DLQ record',
+        });
+        expect(dlq.original_value).toContain(failed.requestId);
+        expect(JSON.stringify(dlq)).not.toContain(failed.code);
+
+        const onTopic = await collector.waitForMessages(2);
+        const values = onTopic.map((m) => String(m.value)).join('\n');
+        expect(values).toContain(ok.requestId);
+        for (const code of [ok.code, failed.code]) expect(values).not.toContain(`"code":"${code}"`);
+      } finally {
+        await h.smtp.setFault({ mode: 'healthy' });
+        await collector.stop();
+      }
+    },
+  );
+
+  test(
+    'when the mailer lacks the key a code was sealed under, the request fails for good to the DLQ (still ' +
+      'sealed) instead of mailing garbage',
+    async () => {
+      const other = startTestAccounts({
+        databaseUrl: db.url,
+        env: { MAIL_PAYLOAD_KEY: Buffer.alloc(32, 1).toString('base64') },
       });
-      expect(dlq.original_value).toContain(failed.requestId);
-      expect(JSON.stringify(dlq)).not.toContain(failed.code);
+      try {
+        const res = await other.http
+          .post('/api/v1/usr/register')
+          .send({ email: uniqueEmail('otherkey'), password: strongPassword });
+        const requestId: string = res.body.email_confirmation.request_id;
+        const { rows } = await db.pool.query(
+          `SELECT payload, event_id, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
+          [requestId],
+        );
+        const envelope = {
+          id: rows[0].event_id,
+          type: 'mail.requested',
+          version: 1,
+          occurred_at: new Date().toISOString(),
+          aggregate_type: 'user',
+          aggregate_id: rows[0].key,
+          payload: rows[0].payload,
+        };
+        await h.produceRaw([JSON.stringify(envelope)]);
 
-      const onTopic = await collector.waitForMessages(2);
-      const values = onTopic.map((m) => String(m.value)).join('\n');
-      expect(values).toContain(ok.requestId);
-      for (const code of [ok.code, failed.code]) expect(values).not.toContain(`"code":"${code}"`);
-    } finally {
-      await h.smtp.setFault({ mode: 'healthy' });
-      await collector.stop();
-    }
-  });
-
-  test('when the mailer lacks the key a code was sealed under, the request fails for good to the DLQ (still sealed) instead of mailing garbage', async () => {
-    const other = startTestAccounts({
-      databaseUrl: db.url,
-      env: { MAIL_PAYLOAD_KEY: Buffer.alloc(32, 1).toString('base64') },
-    });
-    try {
-      const res = await other.http
-        .post('/api/v1/usr/register')
-        .send({ email: uniqueEmail('otherkey'), password: strongPassword });
-      const requestId: string = res.body.email_confirmation.request_id;
-      const { rows } = await db.pool.query(
-        `SELECT payload, event_id, key FROM outbox WHERE type = 'mail.requested' AND payload->>'request_id' = $1`,
-        [requestId],
-      );
-      const envelope = {
-        id: rows[0].event_id,
-        type: 'mail.requested',
-        version: 1,
-        occurred_at: new Date().toISOString(),
-        aggregate_type: 'user',
-        aggregate_id: rows[0].key,
-        payload: rows[0].payload,
-      };
-      await h.produceRaw([JSON.stringify(envelope)]);
-
-      const status = await h.waitForStatus(requestId, 'failed');
-      expect(status.error_class).toBe('unknown');
-      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === requestId), {
-        message: 'DLQ record',
-      });
-      expect(dlq.error).toMatch(/unknown key id/);
-      expect(h.smtp.messages.some((m) => m.to.includes(rows[0].payload.to))).toBe(false);
-    } finally {
-      await other.close();
-    }
-  });
+        const status = await h.waitForStatus(requestId, 'failed');
+        expect(status.error_class).toBe('unknown');
+        const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === requestId), {
+          message: 'DLQ record',
+        });
+        expect(dlq.error).toMatch(/unknown key id/);
+        expect(h.smtp.messages.some((m) => m.to.includes(rows[0].payload.to))).toBe(false);
+      } finally {
+        await other.close();
+      }
+    },
+  );
 });

@@ -24,25 +24,32 @@ function runMain(env: Record<string, string>): Promise<{ code: number | null; st
 }
 
 describe('accounts start-up with a bad environment', () => {
-  test('when PORT is not a number and JWT_SECRET is missing in production, exits 1 with one stderr line naming both', async () => {
-    const secret = 'x'.repeat(40);
+  test(
+    'when PORT is not a number and JWT_SECRET is missing in production, exits 1 with one stderr line naming ' + 'both',
+    async () => {
+      const secret = 'x'.repeat(40);
 
-    const result = await runMain({ PORT: 'abc', NODE_ENV: 'production' });
+      const result = await runMain({ PORT: 'abc', NODE_ENV: 'production' });
 
-    expect(result.code).toBe(1);
-    const lines = result.stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/PORT/);
-    expect(lines[0]).toMatch(/JWT_SECRET/);
-    expect(result.stderr).not.toContain(secret);
-    // How fast it exits is a benchmark's question (no timing assertions in tests): `ms` is reported only.
-  });
+      expect(result.code).toBe(1);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/PORT/);
+      expect(lines[0]).toMatch(/JWT_SECRET/);
+      expect(result.stderr).not.toContain(secret);
+      // How fast it exits is a benchmark's question (no timing assertions in tests): `ms` is reported only.
+    },
+  );
 
-  test('when NODE_ENV=production and JWT_SECRET is shorter than 32 bytes, refuses to start without echoing the secret', async () => {
-    const result = await runMain({ NODE_ENV: 'production', JWT_SECRET: 'short-secret-value' });
+  test(
+    'when NODE_ENV=production and JWT_SECRET is shorter than 32 bytes, refuses to start without echoing the ' +
+      'secret',
+    async () => {
+      const result = await runMain({ NODE_ENV: 'production', JWT_SECRET: 'short-secret-value' });
 
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/JWT_SECRET: must be at least 32 bytes/);
-    expect(result.stderr).not.toContain('short-secret-value');
-  });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/JWT_SECRET: must be at least 32 bytes/);
+      expect(result.stderr).not.toContain('short-secret-value');
+    },
+  );
 });

@@ -89,29 +89,33 @@ describe('register and /email/status while mail can or cannot go out', () => {
     };
   };
 
-  test('when the mail is sent within REGISTER_WAIT_MS (no Prefer header), then the original success message and no email_info', async () => {
-    const email = uniqueEmail('sent');
-    const marker = (async () => {
-      for (let i = 0; i < 200; i++) {
-        const { rowCount } = await db.pool.query(
-          `UPDATE mail_delivery_status m SET status = 'sent', attempt = 1 FROM users u WHERE u.id = m.user_id AND lower(u.email) = lower($1)`,
-          [email],
-        );
-        if (rowCount) return;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    })();
-    const res = await accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword });
-    await marker;
-    expect(res.status).toBe(201);
-    expect(res.headers['preference-applied']).toBeUndefined();
-    expect(res.body).toMatchObject({
-      email_confirmation_sent: true,
-      email_confirmation: { status: 'sent' },
-      message: MESSAGE_SENT,
-    });
-    expect(res.body.email_info).toBeUndefined();
-  });
+  test(
+    'when the mail is sent within REGISTER_WAIT_MS (no Prefer header), then the original success message and ' +
+      'no email_info',
+    async () => {
+      const email = uniqueEmail('sent');
+      const marker = (async () => {
+        for (let i = 0; i < 200; i++) {
+          const { rowCount } = await db.pool.query(
+            `UPDATE mail_delivery_status m SET status = 'sent', attempt = 1 FROM users u WHERE u.id = m.user_id AND lower(u.email) = lower($1)`,
+            [email],
+          );
+          if (rowCount) return;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      const res = await accounts.http.post('/api/v1/usr/register').send({ email, password: strongPassword });
+      await marker;
+      expect(res.status).toBe(201);
+      expect(res.headers['preference-applied']).toBeUndefined();
+      expect(res.body).toMatchObject({
+        email_confirmation_sent: true,
+        email_confirmation: { status: 'sent' },
+        message: MESSAGE_SENT,
+      });
+      expect(res.body.email_info).toBeUndefined();
+    },
+  );
 
   test('when the mail is not sent in time, then the original "will be sent shortly" message and email_info with the resend rules\' answer', async () => {
     const u = await register({ Prefer: 'wait=0' });
@@ -126,79 +130,87 @@ describe('register and /email/status while mail can or cannot go out', () => {
     expect((u.body.email_info as { retry_after_s: number }).retry_after_s).toBeGreaterThan(590);
   });
 
-  test('when every provider is open, then /email/status says deferred / circuit_open with the next attempt, a message and a lifted cooldown', async () => {
-    const u = await register({ Prefer: 'wait=0' });
-    const next = new Date(Date.now() + 60_000);
-    await publish(u, {
-      status: 'deferred',
-      attempt: 0,
-      error_class: 'circuit_open',
-      next_attempt_at: next.toISOString(),
-    });
-    const status = await waitFor(
-      async () => {
-        const s = await statusOf(u);
-        return s.last_request?.status === 'deferred' ? s : undefined;
-      },
-      { timeoutMs: 15_000, message: 'deferred status consumed' },
-    );
-    expect(status.last_request).toMatchObject({
-      status: 'deferred',
-      error_class: 'circuit_open',
-      attempts: 0,
-      next_attempt_at: next.toISOString(),
-    });
-    expect(status.last_request.message).toBe(
-      `The mail server is not responding; we will retry automatically at ${next.toISOString().slice(11, 16)} UTC.`,
-    );
-    expect(status.can_resend).toBe(true);
-  });
+  test(
+    'when every provider is open, then /email/status says deferred / circuit_open with the next attempt, a ' +
+      'message and a lifted cooldown',
+    async () => {
+      const u = await register({ Prefer: 'wait=0' });
+      const next = new Date(Date.now() + 60_000);
+      await publish(u, {
+        status: 'deferred',
+        attempt: 0,
+        error_class: 'circuit_open',
+        next_attempt_at: next.toISOString(),
+      });
+      const status = await waitFor(
+        async () => {
+          const s = await statusOf(u);
+          return s.last_request?.status === 'deferred' ? s : undefined;
+        },
+        { timeoutMs: 15_000, message: 'deferred status consumed' },
+      );
+      expect(status.last_request).toMatchObject({
+        status: 'deferred',
+        error_class: 'circuit_open',
+        attempts: 0,
+        next_attempt_at: next.toISOString(),
+      });
+      expect(status.last_request.message).toBe(
+        `The mail server is not responding; we will retry automatically at ${next.toISOString().slice(11, 16)} UTC.`,
+      );
+      expect(status.can_resend).toBe(true);
+    },
+  );
 
-  test('when an outage is known from a circuit_open status, then a registration does not wait at all (REGISTER_WAIT_MS, or Prefer) and says why', async () => {
-    const other = await register({ Prefer: 'wait=0' });
-    await publish(other, {
-      status: 'deferred',
-      attempt: 0,
-      error_class: 'circuit_open',
-      next_attempt_at: new Date(Date.now() + 60_000).toISOString(),
-    });
-    await waitFor(() => accounts.deps.mailOutage.known(), { timeoutMs: 15_000, message: 'outage learnt' });
+  test(
+    'when an outage is known from a circuit_open status, then a registration does not wait at all ' +
+      '(REGISTER_WAIT_MS, or Prefer) and says why',
+    async () => {
+      const other = await register({ Prefer: 'wait=0' });
+      await publish(other, {
+        status: 'deferred',
+        attempt: 0,
+        error_class: 'circuit_open',
+        next_attempt_at: new Date(Date.now() + 60_000).toISOString(),
+      });
+      await waitFor(() => accounts.deps.mailOutage.known(), { timeoutMs: 15_000, message: 'outage learnt' });
 
-    const reads = countStatusReads();
-    try {
-      const byDefault = await register();
-      const preferred = await register({ Prefer: 'wait=10' });
-      expect(reads.reads()).toBe(0);
-      for (const u of [byDefault, preferred]) {
-        expect(u.body).toMatchObject({
-          email_confirmation_sent: false,
-          message: MESSAGE_NOT_SENT,
-          email_info: { email_sent: false, status: 'queued' },
-        });
-        expect((u.body.email_info as { error: string }).error).toMatch(
-          /^The mail server is not responding; we will retry automatically at \d\d:\d\d UTC\.$/,
-        );
+      const reads = countStatusReads();
+      try {
+        const byDefault = await register();
+        const preferred = await register({ Prefer: 'wait=10' });
+        expect(reads.reads()).toBe(0);
+        for (const u of [byDefault, preferred]) {
+          expect(u.body).toMatchObject({
+            email_confirmation_sent: false,
+            message: MESSAGE_NOT_SENT,
+            email_info: { email_sent: false, status: 'queued' },
+          });
+          expect((u.body.email_info as { error: string }).error).toMatch(
+            /^The mail server is not responding; we will retry automatically at \d\d:\d\d UTC\.$/,
+          );
+        }
+      } finally {
+        reads.restore();
       }
-    } finally {
-      reads.restore();
-    }
 
-    // A sent status ends the known outage: the next registration waits (and reads its status) again.
-    await publish(other, { status: 'sent', attempt: 1, error_class: null, provider: 'primary' });
-    await waitFor(() => !accounts.deps.mailOutage.known(), { timeoutMs: 15_000, message: 'outage over' });
-    const again = countStatusReads();
-    try {
-      await register({ Prefer: 'wait=1' });
-      expect(again.reads()).toBeGreaterThan(0);
-    } finally {
-      again.restore();
-    }
-    expect((await statusOf(other)).last_request).toMatchObject({
-      status: 'sent',
-      provider: 'primary',
-      message: expect.stringMatching(/has been sent/),
-    });
-  });
+      // A sent status ends the known outage: the next registration waits (and reads its status) again.
+      await publish(other, { status: 'sent', attempt: 1, error_class: null, provider: 'primary' });
+      await waitFor(() => !accounts.deps.mailOutage.known(), { timeoutMs: 15_000, message: 'outage over' });
+      const again = countStatusReads();
+      try {
+        await register({ Prefer: 'wait=1' });
+        expect(again.reads()).toBeGreaterThan(0);
+      } finally {
+        again.restore();
+      }
+      expect((await statusOf(other)).last_request).toMatchObject({
+        status: 'sent',
+        provider: 'primary',
+        message: expect.stringMatching(/has been sent/),
+      });
+    },
+  );
 });
 
 describe('CORS for browser clients (CORS_ORIGINS)', () => {

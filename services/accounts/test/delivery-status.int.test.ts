@@ -86,18 +86,22 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     );
   };
 
-  test('when an event is valid by its schema but refused by PostgreSQL (attempt beyond integer range), it is parked and the partition moves on', async () => {
-    const user = await registerUser();
-    const huge = event(user, { status: 'deferred', attempt: 2 ** 40, error_class: 'timeout' });
+  test(
+    'when an event is valid by its schema but refused by PostgreSQL (attempt beyond integer range), it is ' +
+      'parked and the partition moves on',
+    async () => {
+      const user = await registerUser();
+      const huge = event(user, { status: 'deferred', attempt: 2 ** 40, error_class: 'timeout' });
 
-    await produceThenMarker(user, [huge, event(user, { status: 'sent', attempt: 1 })]);
+      await produceThenMarker(user, [huge, event(user, { status: 'sent', attempt: 1 })]);
 
-    const parked = await db.pool.query('SELECT error FROM accounts_poison_events WHERE value LIKE $1', [
-      `%${huge.id}%`,
-    ]);
-    expect(parked.rows[0]?.error).toMatch(/rejected by PostgreSQL/);
-    expect((await statusOf(user)).last_request).toMatchObject({ status: 'sent' });
-  });
+      const parked = await db.pool.query('SELECT error FROM accounts_poison_events WHERE value LIKE $1', [
+        `%${huge.id}%`,
+      ]);
+      expect(parked.rows[0]?.error).toMatch(/rejected by PostgreSQL/);
+      expect((await statusOf(user)).last_request).toMatchObject({ status: 'sent' });
+    },
+  );
 
   test('when a sent status arrives, /email/status reports it', async () => {
     const user = await registerUser();
@@ -118,41 +122,45 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     });
   });
 
-  test('when duplicates and older statuses arrive after a final one, the final status stays and duplicates are counted once', async () => {
-    const user = await registerUser();
-    const deferred1 = event(user, { status: 'deferred', attempt: 1, error_class: 'timeout' });
-    const sent2 = event(user, { status: 'sent', attempt: 2 });
-    const before = await metricValue(accounts.registry, 'mail_delivery_status_total', {
-      status: 'deferred',
-      error_class: 'timeout',
-    });
-
-    await produceThenMarker(user, [
-      deferred1,
-      sent2,
-      deferred1,
-      event(user, { status: 'deferred', attempt: 3, error_class: 'connection' }),
-      sent2,
-      event(user, { status: 'queued', attempt: 0 }),
-    ]);
-
-    const row = await db.pool.query(
-      'SELECT status, attempt, error_class, last_event_id FROM mail_delivery_status WHERE request_id = $1',
-      [user.requestId],
-    );
-    expect(row.rows[0]).toEqual({ status: 'sent', attempt: 2, error_class: null, last_event_id: sent2.id });
-    expect(
-      await metricValue(accounts.registry, 'mail_delivery_status_total', {
+  test(
+    'when duplicates and older statuses arrive after a final one, the final status stays and duplicates are ' +
+      'counted once',
+    async () => {
+      const user = await registerUser();
+      const deferred1 = event(user, { status: 'deferred', attempt: 1, error_class: 'timeout' });
+      const sent2 = event(user, { status: 'sent', attempt: 2 });
+      const before = await metricValue(accounts.registry, 'mail_delivery_status_total', {
         status: 'deferred',
         error_class: 'timeout',
-      }),
-    ).toBe(before + 1);
-    const processed = await db.pool.query(
-      `SELECT count(*)::int AS n FROM processed_events WHERE consumer = 'accounts.delivery-status' AND event_id = ANY($1)`,
-      [[deferred1.id, sent2.id]],
-    );
-    expect(processed.rows[0].n).toBe(2);
-  });
+      });
+
+      await produceThenMarker(user, [
+        deferred1,
+        sent2,
+        deferred1,
+        event(user, { status: 'deferred', attempt: 3, error_class: 'connection' }),
+        sent2,
+        event(user, { status: 'queued', attempt: 0 }),
+      ]);
+
+      const row = await db.pool.query(
+        'SELECT status, attempt, error_class, last_event_id FROM mail_delivery_status WHERE request_id = $1',
+        [user.requestId],
+      );
+      expect(row.rows[0]).toEqual({ status: 'sent', attempt: 2, error_class: null, last_event_id: sent2.id });
+      expect(
+        await metricValue(accounts.registry, 'mail_delivery_status_total', {
+          status: 'deferred',
+          error_class: 'timeout',
+        }),
+      ).toBe(before + 1);
+      const processed = await db.pool.query(
+        `SELECT count(*)::int AS n FROM processed_events WHERE consumer = 'accounts.delivery-status' AND event_id = ANY($1)`,
+        [[deferred1.id, sent2.id]],
+      );
+      expect(processed.rows[0].n).toBe(2);
+    },
+  );
 
   test('when deferred attempts arrive out of order, the higher attempt wins', async () => {
     const user = await registerUser();
@@ -166,22 +174,25 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     expect(body.last_request).toMatchObject({ status: 'deferred', attempts: 3, error_class: 'circuit_open' });
   });
 
-  test('when the last status is failed, the resend cooldown is lifted: status says can_resend and resend answers 202', async () => {
-    const user = await registerUser();
-    const blocked = await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${user.token}`);
-    expect(blocked.status).toBe(429);
+  test(
+    'when the last status is failed, the resend cooldown is lifted: status says can_resend and resend answers ' + '202',
+    async () => {
+      const user = await registerUser();
+      const blocked = await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${user.token}`);
+      expect(blocked.status).toBe(429);
 
-    await produceThenMarker(user, [event(user, { status: 'failed', attempt: 8, error_class: 'rejected' })]);
-    const status = await statusOf(user);
-    const resend = await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${user.token}`);
+      await produceThenMarker(user, [event(user, { status: 'failed', attempt: 8, error_class: 'rejected' })]);
+      const status = await statusOf(user);
+      const resend = await accounts.http.post('/api/v1/usr/email/resend').set('Authorization', `Bearer ${user.token}`);
 
-    expect(status).toMatchObject({
-      last_request: { status: 'failed', error_class: 'rejected' },
-      can_resend: true,
-      retry_after_s: 0,
-    });
-    expect(resend.status).toBe(202);
-  });
+      expect(status).toMatchObject({
+        last_request: { status: 'failed', error_class: 'rejected' },
+        can_resend: true,
+        retry_after_s: 0,
+      });
+      expect(resend.status).toBe(202);
+    },
+  );
 
   test('when the last status is deferred, the anonymous resend queues a mail inside the cooldown', async () => {
     const email = uniqueEmail('ds-anon');
@@ -203,18 +214,22 @@ describe('mail.delivery-status consumer: what /email/status and /email/resend an
     expect(mails.rows[0].n).toBe(2);
   });
 
-  test('when poison messages (not JSON, wrong schema, wrong type) precede a valid one, they are counted and skipped and the valid one is applied', async () => {
-    const user = await registerUser();
-    const before = await metricValue(accounts.registry, 'accounts_invalid_events_total', { topic });
-    const wrongSchema = JSON.stringify({ ...event(user, {}), payload: { request_id: 'nope' } });
-    const wrongType = JSON.stringify({ ...event(user, {}), type: 'user.registered' });
+  test(
+    'when poison messages (not JSON, wrong schema, wrong type) precede a valid one, they are counted and ' +
+      'skipped and the valid one is applied',
+    async () => {
+      const user = await registerUser();
+      const before = await metricValue(accounts.registry, 'accounts_invalid_events_total', { topic });
+      const wrongSchema = JSON.stringify({ ...event(user, {}), payload: { request_id: 'nope' } });
+      const wrongType = JSON.stringify({ ...event(user, {}), type: 'user.registered' });
 
-    await produce(user, ['{not json', wrongSchema, wrongType, event(user, { status: 'sent', attempt: 1 })]);
+      await produce(user, ['{not json', wrongSchema, wrongType, event(user, { status: 'sent', attempt: 1 })]);
 
-    await waitFor(async () => (await statusOf(user)).last_request?.status === 'sent', {
-      timeoutMs: 30_000,
-      message: 'valid event after poison not applied',
-    });
-    expect(await metricValue(accounts.registry, 'accounts_invalid_events_total', { topic })).toBe(before + 3);
-  });
+      await waitFor(async () => (await statusOf(user)).last_request?.status === 'sent', {
+        timeoutMs: 30_000,
+        message: 'valid event after poison not applied',
+      });
+      expect(await metricValue(accounts.registry, 'accounts_invalid_events_total', { topic })).toBe(before + 3);
+    },
+  );
 });

@@ -47,19 +47,22 @@ describe('email confirmation: confirm, resend and status', () => {
     ).rows[0].n as number;
 
   describe('POST /api/v1/usr/email/confirm', () => {
-    test('when the code is right, returns 200 email_confirmed and marks the user confirmed and the request consumed', async () => {
-      const user = await registerUser();
+    test(
+      'when the code is right, returns 200 email_confirmed and marks the user confirmed and the request ' + 'consumed',
+      async () => {
+        const user = await registerUser();
 
-      const res = await confirm(user, await codeOf(db.pool, user.requestId));
+        const res = await confirm(user, await codeOf(db.pool, user.requestId));
 
-      expect(res.status).toBe(200);
-      expect(res.body).toEqual({ email_confirmed: true });
-      const row = await db.pool.query(
-        'SELECT u.email_confirmed_at IS NOT NULL AS confirmed, ec.state FROM users u JOIN email_confirmations ec ON ec.user_id = u.id WHERE ec.request_id = $1',
-        [user.requestId],
-      );
-      expect(row.rows[0]).toEqual({ confirmed: true, state: 'consumed' });
-    });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ email_confirmed: true });
+        const row = await db.pool.query(
+          'SELECT u.email_confirmed_at IS NOT NULL AS confirmed, ec.state FROM users u JOIN email_confirmations ec ON ec.user_id = u.id WHERE ec.request_id = $1',
+          [user.requestId],
+        );
+        expect(row.rows[0]).toEqual({ confirmed: true, state: 'consumed' });
+      },
+    );
 
     test('when already confirmed, confirming again is 200 (idempotent), whatever the code', async () => {
       const user = await registerUser();
@@ -84,18 +87,22 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(row.rows[0]).toEqual({ attempts: 1, state: 'pending' });
     });
 
-    test('when CONFIRMATION_MAX_ATTEMPTS wrong codes were tried, returns 429 too_many_attempts even for the right code', async () => {
-      const user = await registerUser();
-      const code = await codeOf(db.pool, user.requestId);
-      for (let i = 0; i < 3; i++) expect((await confirm(user, wrong(code))).status).toBe(400);
+    test(
+      'when CONFIRMATION_MAX_ATTEMPTS wrong codes were tried, returns 429 too_many_attempts even for the right ' +
+        'code',
+      async () => {
+        const user = await registerUser();
+        const code = await codeOf(db.pool, user.requestId);
+        for (let i = 0; i < 3; i++) expect((await confirm(user, wrong(code))).status).toBe(400);
 
-      const res = await confirm(user, code);
+        const res = await confirm(user, code);
 
-      expect(res.status).toBe(429);
-      expect(res.body.error.code).toBe('too_many_attempts');
-      const row = await db.pool.query('SELECT email_confirmed_at FROM users WHERE id = $1', [user.userId]);
-      expect(row.rows[0].email_confirmed_at).toBeNull();
-    });
+        expect(res.status).toBe(429);
+        expect(res.body.error.code).toBe('too_many_attempts');
+        const row = await db.pool.query('SELECT email_confirmed_at FROM users WHERE id = $1', [user.userId]);
+        expect(row.rows[0].email_confirmed_at).toBeNull();
+      },
+    );
 
     test('when the code has expired, returns 400 code_expired', async () => {
       const user = await registerUser();
@@ -140,27 +147,31 @@ describe('email confirmation: confirm, resend and status', () => {
   });
 
   describe('POST /api/v1/usr/email/resend with a Bearer token', () => {
-    test('when the cooldown has passed, returns 202 and commits a new request, a queued status and a mail.requested outbox row, superseding the old code', async () => {
-      const user = await registerUser();
-      clock.advance(61);
+    test(
+      'when the cooldown has passed, returns 202 and commits a new request, a queued status and a ' +
+        'mail.requested outbox row, superseding the old code',
+      async () => {
+        const user = await registerUser();
+        clock.advance(61);
 
-      const res = await resend(user);
+        const res = await resend(user);
 
-      expect(res.status).toBe(202);
-      expect(res.body).toEqual({
-        email_confirmation: { request_id: expect.any(String), status: 'queued' },
-        retry_after_s: 60,
-      });
-      const requestId = res.body.email_confirmation.request_id;
-      expect(requestId).not.toBe(user.requestId);
-      expect(await codeOf(db.pool, requestId)).toMatch(/^\d{6}$/);
-      const mds = await db.pool.query('SELECT status FROM mail_delivery_status WHERE request_id = $1', [requestId]);
-      expect(mds.rows).toEqual([{ status: 'queued' }]);
-      expect(await pendingCount(user.userId)).toBe(1);
-      expect(
-        await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'queued' }),
-      ).toBeGreaterThanOrEqual(1);
-    });
+        expect(res.status).toBe(202);
+        expect(res.body).toEqual({
+          email_confirmation: { request_id: expect.any(String), status: 'queued' },
+          retry_after_s: 60,
+        });
+        const requestId = res.body.email_confirmation.request_id;
+        expect(requestId).not.toBe(user.requestId);
+        expect(await codeOf(db.pool, requestId)).toMatch(/^\d{6}$/);
+        const mds = await db.pool.query('SELECT status FROM mail_delivery_status WHERE request_id = $1', [requestId]);
+        expect(mds.rows).toEqual([{ status: 'queued' }]);
+        expect(await pendingCount(user.userId)).toBe(1);
+        expect(
+          await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'queued' }),
+        ).toBeGreaterThanOrEqual(1);
+      },
+    );
 
     test('when within the cooldown, returns 429 resend_cooldown with Retry-After and sends nothing', async () => {
       const user = await registerUser();
@@ -178,23 +189,26 @@ describe('email confirmation: confirm, resend and status', () => {
       expect(rows.rows[0].n).toBe(1);
     });
 
-    test('when the hourly cap is reached, returns 429 resend_cooldown until the oldest request leaves the hour', async () => {
-      const user = await registerUser();
-      clock.advance(61);
-      expect((await resend(user)).status).toBe(202);
-      clock.advance(61);
-      expect((await resend(user)).status).toBe(202);
-      clock.advance(61);
+    test(
+      'when the hourly cap is reached, returns 429 ' + 'resend_cooldown until the oldest request leaves the hour',
+      async () => {
+        const user = await registerUser();
+        clock.advance(61);
+        expect((await resend(user)).status).toBe(202);
+        clock.advance(61);
+        expect((await resend(user)).status).toBe(202);
+        clock.advance(61);
 
-      const capped = await resend(user);
+        const capped = await resend(user);
 
-      expect(capped.status).toBe(429);
-      expect(capped.body.error.code).toBe('resend_cooldown');
-      expect(Number(capped.headers['retry-after'])).toBe(3600 - 3 * 61);
-      expect(
-        await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'hourly_cap' }),
-      ).toBeGreaterThanOrEqual(1);
-    });
+        expect(capped.status).toBe(429);
+        expect(capped.body.error.code).toBe('resend_cooldown');
+        expect(Number(capped.headers['retry-after'])).toBe(3600 - 3 * 61);
+        expect(
+          await metricValue(accounts.registry, 'accounts_resend_requests_total', { result: 'hourly_cap' }),
+        ).toBeGreaterThanOrEqual(1);
+      },
+    );
 
     test('when ten resends race, the user row lock lets exactly one through', async () => {
       const user = await registerUser();
@@ -308,16 +322,20 @@ describe('email confirmation: confirm, resend and status', () => {
       });
     });
 
-    test('after the cooldown: can_resend true and retry_after_s 0; once confirmed: email_confirmed true and can_resend false', async () => {
-      const user = await registerUser();
-      clock.advance(61);
+    test(
+      'after the cooldown: can_resend true and retry_after_s 0; once confirmed: email_confirmed true and ' +
+        'can_resend false',
+      async () => {
+        const user = await registerUser();
+        clock.advance(61);
 
-      const before = await status(user);
-      await confirm(user, await codeOf(db.pool, user.requestId));
-      const after = await status(user);
+        const before = await status(user);
+        await confirm(user, await codeOf(db.pool, user.requestId));
+        const after = await status(user);
 
-      expect(before.body).toMatchObject({ can_resend: true, retry_after_s: 0 });
-      expect(after.body).toMatchObject({ email_confirmed: true, can_resend: false, retry_after_s: 0 });
-    });
+        expect(before.body).toMatchObject({ can_resend: true, retry_after_s: 0 });
+        expect(after.body).toMatchObject({ email_confirmed: true, can_resend: false, retry_after_s: 0 });
+      },
+    );
   });
 });

@@ -23,23 +23,32 @@ describe('POST /api/v1/usr/login', () => {
   const login = (accounts: TestAccounts, email: string, password: string) =>
     accounts.http.post('/api/v1/usr/login').send({ email, password });
 
-  test('when the credentials are right (email in any case), returns 200 with a token pair and user data, and starts a new token family', async () => {
-    const user = await registerUser();
+  test(
+    'when the credentials are right (email in any case), returns 200 with a token pair and user data, and ' +
+      'starts a new token family',
+    async () => {
+      const user = await registerUser();
 
-    const res = await login(second, user.email.toUpperCase(), strongPassword);
+      const res = await login(second, user.email.toUpperCase(), strongPassword);
 
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({
-      access_token: expect.any(String),
-      refresh_token: expect.any(String),
-      user_data: expect.objectContaining({ id: user.id, email: user.email, first_name: 'Lo', email_confirmed: false }),
-    });
-    const families = await db.pool.query(
-      'SELECT count(DISTINCT family_id)::int AS n FROM refresh_tokens WHERE user_id = $1',
-      [user.id],
-    );
-    expect(families.rows[0].n).toBe(2);
-  });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({
+        access_token: expect.any(String),
+        refresh_token: expect.any(String),
+        user_data: expect.objectContaining({
+          id: user.id,
+          email: user.email,
+          first_name: 'Lo',
+          email_confirmed: false,
+        }),
+      });
+      const families = await db.pool.query(
+        'SELECT count(DISTINCT family_id)::int AS n FROM refresh_tokens WHERE user_id = $1',
+        [user.id],
+      );
+      expect(families.rows[0].n).toBe(2);
+    },
+  );
 
   test('when the email is unknown or the password wrong, returns the same 401 invalid_credentials body', async () => {
     const user = await registerUser();
@@ -53,35 +62,42 @@ describe('POST /api/v1/usr/login', () => {
     expect(unknownEmail.body).toEqual(wrongPassword.body);
   });
 
-  test('when the email is unknown, a dummy argon2 hash is verified so the failure costs what a wrong password costs', async () => {
-    const verifyDummy = jest.spyOn(first.deps.hasher, 'verifyDummy');
-    const verify = jest.spyOn(first.deps.hasher, 'verify');
-    try {
-      await login(first, uniqueEmail('ghost'), 'some password');
+  test(
+    'when the email is unknown, a dummy argon2 hash is verified so the failure costs what a wrong password ' + 'costs',
+    async () => {
+      const verifyDummy = jest.spyOn(first.deps.hasher, 'verifyDummy');
+      const verify = jest.spyOn(first.deps.hasher, 'verify');
+      try {
+        await login(first, uniqueEmail('ghost'), 'some password');
 
-      expect(verifyDummy).toHaveBeenCalledTimes(1);
-      expect(verify).not.toHaveBeenCalled();
-    } finally {
-      verifyDummy.mockRestore();
-      verify.mockRestore();
-    }
-  });
+        expect(verifyDummy).toHaveBeenCalledTimes(1);
+        expect(verify).not.toHaveBeenCalled();
+      } finally {
+        verifyDummy.mockRestore();
+        verify.mockRestore();
+      }
+    },
+  );
 
-  test('when an address failed LOGIN_MAX_FAILURES times across two instances, the next login is 429 too_many_attempts with Retry-After, even with the right password', async () => {
-    const user = await registerUser();
-    await login(first, user.email, 'wrong-1-password');
-    await login(second, user.email, 'wrong-2-password');
-    await login(first, user.email, 'wrong-3-password');
+  test(
+    'when an address failed LOGIN_MAX_FAILURES times across two instances, the next login is 429 ' +
+      'too_many_attempts with Retry-After, even with the right password',
+    async () => {
+      const user = await registerUser();
+      await login(first, user.email, 'wrong-1-password');
+      await login(second, user.email, 'wrong-2-password');
+      await login(first, user.email, 'wrong-3-password');
 
-    const blocked = await login(second, user.email, strongPassword);
+      const blocked = await login(second, user.email, strongPassword);
 
-    expect(blocked.status).toBe(429);
-    expect(blocked.body.error.code).toBe('too_many_attempts');
-    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
-    expect(Number(blocked.headers['retry-after'])).toBeLessThanOrEqual(600);
-    const row = await db.pool.query('SELECT failures FROM login_throttle WHERE address = lower($1)', [user.email]);
-    expect(row.rows[0].failures).toBe(3);
-  });
+      expect(blocked.status).toBe(429);
+      expect(blocked.body.error.code).toBe('too_many_attempts');
+      expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(blocked.headers['retry-after'])).toBeLessThanOrEqual(600);
+      const row = await db.pool.query('SELECT failures FROM login_throttle WHERE address = lower($1)', [user.email]);
+      expect(row.rows[0].failures).toBe(3);
+    },
+  );
 
   test('when the failure window has passed, the right password logs in again and clears the failures', async () => {
     const user = await registerUser();

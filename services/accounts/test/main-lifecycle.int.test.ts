@@ -48,56 +48,68 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
     await db.drop();
   });
 
-  test('the public port serves /healthz but answers 404 for /metrics and /readyz (the resend counters would enumerate accounts)', async () => {
-    const health = await fetch(`${url}/healthz`);
-    const metrics = await fetch(`${url}/metrics`);
-    const ready = await fetch(`${url}/readyz`);
-    expect([health.status, metrics.status, ready.status]).toEqual([200, 404, 404]);
-    expect(await metrics.text()).not.toContain('accounts_resend_requests_total');
-  });
+  test(
+    'the public port serves /healthz but answers 404 for /metrics and /readyz (the resend counters would ' +
+      'enumerate accounts)',
+    async () => {
+      const health = await fetch(`${url}/healthz`);
+      const metrics = await fetch(`${url}/metrics`);
+      const ready = await fetch(`${url}/readyz`);
+      expect([health.status, metrics.status, ready.status]).toEqual([200, 404, 404]);
+      expect(await metrics.text()).not.toContain('accounts_resend_requests_total');
+    },
+  );
 
-  test('the ops port (OPS_PORT) serves /readyz and every contract metric accounts owns, with the security headers', async () => {
-    const ready = await fetch(`${opsUrl}/readyz`);
-    const metrics = await fetch(`${opsUrl}/metrics`);
-    const text = await metrics.text();
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: [{ name: 'postgres', ok: true }] });
-    expect(metrics.headers.get('content-type')).toContain('text/plain');
-    expect(metrics.headers.get('x-content-type-options')).toBe('nosniff');
-    for (const name of [
-      'http_request_duration_seconds',
-      'accounts_registrations_total',
-      'accounts_resend_requests_total',
-      'mail_delivery_status_total',
-    ]) {
-      expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
-    }
-  });
+  test(
+    'the ops port (OPS_PORT) serves /readyz and every ' + 'contract metric accounts owns, with the security headers',
+    async () => {
+      const ready = await fetch(`${opsUrl}/readyz`);
+      const metrics = await fetch(`${opsUrl}/metrics`);
+      const text = await metrics.text();
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ready', checks: [{ name: 'postgres', ok: true }] });
+      expect(metrics.headers.get('content-type')).toContain('text/plain');
+      expect(metrics.headers.get('x-content-type-options')).toBe('nosniff');
+      for (const name of [
+        'http_request_duration_seconds',
+        'accounts_registrations_total',
+        'accounts_resend_requests_total',
+        'mail_delivery_status_total',
+      ]) {
+        expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
+      }
+    },
+  );
 
-  test('serves readiness, the contract metrics at 0 and a registration; then drains and exits 0 on SIGTERM, with JSON logs free of secrets', async () => {
-    const ready = await fetch(`${opsUrl}/readyz`);
-    const metrics = await (await fetch(`${opsUrl}/metrics`)).text();
-    const res = await fetch(`${url}/api/v1/usr/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': 'main-test-1' },
-      body: JSON.stringify({ email: uniqueEmail('main'), password: strongPassword }),
-    });
-    const body = (await res.json()) as { access_token: string; refresh_token: string };
+  test(
+    'serves readiness, the contract metrics at 0 and a registration; then drains and exits 0 on SIGTERM, with ' +
+      'JSON logs free of secrets',
+    async () => {
+      const ready = await fetch(`${opsUrl}/readyz`);
+      const metrics = await (await fetch(`${opsUrl}/metrics`)).text();
+      const res = await fetch(`${url}/api/v1/usr/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'main-test-1' },
+        body: JSON.stringify({ email: uniqueEmail('main'), password: strongPassword }),
+      });
+      const body = (await res.json()) as { access_token: string; refresh_token: string };
 
-    child.kill('SIGTERM');
-    const code = await exit;
+      child.kill('SIGTERM');
+      const code = await exit;
 
-    expect(ready.status).toBe(200);
-    expect(metrics).toMatch(/accounts_registrations_total\{result="email_taken",service="accounts"\} 0/);
-    expect(metrics).toMatch(/accounts_resend_requests_total\{result="ignored",service="accounts"\} 0/);
-    expect(metrics).toMatch(/mail_delivery_status_total\{status="sent",error_class="none",service="accounts"\} 0/);
-    expect(res.status).toBe(201);
-    expect(res.headers.get('x-request-id')).toBe('main-test-1');
-    expect(code).toBe(0);
-    const lines = stdout.trim().split('\n');
-    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
-    expect(lines.some((l) => l.includes('"request_id":"main-test-1"'))).toBe(true);
-    expect(lines.some((l) => l.includes('"msg":"stopped all"'))).toBe(true);
-    for (const secret of [strongPassword, body.access_token, body.refresh_token]) expect(stdout).not.toContain(secret);
-  });
+      expect(ready.status).toBe(200);
+      expect(metrics).toMatch(/accounts_registrations_total\{result="email_taken",service="accounts"\} 0/);
+      expect(metrics).toMatch(/accounts_resend_requests_total\{result="ignored",service="accounts"\} 0/);
+      expect(metrics).toMatch(/mail_delivery_status_total\{status="sent",error_class="none",service="accounts"\} 0/);
+      expect(res.status).toBe(201);
+      expect(res.headers.get('x-request-id')).toBe('main-test-1');
+      expect(code).toBe(0);
+      const lines = stdout.trim().split('\n');
+      for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+      expect(lines.some((l) => l.includes('"request_id":"main-test-1"'))).toBe(true);
+      expect(lines.some((l) => l.includes('"msg":"stopped all"'))).toBe(true);
+      for (const secret of [strongPassword, body.access_token, body.refresh_token])
+        expect(stdout).not.toContain(secret);
+    },
+  );
 });

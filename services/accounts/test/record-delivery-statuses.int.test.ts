@@ -107,22 +107,26 @@ describe('delivery statuses recorded as one batch', () => {
     });
   };
 
-  test('when 40 generated batches are stored at once and one event at a time, stored states and outcomes are the same', async () => {
-    const recordMany = record();
-    for (let seed = 1; seed <= 40; seed++) {
-      const s = scenario(seed);
-      const batchEvents = await materialize(s);
-      const batchOutcomes = await recordMany(batchEvents);
-      const oneByOne = await materialize(s);
-      const oneOutcomes = [];
-      for (const e of oneByOne) oneOutcomes.push(...(await recordMany([e])));
-      expect({ seed, outcomes: batchOutcomes, state: await stored(batchEvents) }).toEqual({
-        seed,
-        outcomes: oneOutcomes,
-        state: await stored(oneByOne),
-      });
-    }
-  });
+  test(
+    'when 40 generated batches are stored at once and one event at a time, stored states and outcomes are the ' +
+      'same',
+    async () => {
+      const recordMany = record();
+      for (let seed = 1; seed <= 40; seed++) {
+        const s = scenario(seed);
+        const batchEvents = await materialize(s);
+        const batchOutcomes = await recordMany(batchEvents);
+        const oneByOne = await materialize(s);
+        const oneOutcomes = [];
+        for (const e of oneByOne) oneOutcomes.push(...(await recordMany([e])));
+        expect({ seed, outcomes: batchOutcomes, state: await stored(batchEvents) }).toEqual({
+          seed,
+          outcomes: oneOutcomes,
+          state: await stored(oneByOne),
+        });
+      }
+    },
+  );
 
   test('when a batch is redelivered whole, every event is a duplicate and nothing changes', async () => {
     const recordMany = record();

@@ -42,23 +42,27 @@ describe('tokens: POST /api/v1/usr/token/refresh and Bearer access tokens', () =
     expect(rows.rows[0]).toEqual({ n: 2, used: 1, families: 1 });
   });
 
-  test('when a used refresh token is replayed, returns 401 token_reused and revokes the family, so the newest token fails too', async () => {
-    const user = await registerUser();
-    const rotated = await refresh(user.refresh_token);
+  test(
+    'when a used refresh token is replayed, returns 401 token_reused and revokes the family, so the newest ' +
+      'token fails too',
+    async () => {
+      const user = await registerUser();
+      const rotated = await refresh(user.refresh_token);
 
-    const replay = await refresh(user.refresh_token);
-    const newest = await refresh(rotated.body.refresh_token);
+      const replay = await refresh(user.refresh_token);
+      const newest = await refresh(rotated.body.refresh_token);
 
-    expect(replay.status).toBe(401);
-    expect(replay.body.error.code).toBe('token_reused');
-    expect(newest.status).toBe(401);
-    expect(newest.body.error.code).toBe('token_reused');
-    const rows = await db.pool.query(
-      'SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM refresh_tokens WHERE user_id = $1',
-      [user.user_data.id],
-    );
-    expect(rows.rows[0]).toEqual({ n: 2, revoked: 2 });
-  });
+      expect(replay.status).toBe(401);
+      expect(replay.body.error.code).toBe('token_reused');
+      expect(newest.status).toBe(401);
+      expect(newest.body.error.code).toBe('token_reused');
+      const rows = await db.pool.query(
+        'SELECT count(*)::int AS n, count(revoked_at)::int AS revoked FROM refresh_tokens WHERE user_id = $1',
+        [user.user_data.id],
+      );
+      expect(rows.rows[0]).toEqual({ n: 2, revoked: 2 });
+    },
+  );
 
   test('when the same refresh token is used twice at once, exactly one call rotates it', async () => {
     const user = await registerUser();

@@ -66,19 +66,23 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
     expect(h.statusesOf(request.request_id)).toHaveLength(1);
   });
 
-  it('when a name carries CR/LF and markup, then the mail has one recipient, no injected header and the name escaped in HTML', async () => {
-    const request = mailRequest({ vars: { first_name: 'Eve\r\nBcc: x@evil.test <b>', last_name: null } });
-    await h.produce([request]);
-    await h.waitForStatus(request.request_id, 'sent');
+  it(
+    'when a name carries CR/LF and markup, then the mail has one recipient, no injected header and the name ' +
+      'escaped in HTML',
+    async () => {
+      const request = mailRequest({ vars: { first_name: 'Eve\r\nBcc: x@evil.test <b>', last_name: null } });
+      await h.produce([request]);
+      await h.waitForStatus(request.request_id, 'sent');
 
-    const mail = h.smtp.messages.find((m) => m.to.includes(request.to));
-    expect(mail?.to).toEqual([request.to]);
-    expect(mail?.headers.has('bcc')).toBe(false);
-    expect(mail?.raw).not.toMatch(/^Bcc:/im);
-    expect(mail?.html).toContain('Eve Bcc: x@evil.test &lt;b&gt;');
-    expect(mail?.html).not.toContain('<b>');
-    expect(mail?.subject).toBe('Confirm your email address');
-  });
+      const mail = h.smtp.messages.find((m) => m.to.includes(request.to));
+      expect(mail?.to).toEqual([request.to]);
+      expect(mail?.headers.has('bcc')).toBe(false);
+      expect(mail?.raw).not.toMatch(/^Bcc:/im);
+      expect(mail?.html).toContain('Eve Bcc: x@evil.test &lt;b&gt;');
+      expect(mail?.html).not.toContain('<b>');
+      expect(mail?.subject).toBe('Confirm your email address');
+    },
+  );
 
   it('when names are UTF-8, then the body shows them intact (the subject never carries names)', async () => {
     const request = mailRequest({ vars: { first_name: 'Zoë', last_name: 'Łódź 山田' } });
@@ -91,38 +95,46 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
     expect(mail?.html).toContain('Zoë Łódź 山田');
   });
 
-  it('when the address would add a header or a recipient, then the request fails as rejected without any SMTP connection', async () => {
-    const request = mailRequest({ to: 'victim@example.test\r\nBcc: x@evil.test' });
-    h.smtp.resetCounters();
-    await h.produce([request]);
+  it(
+    'when the address would add a header or a recipient, then the request fails as rejected without any SMTP ' +
+      'connection',
+    async () => {
+      const request = mailRequest({ to: 'victim@example.test\r\nBcc: x@evil.test' });
+      h.smtp.resetCounters();
+      await h.produce([request]);
 
-    const failed = await h.waitForStatus(request.request_id, 'failed');
-    expect(failed).toMatchObject({ error_class: 'rejected', attempt: 1 });
-    await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), { message: 'DLQ record' });
-    expect(h.smtp.connectionCount()).toBe(0);
-    expect(h.smtp.messages.some((m) => m.to.includes('x@evil.test'))).toBe(false);
-  });
+      const failed = await h.waitForStatus(request.request_id, 'failed');
+      expect(failed).toMatchObject({ error_class: 'rejected', attempt: 1 });
+      await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), { message: 'DLQ record' });
+      expect(h.smtp.connectionCount()).toBe(0);
+      expect(h.smtp.messages.some((m) => m.to.includes('x@evil.test'))).toBe(false);
+    },
+  );
 
-  it('when poison messages arrive, then they are counted and parked on the DLQ and the next request is still delivered', async () => {
-    const invalidBefore = await h.metric('mail_invalid_requests_total');
-    const huge = JSON.stringify({ padding: 'x'.repeat(200 * 1024) });
-    const wrongSchema = JSON.stringify({ id: 'not-a-uuid', type: 'mail.requested' });
-    await h.produceRaw(['not json {', wrongSchema, huge, null, Buffer.from([0xff, 0x00, 0xfe])]);
-    const after = mailRequest();
-    await h.produce([after]);
+  it(
+    'when poison messages arrive, then they are counted and parked on the DLQ and the next request is still ' +
+      'delivered',
+    async () => {
+      const invalidBefore = await h.metric('mail_invalid_requests_total');
+      const huge = JSON.stringify({ padding: 'x'.repeat(200 * 1024) });
+      const wrongSchema = JSON.stringify({ id: 'not-a-uuid', type: 'mail.requested' });
+      await h.produceRaw(['not json {', wrongSchema, huge, null, Buffer.from([0xff, 0x00, 0xfe])]);
+      const after = mailRequest();
+      await h.produce([after]);
 
-    await h.waitForStatus(after.request_id, 'sent');
-    await waitFor(() => h.dlqRecords().filter((r) => r.reason === 'invalid_request').length >= 5, {
-      message: 'five poison DLQ records',
-    });
-    const poison = h.dlqRecords().filter((r) => r.reason === 'invalid_request');
-    expect(poison.map((r) => r.original_value)).toEqual(expect.arrayContaining(['not json {', wrongSchema]));
-    expect(poison.some((r) => r.original_value_base64 === Buffer.from([0xff, 0x00, 0xfe]).toString('base64'))).toBe(
-      true,
-    );
-    expect(await h.metric('mail_invalid_requests_total')).toBe(invalidBefore + 5);
-    expect(await h.metric('mail_dlq_records_total', { reason: 'invalid_request' })).toBeGreaterThanOrEqual(5);
-  });
+      await h.waitForStatus(after.request_id, 'sent');
+      await waitFor(() => h.dlqRecords().filter((r) => r.reason === 'invalid_request').length >= 5, {
+        message: 'five poison DLQ records',
+      });
+      const poison = h.dlqRecords().filter((r) => r.reason === 'invalid_request');
+      expect(poison.map((r) => r.original_value)).toEqual(expect.arrayContaining(['not json {', wrongSchema]));
+      expect(poison.some((r) => r.original_value_base64 === Buffer.from([0xff, 0x00, 0xfe]).toString('base64'))).toBe(
+        true,
+      );
+      expect(await h.metric('mail_invalid_requests_total')).toBe(invalidBefore + 5);
+      expect(await h.metric('mail_dlq_records_total', { reason: 'invalid_request' })).toBeGreaterThanOrEqual(5);
+    },
+  );
 
   it('never writes a confirmation code into the logs', () => {
     const codes = h.smtp.messages

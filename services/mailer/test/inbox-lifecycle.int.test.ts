@@ -86,28 +86,32 @@ describe('mailer inbox: replays, redaction and retention', () => {
   });
 
   describe('a mail.requested for a known request_id', () => {
-    it('when the request failed and the envelope id is new (a DLQ replay), resets it to pending with fresh attempts', async () => {
-      const req = newRequest();
-      await record(db.pool, [req]);
-      const c = await claim(db.pool, req.requestId);
-      await inTx(db.pool, (client) => markFailed(client, c, 'rejected'));
+    it(
+      'when the request failed and the envelope id is new (a DLQ replay), resets it to pending with fresh ' +
+        'attempts',
+      async () => {
+        const req = newRequest();
+        await record(db.pool, [req]);
+        const c = await claim(db.pool, req.requestId);
+        await inTx(db.pool, (client) => markFailed(client, c, 'rejected'));
 
-      const replay = { ...req, eventId: randomUUID(), vars: { code: '654321' }, original: '{"replayed":true}' };
-      const result = await record(db.pool, [replay]);
-      expect(result).toEqual({ recorded: [req.requestId], replayed: [req.requestId] });
-      const row = await rowOf(db.pool, req.requestId);
-      expect(row).toMatchObject({
-        state: 'pending',
-        attempts: 0,
-        event_id: replay.eventId,
-        vars: { code: '654321' },
-        original: '{"replayed":true}',
-        possible_duplicate: false,
-      });
-      expect((await claimDueRequests(db.pool, { limit: 10, leaseMs: 60_000 })).map((x) => x.requestId)).toEqual([
-        req.requestId,
-      ]);
-    });
+        const replay = { ...req, eventId: randomUUID(), vars: { code: '654321' }, original: '{"replayed":true}' };
+        const result = await record(db.pool, [replay]);
+        expect(result).toEqual({ recorded: [req.requestId], replayed: [req.requestId] });
+        const row = await rowOf(db.pool, req.requestId);
+        expect(row).toMatchObject({
+          state: 'pending',
+          attempts: 0,
+          event_id: replay.eventId,
+          vars: { code: '654321' },
+          original: '{"replayed":true}',
+          possible_duplicate: false,
+        });
+        expect((await claimDueRequests(db.pool, { limit: 10, leaseMs: 60_000 })).map((x) => x.requestId)).toEqual([
+          req.requestId,
+        ]);
+      },
+    );
 
     it('when the request failed and the envelope id is the same (a plain redelivery), ignores it', async () => {
       const req = newRequest();
@@ -140,16 +144,20 @@ describe('mailer inbox: replays, redaction and retention', () => {
       expect((await rowOf(db.pool, older.requestId))?.state).toBe('superseded');
     });
 
-    it('when a newer request of the same user exists, a replay of the older failed one is ignored (its code was replaced)', async () => {
-      const older = newRequest();
-      await record(db.pool, [older]);
-      const c = await claim(db.pool, older.requestId);
-      await inTx(db.pool, (client) => markFailed(client, c, 'rejected'));
-      await record(db.pool, [newRequest({ userId: older.userId })]);
+    it(
+      'when a newer request of the same user exists, a replay of the older failed one is ignored (its code was ' +
+        'replaced)',
+      async () => {
+        const older = newRequest();
+        await record(db.pool, [older]);
+        const c = await claim(db.pool, older.requestId);
+        await inTx(db.pool, (client) => markFailed(client, c, 'rejected'));
+        await record(db.pool, [newRequest({ userId: older.userId })]);
 
-      expect((await record(db.pool, [{ ...older, eventId: randomUUID() }])).replayed).toEqual([]);
-      expect((await rowOf(db.pool, older.requestId))?.state).toBe('failed');
-    });
+        expect((await record(db.pool, [{ ...older, eventId: randomUUID() }])).replayed).toEqual([]);
+        expect((await rowOf(db.pool, older.requestId))?.state).toBe('failed');
+      },
+    );
 
     it('when the same request is twice in one batch, records it once', async () => {
       const req = newRequest();

@@ -35,45 +35,49 @@ describe('mailer: started while the Kafka broker is down', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('when the broker comes up later, then the mailer becomes ready by itself and delivers what is requested', async () => {
-    const kafkaPort = await freePort();
-    const httpPort = await freePort();
-    proc = spawnMailer({ ...h.env, KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`, PORT: String(httpPort) });
-    const base = `http://127.0.0.1:${httpPort}`;
+  it(
+    'when the broker comes up later, then the mailer ' + 'becomes ready by itself and delivers what is requested',
+    async () => {
+      const kafkaPort = await freePort();
+      const httpPort = await freePort();
+      proc = spawnMailer({ ...h.env, KAFKA_BROKERS: `127.0.0.1:${kafkaPort}`, PORT: String(httpPort) });
+      const base = `http://127.0.0.1:${httpPort}`;
 
-    await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, {
-      timeoutMs: 30_000,
-      message: 'healthz while Kafka is down',
-    });
-    expect((await fetch(`${base}/readyz`)).status).toBe(503);
-    expect(proc.child.exitCode).toBeNull();
+      await waitFor(async () => (await fetch(`${base}/healthz`)).status === 200, {
+        timeoutMs: 30_000,
+        message: 'healthz while Kafka is down',
+      });
+      expect((await fetch(`${base}/readyz`)).status).toBe(503);
+      expect(proc.child.exitCode).toBeNull();
 
-    broker = await startKafkaBroker({ port: kafkaPort, controllerPort: await freePort(), dataDir });
-    await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, {
-      timeoutMs: 90_000,
-      message: 'readyz once Kafka is up',
-    });
+      broker = await startKafkaBroker({ port: kafkaPort, controllerPort: await freePort(), dataDir });
+      await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, {
+        timeoutMs: 90_000,
+        message: 'readyz once Kafka is up',
+      });
 
-    const plain = mailRequest();
-    const request = { ...plain, vars: { ...plain.vars, code: sealTestCode(plain.vars.code, plain.request_id) } };
-    const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'test', logLevel: logLevel.NOTHING });
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
-    const envelope = buildEnvelope({
-      type: 'mail.requested',
-      aggregateType: 'user',
-      aggregateId: request.user_id,
-      payload: request,
-    });
-    await producer.send({
-      topic: topicNames(h.env.KAFKA_TOPIC_PREFIX).mailRequests,
-      messages: [{ key: request.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) }],
-    });
-    await producer.disconnect();
+      const plain = mailRequest();
+      const request = { ...plain, vars: { ...plain.vars, code: sealTestCode(plain.vars.code, plain.request_id) } };
+      const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'test', logLevel: logLevel.NOTHING });
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      const envelope = buildEnvelope({
+        type: 'mail.requested',
+        aggregateType: 'user',
+        aggregateId: request.user_id,
+        payload: request,
+      });
+      await producer.send({
+        topic: topicNames(h.env.KAFKA_TOPIC_PREFIX).mailRequests,
+        messages: [{ key: request.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) }],
+      });
+      await producer.disconnect();
 
-    await waitFor(() => h.smtp.messages.some((m) => m.to.includes(request.to)), {
-      timeoutMs: 60_000,
-      message: 'the mail after Kafka came up',
-    });
-  }, 180_000);
+      await waitFor(() => h.smtp.messages.some((m) => m.to.includes(request.to)), {
+        timeoutMs: 60_000,
+        message: 'the mail after Kafka came up',
+      });
+    },
+    180_000,
+  );
 });

@@ -16,20 +16,24 @@ describe('mailer: the SMTP server accepted a mail but its acknowledgement was lo
     await h.stop();
   });
 
-  it('when the 250 after DATA is lost, then the retry is sent, the row is flagged and mail_duplicate_sends_total counts it', async () => {
-    await h.smtp.setFault({ mode: 'lose-ack' });
-    const request = mailRequest();
-    await h.produce([request]);
+  it(
+    'when the 250 after DATA is lost, then the retry is sent, the row is flagged and ' +
+      'mail_duplicate_sends_total counts it',
+    async () => {
+      await h.smtp.setFault({ mode: 'lose-ack' });
+      const request = mailRequest();
+      await h.produce([request]);
 
-    const deferred = await h.waitForStatus(request.request_id, 'deferred');
-    expect(deferred.error_class).toBe('timeout');
-    await h.smtp.setFault({ mode: 'healthy' });
-    await h.waitForStatus(request.request_id, 'sent');
+      const deferred = await h.waitForStatus(request.request_id, 'deferred');
+      expect(deferred.error_class).toBe('timeout');
+      await h.smtp.setFault({ mode: 'healthy' });
+      await h.waitForStatus(request.request_id, 'sent');
 
-    expect(h.smtp.messages.filter((m) => m.to.includes(request.to))).toHaveLength(2);
-    expect(await h.row(request.request_id)).toMatchObject({ state: 'sent', possible_duplicate: true });
-    expect(await h.metric('mail_duplicate_sends_total')).toBe(1);
-  });
+      expect(h.smtp.messages.filter((m) => m.to.includes(request.to))).toHaveLength(2);
+      expect(await h.row(request.request_id)).toMatchObject({ state: 'sent', possible_duplicate: true });
+      expect(await h.metric('mail_duplicate_sends_total')).toBe(1);
+    },
+  );
 
   it('when the connection fails before the body went out, then the retry is not counted as a duplicate', async () => {
     await h.smtp.setFault({ mode: 'stall-ehlo' });

@@ -42,27 +42,31 @@ describe('mailer: transient SMTP failures are deferred and retried until SMTP re
     },
   );
 
-  it('when two requests of one user wait for SMTP, then only the newer is sent and the older gets failed with no error class', async () => {
-    await h.smtp.setFault({ mode: 'refuse' });
-    const older = mailRequest();
-    const newer = mailRequest({ user_id: older.user_id, to: older.to });
-    await h.produce([older]);
-    await h.waitForStatus(older.request_id, 'deferred');
-    await h.produce([newer]);
+  it(
+    'when two requests of one user wait for SMTP, then only the newer is sent and the older gets failed with ' +
+      'no error class',
+    async () => {
+      await h.smtp.setFault({ mode: 'refuse' });
+      const older = mailRequest();
+      const newer = mailRequest({ user_id: older.user_id, to: older.to });
+      await h.produce([older]);
+      await h.waitForStatus(older.request_id, 'deferred');
+      await h.produce([newer]);
 
-    const superseded = await h.waitForStatus(older.request_id, 'failed');
-    expect(superseded.error_class).toBeNull();
-    await h.smtp.setFault({ mode: 'healthy' });
-    await h.waitForStatus(newer.request_id, 'sent');
+      const superseded = await h.waitForStatus(older.request_id, 'failed');
+      expect(superseded.error_class).toBeNull();
+      await h.smtp.setFault({ mode: 'healthy' });
+      await h.waitForStatus(newer.request_id, 'sent');
 
-    const mails = h.smtp.messages.filter((m) => m.to.includes(older.to));
-    expect(mails).toHaveLength(1);
-    expect(mails[0]?.text).toContain(newer.vars.code);
-    expect(mails[0]?.text).not.toContain(older.vars.code);
-    expect((await h.row(older.request_id))?.state).toBe('superseded');
-    expect(h.dlqRecords().some((r) => r.request_id === older.request_id)).toBe(false);
-    expect(h.statusesOf(older.request_id).some((s) => s.status === 'sent')).toBe(false);
-  });
+      const mails = h.smtp.messages.filter((m) => m.to.includes(older.to));
+      expect(mails).toHaveLength(1);
+      expect(mails[0]?.text).toContain(newer.vars.code);
+      expect(mails[0]?.text).not.toContain(older.vars.code);
+      expect((await h.row(older.request_id))?.state).toBe('superseded');
+      expect(h.dlqRecords().some((r) => r.request_id === older.request_id)).toBe(false);
+      expect(h.statusesOf(older.request_id).some((s) => s.status === 'sent')).toBe(false);
+    },
+  );
 
   it('never writes the SMTP password into logs or status events', () => {
     expect(h.logs.length).toBeGreaterThan(0);
@@ -84,23 +88,27 @@ describe('mailer: permanent failures', () => {
     await h.stop();
   });
 
-  it('when SMTP answers 550 for the recipient, then the request fails as rejected after one connection, with a DLQ record', async () => {
-    const request = mailRequest({ to: 'nobody@example.test' });
-    h.smtp.rejectRecipient(request.to);
-    h.smtp.resetCounters();
-    await h.produce([request]);
+  it(
+    'when SMTP answers 550 for the recipient, then the request fails as rejected after one connection, with a ' +
+      'DLQ record',
+    async () => {
+      const request = mailRequest({ to: 'nobody@example.test' });
+      h.smtp.rejectRecipient(request.to);
+      h.smtp.resetCounters();
+      await h.produce([request]);
 
-    const failed = await h.waitForStatus(request.request_id, 'failed');
-    expect(failed).toMatchObject({ error_class: 'rejected', attempt: 1 });
-    expect(h.statusesOf(request.request_id)).toHaveLength(1);
-    expect(h.smtp.connectionCount()).toBe(1);
-    const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), {
-      message: 'DLQ record',
-    });
-    expect(dlq).toMatchObject({ reason: 'rejected', error_class: 'rejected', attempts: 1 });
-    expect(JSON.parse(dlq.original_value ?? '{}')).toMatchObject({ payload: { request_id: request.request_id } });
-    expect(await h.metric('mail_sent_total', { result: 'failed', error_class: 'rejected' })).toBe(1);
-  });
+      const failed = await h.waitForStatus(request.request_id, 'failed');
+      expect(failed).toMatchObject({ error_class: 'rejected', attempt: 1 });
+      expect(h.statusesOf(request.request_id)).toHaveLength(1);
+      expect(h.smtp.connectionCount()).toBe(1);
+      const dlq = await waitFor(() => h.dlqRecords().find((r) => r.request_id === request.request_id), {
+        message: 'DLQ record',
+      });
+      expect(dlq).toMatchObject({ reason: 'rejected', error_class: 'rejected', attempts: 1 });
+      expect(JSON.parse(dlq.original_value ?? '{}')).toMatchObject({ payload: { request_id: request.request_id } });
+      expect(await h.metric('mail_sent_total', { result: 'failed', error_class: 'rejected' })).toBe(1);
+    },
+  );
 
   it('when many recipients are rejected, then the breaker stays closed and good mail still goes out', async () => {
     const bad = Array.from({ length: 6 }, (_, i) => mailRequest({ to: `gone-${i}@example.test` }));

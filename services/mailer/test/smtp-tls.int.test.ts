@@ -51,100 +51,123 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
     for (const s of servers) await s.close();
   });
 
-  it('when the server offers STARTTLS with a certificate trusted through SMTP_TLS_CA, then the mail goes out, AUTH only inside TLS, on a no-delay socket', async () => {
-    const smtp = await server('starttls', true);
-    const t = transport({
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_USER: AUTH.user,
-      SMTP_PASSWORD: AUTH.pass,
-      SMTP_TLS_CA: smtp.caPem ?? '',
-    });
-    const m = mail();
-    await t.send(m);
-    expect(smtp.messages.map((x) => x.to)).toEqual([[m.to]]);
-    expect(smtp.authAttempts()).toBe(1);
-    expect(smtp.plaintextAuthCommands()).toBe(0);
-    expect(noDelayPorts(spy)).toContain(smtp.port);
-  });
+  it(
+    'when the server offers STARTTLS with a certificate trusted through SMTP_TLS_CA, then the mail goes out, ' +
+      'AUTH only inside TLS, on a no-delay socket',
+    async () => {
+      const smtp = await server('starttls', true);
+      const t = transport({
+        SMTP_HOST: smtp.host,
+        SMTP_PORT: String(smtp.port),
+        SMTP_USER: AUTH.user,
+        SMTP_PASSWORD: AUTH.pass,
+        SMTP_TLS_CA: smtp.caPem ?? '',
+      });
+      const m = mail();
+      await t.send(m);
+      expect(smtp.messages.map((x) => x.to)).toEqual([[m.to]]);
+      expect(smtp.authAttempts()).toBe(1);
+      expect(smtp.plaintextAuthCommands()).toBe(0);
+      expect(noDelayPorts(spy)).toContain(smtp.port);
+    },
+  );
 
-  it('when the server does not offer STARTTLS and credentials are set, then the send fails as a connection error and AUTH is never sent', async () => {
-    const smtp = await server('none', true);
-    const t = transport({
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_USER: AUTH.user,
-      SMTP_PASSWORD: AUTH.pass,
-    });
-    const error = await t.send(mail()).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    expect(error).toBeDefined();
-    const failure = classifySmtpError(error);
-    expect(failure.errorClass).toBe('connection');
-    expect(failure.retriable).toBe(true);
-    expect(smtp.authAttempts()).toBe(0);
-    expect(smtp.plaintextAuthCommands()).toBe(0);
-    expect(smtp.messages).toHaveLength(0);
-  });
+  it(
+    'when the server does not offer STARTTLS and credentials are set, then the send fails as a connection ' +
+      'error and AUTH is never sent',
+    async () => {
+      const smtp = await server('none', true);
+      const t = transport({
+        SMTP_HOST: smtp.host,
+        SMTP_PORT: String(smtp.port),
+        SMTP_USER: AUTH.user,
+        SMTP_PASSWORD: AUTH.pass,
+      });
+      const error = await t.send(mail()).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toBeDefined();
+      const failure = classifySmtpError(error);
+      expect(failure.errorClass).toBe('connection');
+      expect(failure.retriable).toBe(true);
+      expect(smtp.authAttempts()).toBe(0);
+      expect(smtp.plaintextAuthCommands()).toBe(0);
+      expect(smtp.messages).toHaveLength(0);
+    },
+  );
 
-  it('when SMTP_REQUIRE_TLS=false is set explicitly against the same server, then AUTH does go in clear (what the default prevents)', async () => {
-    const smtp = await server('none', true);
-    const t = transport({
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_USER: AUTH.user,
-      SMTP_PASSWORD: AUTH.pass,
-      SMTP_REQUIRE_TLS: 'false',
-    });
-    await t.send(mail());
-    expect(smtp.plaintextAuthCommands()).toBe(1);
-    expect(smtp.messages).toHaveLength(1);
-  });
+  it(
+    'when SMTP_REQUIRE_TLS=false is set explicitly against the same server, then AUTH does go in clear (what ' +
+      'the default prevents)',
+    async () => {
+      const smtp = await server('none', true);
+      const t = transport({
+        SMTP_HOST: smtp.host,
+        SMTP_PORT: String(smtp.port),
+        SMTP_USER: AUTH.user,
+        SMTP_PASSWORD: AUTH.pass,
+        SMTP_REQUIRE_TLS: 'false',
+      });
+      await t.send(mail());
+      expect(smtp.plaintextAuthCommands()).toBe(1);
+      expect(smtp.messages).toHaveLength(1);
+    },
+  );
 
-  it('when the certificate is not trusted (no SMTP_TLS_CA), then the send fails as a connection error without AUTH', async () => {
-    const smtp = await server('starttls', true);
-    const t = transport({
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_USER: AUTH.user,
-      SMTP_PASSWORD: AUTH.pass,
-    });
-    const error = await t.send(mail()).then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    expect(classifySmtpError(error).errorClass).toBe('connection');
-    expect(smtp.authAttempts()).toBe(0);
-    expect(smtp.plaintextAuthCommands()).toBe(0);
-  });
+  it(
+    'when the certificate is not trusted (no SMTP_TLS_CA), then the send fails as a connection error without ' + 'AUTH',
+    async () => {
+      const smtp = await server('starttls', true);
+      const t = transport({
+        SMTP_HOST: smtp.host,
+        SMTP_PORT: String(smtp.port),
+        SMTP_USER: AUTH.user,
+        SMTP_PASSWORD: AUTH.pass,
+      });
+      const error = await t.send(mail()).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(classifySmtpError(error).errorClass).toBe('connection');
+      expect(smtp.authAttempts()).toBe(0);
+      expect(smtp.plaintextAuthCommands()).toBe(0);
+    },
+  );
 
-  it('when a fallback is an smtps:// URL with credentials, then it speaks implicit TLS, AUTHs inside it, on a no-delay socket', async () => {
-    const primary = await server('none', false);
-    const smtps = await server('implicit', true);
-    const config = parseMailerConfig({
-      SMTP_HOST: primary.host,
-      SMTP_PORT: String(primary.port),
-      SMTP_TLS_CA: smtps.caPem ?? '',
-      SMTP_FALLBACK_URLS: `smtps://${AUTH.user}:${encodeURIComponent(AUTH.pass)}@127.0.0.1:${smtps.port}?name=secure-backup`,
-    });
-    const fallbacks = createFallbackTransports({ config, logger });
-    transports.push(...fallbacks.map((f) => f.transport));
-    expect(fallbacks.map((f) => f.label)).toEqual(['secure-backup']);
-    const m = mail();
-    await fallbacks[0]?.transport.send(m);
-    expect(smtps.messages.map((x) => x.to)).toEqual([[m.to]]);
-    expect(smtps.authAttempts()).toBe(1);
-    expect(noDelayPorts(spy)).toContain(smtps.port);
-  });
+  it(
+    'when a fallback is an smtps:// URL with credentials, then it speaks implicit TLS, AUTHs inside it, on a ' +
+      'no-delay socket',
+    async () => {
+      const primary = await server('none', false);
+      const smtps = await server('implicit', true);
+      const config = parseMailerConfig({
+        SMTP_HOST: primary.host,
+        SMTP_PORT: String(primary.port),
+        SMTP_TLS_CA: smtps.caPem ?? '',
+        SMTP_FALLBACK_URLS: `smtps://${AUTH.user}:${encodeURIComponent(AUTH.pass)}@127.0.0.1:${smtps.port}?name=secure-backup`,
+      });
+      const fallbacks = createFallbackTransports({ config, logger });
+      transports.push(...fallbacks.map((f) => f.transport));
+      expect(fallbacks.map((f) => f.label)).toEqual(['secure-backup']);
+      const m = mail();
+      await fallbacks[0]?.transport.send(m);
+      expect(smtps.messages.map((x) => x.to)).toEqual([[m.to]]);
+      expect(smtps.authAttempts()).toBe(1);
+      expect(noDelayPorts(spy)).toContain(smtps.port);
+    },
+  );
 
-  it('when 50 mails go through one pooled plain connection, then that connection is a no-delay socket and every mail arrives', async () => {
-    const smtp = await server('none', false);
-    const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port) });
-    await Promise.all(Array.from({ length: 50 }, () => t.send(mail())));
-    expect(smtp.messages).toHaveLength(50);
-    expect(smtp.connectionCount()).toBe(1);
-    expect(noDelayPorts(spy).filter((p) => p === smtp.port)).toHaveLength(1);
-  });
+  it(
+    'when 50 mails go through one pooled plain connection, then that connection is a no-delay socket and every ' +
+      'mail arrives',
+    async () => {
+      const smtp = await server('none', false);
+      const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port) });
+      await Promise.all(Array.from({ length: 50 }, () => t.send(mail())));
+      expect(smtp.messages).toHaveLength(50);
+      expect(smtp.connectionCount()).toBe(1);
+      expect(noDelayPorts(spy).filter((p) => p === smtp.port)).toHaveLength(1);
+    },
+  );
 });

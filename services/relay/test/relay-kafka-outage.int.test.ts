@@ -34,75 +34,80 @@ describe('relay while Kafka is down', () => {
   });
 
   // A broker start, a 30 s outage and a restart: about a minute on this machine, more under load.
-  test('when the broker stops under steady inserts, the relay keeps running, the backlog rises, then drains to 0 in order after the broker returns', async () => {
-    const port = await freePort();
-    const controllerPort = await freePort();
-    broker = await startKafkaBroker({ port, controllerPort, dataDir, heapMb: 384 });
-    const brokers = [broker.brokers];
-    const prefix = uniquePrefix('relay-outage');
-    const relay = await startTestRelay({
-      databaseUrl: db.url,
-      pool: db.pool,
-      brokers,
-      prefix,
-      env: { RELAY_RETRY_MAX_MS: '1000' },
-    });
-
-    const rows: TestOutboxRow[] = [];
-    let inserting = true;
-    const inserter = (async () => {
-      for (let i = 0; inserting; i++) {
-        const row = { key: `user-${i % 10}`, seq: Math.floor(i / 10) };
-        await insertOutboxRows(db.pool, [row]);
-        rows.push(row);
-        await new Promise((r) => setTimeout(r, 50)); // the steady load's pace, not a wait for a condition
-      }
-    })();
-    try {
-      await waitFor(
-        async () =>
-          (await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })) >= 10,
-        {
-          message: 'relay publishing before the outage',
-        },
-      );
-
-      await broker.stop();
-      const insertedAtOutage = rows.length;
-      await waitFor(() => rows.length >= insertedAtOutage + OUTAGE_ROWS, {
-        timeoutMs: 120_000,
-        message: 'rows inserted during the outage',
-      });
-      expect(await metricValue(relay.registry, 'outbox_backlog')).toBeGreaterThanOrEqual(OUTAGE_ROWS / 2);
-      expect(await metricValue(relay.registry, 'outbox_oldest_unpublished_age_seconds')).toBeGreaterThan(0);
-      expect(
-        await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' }),
-      ).toBeGreaterThan(0);
-
+  test(
+    'when the broker stops under steady inserts, the relay keeps running, the backlog rises, then drains to 0 ' +
+      'in order after the broker returns',
+    async () => {
+      const port = await freePort();
+      const controllerPort = await freePort();
       broker = await startKafkaBroker({ port, controllerPort, dataDir, heapMb: 384 });
-      inserting = false;
-      await inserter;
+      const brokers = [broker.brokers];
+      const prefix = uniquePrefix('relay-outage');
+      const relay = await startTestRelay({
+        databaseUrl: db.url,
+        pool: db.pool,
+        brokers,
+        prefix,
+        env: { RELAY_RETRY_MAX_MS: '1000' },
+      });
 
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, {
-        timeoutMs: 60_000,
-        message: 'backlog drained after the broker returned',
-      });
-      await waitFor(async () => (await metricValue(relay.registry, 'outbox_backlog')) === 0, {
-        message: 'outbox_backlog back to 0',
-      });
-      const collector = await collectMessages([`${prefix}accounts.user-events`], { brokers });
+      const rows: TestOutboxRow[] = [];
+      let inserting = true;
+      const inserter = (async () => {
+        for (let i = 0; inserting; i++) {
+          const row = { key: `user-${i % 10}`, seq: Math.floor(i / 10) };
+          await insertOutboxRows(db.pool, [row]);
+          rows.push(row);
+          await new Promise((r) => setTimeout(r, 50)); // the steady load's pace, not a wait for a condition
+        }
+      })();
       try {
-        const expected = new Map<string, number>();
-        for (const r of rows) expected.set(r.key, (expected.get(r.key) ?? 0) + 1);
-        await collector.waitForMessages(rows.length, 30_000);
-        expect(orderingProblems(collector.messages, expected)).toEqual([]);
+        await waitFor(
+          async () =>
+            (await metricValue(relay.registry, 'outbox_published_total', { topic: 'accounts.user-events' })) >= 10,
+          {
+            message: 'relay publishing before the outage',
+          },
+        );
+
+        await broker.stop();
+        const insertedAtOutage = rows.length;
+        await waitFor(() => rows.length >= insertedAtOutage + OUTAGE_ROWS, {
+          timeoutMs: 120_000,
+          message: 'rows inserted during the outage',
+        });
+        expect(await metricValue(relay.registry, 'outbox_backlog')).toBeGreaterThanOrEqual(OUTAGE_ROWS / 2);
+        expect(await metricValue(relay.registry, 'outbox_oldest_unpublished_age_seconds')).toBeGreaterThan(0);
+        expect(
+          await metricValue(relay.registry, 'outbox_publish_errors_total', { topic: 'accounts.user-events' }),
+        ).toBeGreaterThan(0);
+
+        broker = await startKafkaBroker({ port, controllerPort, dataDir, heapMb: 384 });
+        inserting = false;
+        await inserter;
+
+        await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 60_000,
+          message: 'backlog drained after the broker returned',
+        });
+        await waitFor(async () => (await metricValue(relay.registry, 'outbox_backlog')) === 0, {
+          message: 'outbox_backlog back to 0',
+        });
+        const collector = await collectMessages([`${prefix}accounts.user-events`], { brokers });
+        try {
+          const expected = new Map<string, number>();
+          for (const r of rows) expected.set(r.key, (expected.get(r.key) ?? 0) + 1);
+          await collector.waitForMessages(rows.length, 30_000);
+          expect(orderingProblems(collector.messages, expected)).toEqual([]);
+        } finally {
+          await collector.stop();
+        }
       } finally {
-        await collector.stop();
+        inserting = false;
+        await inserter.catch(() => undefined);
+        await relay.stop();
       }
-    } finally {
-      inserting = false;
-      await inserter.catch(() => undefined);
-      await relay.stop();
-    }
-  }, 180_000);
+    },
+    180_000,
+  );
 });

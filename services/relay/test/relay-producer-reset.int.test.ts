@@ -105,49 +105,53 @@ describe('relay producer reset', () => {
     await db.drop();
   });
 
-  test('when the producer goes out of sync and the broker is still down at the reset, the relay connects a new producer once the broker is back and publishes (the failed producers are disconnected)', async () => {
-    const prefix = uniquePrefix('relay-reset');
-    const config = parseRelayConfig({
-      DATABASE_URL: db.url,
-      KAFKA_TOPIC_PREFIX: prefix,
-      RELAY_RETRY_BASE_MS: '20',
-      RELAY_RETRY_MAX_MS: '100',
-      RELAY_CONCURRENCY: '2',
-    });
-    const { kafka, producers } = fakeKafka({ failingConnects: 3 });
-    const logger = createLogger({ service: 'relay', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-    const relay = createRelay({ pool: db.pool, kafka, logger, registry: createMetricsRegistry('relay'), config });
-    await insertOutboxRows(db.pool, [
-      { key: 'user-1', seq: 0 },
-      { key: 'user-1', seq: 1 },
-      { key: 'user-2', seq: 0 },
-    ]);
-    await relay.start();
-    try {
-      await waitFor(async () => (await outboxCount(db.pool)) === 0, {
-        timeoutMs: 10_000,
-        message: 'outbox drained after the broker came back',
+  test(
+    'when the producer goes out of sync and the broker is still down at the reset, the relay connects a new ' +
+      'producer once the broker is back and publishes (the failed producers are disconnected)',
+    async () => {
+      const prefix = uniquePrefix('relay-reset');
+      const config = parseRelayConfig({
+        DATABASE_URL: db.url,
+        KAFKA_TOPIC_PREFIX: prefix,
+        RELAY_RETRY_BASE_MS: '20',
+        RELAY_RETRY_MAX_MS: '100',
+        RELAY_CONCURRENCY: '2',
       });
+      const { kafka, producers } = fakeKafka({ failingConnects: 3 });
+      const logger = createLogger({ service: 'relay', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+      const relay = createRelay({ pool: db.pool, kafka, logger, registry: createMetricsRegistry('relay'), config });
+      await insertOutboxRows(db.pool, [
+        { key: 'user-1', seq: 0 },
+        { key: 'user-1', seq: 1 },
+        { key: 'user-2', seq: 0 },
+      ]);
+      await relay.start();
+      try {
+        await waitFor(async () => (await outboxCount(db.pool)) === 0, {
+          timeoutMs: 10_000,
+          message: 'outbox drained after the broker came back',
+        });
 
-      const sent = producers.flatMap((p) =>
-        p.sent.flatMap((t) =>
-          t.messages.map(
-            (m) => `${String(m.key)}:${(JSON.parse(String(m.value)) as { payload: { seq: number } }).payload.seq}`,
+        const sent = producers.flatMap((p) =>
+          p.sent.flatMap((t) =>
+            t.messages.map(
+              (m) => `${String(m.key)}:${(JSON.parse(String(m.value)) as { payload: { seq: number } }).payload.seq}`,
+            ),
           ),
-        ),
-      );
-      expect(sent.sort()).toEqual(['user-1:0', 'user-1:1', 'user-2:0']);
-      // The producer that went out of sync and the three that could not connect were each disconnected
-      // (before the relay stopped); the rows went out on producers that never failed.
-      const failed = producers.filter((p) => p.sendFailed || p.connectFailed);
-      expect(failed.filter((p) => p.sendFailed)).toHaveLength(1);
-      expect(failed.filter((p) => p.connectFailed)).toHaveLength(3);
-      expect(failed.map((p) => ({ n: p.n, disconnected: p.disconnects > 0, sent: p.sent.length }))).toEqual(
-        failed.map((p) => ({ n: p.n, disconnected: true, sent: 0 })),
-      );
-    } finally {
-      await relay.stop();
-    }
-    expect(producers.every((p) => !p.connected)).toBe(true);
-  });
+        );
+        expect(sent.sort()).toEqual(['user-1:0', 'user-1:1', 'user-2:0']);
+        // The producer that went out of sync and the three that could not connect were each disconnected
+        // (before the relay stopped); the rows went out on producers that never failed.
+        const failed = producers.filter((p) => p.sendFailed || p.connectFailed);
+        expect(failed.filter((p) => p.sendFailed)).toHaveLength(1);
+        expect(failed.filter((p) => p.connectFailed)).toHaveLength(3);
+        expect(failed.map((p) => ({ n: p.n, disconnected: p.disconnects > 0, sent: p.sent.length }))).toEqual(
+          failed.map((p) => ({ n: p.n, disconnected: true, sent: 0 })),
+        );
+      } finally {
+        await relay.stop();
+      }
+      expect(producers.every((p) => !p.connected)).toBe(true);
+    },
+  );
 });
