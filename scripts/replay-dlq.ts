@@ -57,7 +57,8 @@ const dlqRecordSchema = z
 
 /**
  * Reads a DLQ record value as the mailer writes it:
- * `{reason, error, error_class, request_id, user_id, attempts, source, original_value | original_value_base64, original_truncated, dead_lettered_at}`.
+ * `{reason, error, error_class, request_id, user_id, attempts, source, original_value | original_value_base64,
+ * original_truncated, dead_lettered_at}`.
  * Throws InvalidEventError ("not replayable") when the record is not that shape, its original was
  * truncated, is missing, or is not a valid mail.requested envelope (a poison message).
  */
@@ -91,8 +92,8 @@ export type ReplayPlan = { replay: true; envelope: MailRequestedEnvelope } | { r
 /**
  * Decides what to re-produce for one dead-lettered request. By default the envelope gets a new id:
  * the mailer treats a `mail.requested` whose request_id it holds as `failed` but whose envelope id is
- * new as a replay and sends it again; the same envelope id is a plain redelivery and is ignored. The payload, request_id included, stays the same, so accounts updates the same request's
- * status. A confirmation code past its expiry is not worth a mail: the user must ask for a resend.
+ * new as a replay and sends it again; the same envelope id is a plain redelivery and is ignored. The
+ * payload, request_id included, stays the same, so accounts updates the same request's status. A confirmation code past its expiry is not worth a mail: the user must ask for a resend.
  */
 export function planReplay(
   record: DlqRecord,

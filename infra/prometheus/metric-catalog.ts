@@ -41,10 +41,11 @@ export const KNOWN_METRICS = new Set([
 // Functions, aggregation operators and keywords of PromQL that look like identifiers.
 const PROMQL_WORDS = new Set(
   (
-    'abs absent absent_over_time avg avg_over_time bool bottomk ceil changes clamp clamp_max clamp_min count count_over_time ' +
-    'count_values delta deriv exp floor group histogram_quantile holt_winters idelta increase irate label_join label_replace ' +
-    'last_over_time ln log2 log10 max max_over_time min min_over_time offset predict_linear present_over_time quantile ' +
-    'quantile_over_time rate resets round scalar sort sort_desc sqrt stddev stddev_over_time stdvar sum sum_over_time time ' +
+    'abs absent absent_over_time avg avg_over_time bool bottomk ceil changes clamp clamp_max clamp_min ' +
+    'count count_over_time count_values delta deriv exp floor group histogram_quantile holt_winters idelta ' +
+    'increase irate label_join label_replace last_over_time ln log2 log10 max max_over_time min min_over_time ' +
+    'offset predict_linear present_over_time quantile quantile_over_time rate resets round scalar sort ' +
+    'sort_desc sqrt stddev stddev_over_time stdvar sum sum_over_time time ' +
     'timestamp topk vector and or unless inf nan'
   ).split(' '),
 );

@@ -17,7 +17,8 @@ import { INFRA_ENV, type InfraState } from './infra-state';
  *  3. the machine's PostgreSQL (127.0.0.1:5432) and a Kafka broker launched from infra/kafka
  *     (TEST_KAFKA_CLUSTER_SIZE=3: a 3-node KRaft cluster instead, replication 3, min.insync.replicas 2).
  * A template database per service is migrated once; each test file clones the one it needs
- * (CREATE DATABASE … TEMPLATE), so files run in parallel on their own schema. Everything created here is removed in teardown.
+ * (CREATE DATABASE … TEMPLATE), so files run in parallel on their own schema. Everything created here
+ * is removed in teardown.
  */
 export default async function globalSetup(): Promise<void> {
   const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
@@ -136,7 +137,8 @@ async function loadPostgresContainer(): Promise<PgContainerModule> {
     return (await import(name)) as PgContainerModule;
   } catch {
     throw new Error(
-      'a Docker engine answers but @testcontainers/postgresql is not installed; set TEST_NO_DOCKER=1 to use the local PostgreSQL',
+      'a Docker engine answers but @testcontainers/postgresql is not installed; ' +
+        'set TEST_NO_DOCKER=1 to use the local PostgreSQL',
     );
   }
 }
