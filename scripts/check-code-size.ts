@@ -5,17 +5,20 @@ import ts from 'typescript';
 /**
  * `npm run check:size`: the size limits of the house (outside tests and scripts) — a file under
  * services/<name>/src at most MAX_FILE_LINES lines, a function at most MAX_FUNCTION_LINES lines
- * (services and shared). Prints each offender and exits 1 when there is one.
+ * (services and shared), a line at most MAX_LINE_LENGTH characters (services and shared, tests included).
+ * Prints each offender and exits 1 when there is one.
  */
 const ROOT = path.resolve(__dirname, '..');
 const MAX_FILE_LINES = 250;
 const MAX_FUNCTION_LINES = 80;
+/** prettier wraps code at 120; strings and comments it cannot wrap are held to the same width here. */
+const MAX_LINE_LENGTH = 120;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const file = path.join(dir, name);
     if (statSync(file).isDirectory()) return sourceFiles(file);
-    return file.endsWith('.ts') && !file.endsWith('.test.ts') ? [file] : [];
+    return file.endsWith('.ts') ? [file] : [];
   });
 }
 
@@ -41,6 +44,10 @@ const roots = [...services.map((s) => path.join(ROOT, 'services', s, 'src')), pa
 for (const file of roots.flatMap(sourceFiles)) {
   const text = readFileSync(file, 'utf8');
   const relative = path.relative(ROOT, file);
+  text.split('\n').forEach((line, i) => {
+    if (line.length > MAX_LINE_LENGTH) offenders.push(`${relative}:${i + 1}: line of ${line.length} characters`);
+  });
+  if (file.endsWith('.test.ts')) continue;
   const lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
   if (relative.startsWith('services') && lines > MAX_FILE_LINES) offenders.push(`${relative}: ${lines} lines (file)`);
   for (const fn of functionLengths(file, text)) {
@@ -48,7 +55,10 @@ for (const file of roots.flatMap(sourceFiles)) {
   }
 }
 if (offenders.length === 0) {
-  console.log(`[check:size] files <= ${MAX_FILE_LINES} lines, functions <= ${MAX_FUNCTION_LINES} lines`);
+  console.log(
+    `[check:size] files <= ${MAX_FILE_LINES} lines, functions <= ${MAX_FUNCTION_LINES} lines, ` +
+      `lines <= ${MAX_LINE_LENGTH} characters`,
+  );
 } else {
   console.log(`[check:size] over the limits (files ${MAX_FILE_LINES}, functions ${MAX_FUNCTION_LINES} lines):`);
   for (const o of offenders) console.log(`  ${o}`);

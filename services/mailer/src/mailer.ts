@@ -106,7 +106,8 @@ function createDelivery(deps: MailerDeps, parts: Parts, failover: ProviderFailov
     onOutboxWritten: () => publisher.kick(),
     payloadKeys: keyringFromConfig(config, () =>
       logger.warn(
-        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; codes sealed by accounts cannot be opened (development only)',
+        'MAIL_PAYLOAD_KEY is not set: using a random per-process key; ' +
+          'codes sealed by accounts cannot be opened (development only)',
       ),
     ),
   });
