@@ -85,6 +85,28 @@ describe('mailer: fallback SMTP providers (issue 13)', () => {
   });
 
   it(
+    'when the primary takes a mail but its final 250 is lost, then the fallback sends it and the copy is ' +
+      'flagged and counted as a possible duplicate (the one window SMTP leaves open)',
+    async () => {
+      await waitFor(() => h.mailer?.providerState('primary') === 'closed', {
+        timeoutMs: 30_000,
+        message: 'the primary breaker closed before the lost-ack case',
+      });
+      const before = await h.metric('mail_duplicate_sends_total');
+      await h.smtp.setFault({ mode: 'lose-ack' });
+      const request = mailRequest();
+      await h.produce([request]);
+      const sent = await h.waitForStatus(request.request_id, 'sent', 30_000);
+      await h.smtp.setFault({ mode: 'healthy' });
+      expect(sent.provider).toBe('backup');
+      expect(sentOnce(h.smtp, request.to)).toBe(1);
+      expect(sentOnce(backup, request.to)).toBe(1);
+      expect(await h.row(request.request_id)).toMatchObject({ state: 'sent', possible_duplicate: true });
+      expect(await h.metric('mail_duplicate_sends_total')).toBe(before + 1);
+    },
+  );
+
+  it(
     'when the primary rejects an address permanently, then it fails as rejected and is not tried on the ' + 'fallback',
     async () => {
       const request = mailRequest();

@@ -9,13 +9,15 @@ export async function markSent(
   client: PoolClient,
   claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>,
   smtpMessageId: string,
+  /** A provider tried before the one that accepted may have taken the mail too (a failure after the body). */
+  possibleDuplicate = false,
 ): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE mailer_requests
         SET state = 'sent', smtp_message_id = $3, sent_at = now(), lease_until = NULL, last_error_class = NULL,
-            updated_at = now(), ${REDACT}
+            possible_duplicate = possible_duplicate OR $4, updated_at = now(), ${REDACT}
       WHERE request_id = $1 AND claim_id = $2 AND state = 'sending'`,
-    [claim.requestId, claim.claimId, smtpMessageId],
+    [claim.requestId, claim.claimId, smtpMessageId, possibleDuplicate],
   );
   return rowCount === 1;
 }

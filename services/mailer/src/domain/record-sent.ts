@@ -18,7 +18,9 @@ export async function recordSent(
     smtpMessageId: messageId,
     provider: sent.provider,
   });
-  const recorded = await commitOutcome(ctx, [event], (client) => markSent(client, claim, messageId));
+  const recorded = await commitOutcome(ctx, [event], (client) =>
+    markSent(client, claim, messageId, sent.possibleDuplicate),
+  );
   if (!recorded) {
     ctx.log.warn(
       { request_id: claim.requestId, attempt: claim.attempts },
