@@ -9,17 +9,20 @@ export function isContractTopic(topic: string): boolean {
   return CONTRACT_TOPICS.has(topic);
 }
 
-/** The envelope the row announces; the same shape `buildEnvelope` produces. */
-export function toEnvelope(row: OutboxRow): Envelope {
-  return {
+/**
+ * The envelope the row announces as JSON text: the same fields `buildEnvelope` produces, with the
+ * stored payload text spliced in unparsed (it is jsonb, so valid JSON by construction).
+ */
+export function envelopeJson(row: OutboxRow): string {
+  const head: Omit<Envelope, 'payload'> = {
     id: row.eventId,
     type: row.type,
     version: row.version,
-    occurred_at: row.occurredAt.toISOString(),
+    occurred_at: row.occurredAt,
     aggregate_type: row.aggregateType,
     aggregate_id: row.key,
-    payload: row.payload,
   };
+  return `${JSON.stringify(head).slice(0, -1)},"payload":${row.payloadJson}}`;
 }
 
 /** Kafka message of a row: key = aggregate id (the user id), the row's headers plus `id` and `type`. */
@@ -29,10 +32,9 @@ export function toKafkaMessage(row: OutboxRow): Message {
     if (value === null || value === undefined) continue;
     headers[name] = typeof value === 'string' ? value : JSON.stringify(value);
   }
-  const envelope = toEnvelope(row);
   return {
     key: row.key,
-    value: JSON.stringify(envelope),
-    headers: { ...headers, ...envelopeHeaders(envelope) },
+    value: envelopeJson(row),
+    headers: { ...headers, ...envelopeHeaders({ id: row.eventId, type: row.type }) },
   };
 }
