@@ -84,6 +84,7 @@ export function createRelay(opts: RelayOptions): Relay {
   const loops = createRelayLoops({
     round,
     concurrency: config.RELAY_CONCURRENCY,
+    batchSize: config.RELAY_BATCH_SIZE,
     pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
     requeryDelayMs: opts.requeryDelayMs ?? 25,
     backoff: retryPolicy,

@@ -6,42 +6,62 @@ import type { RelayRound } from '../domain/relay-round';
 export type RelayLoops = { wake: () => void; start: () => Promise<void>; stop: () => Promise<void> };
 
 /**
- * `concurrency` work loops (shared/src/work-loop.ts) running relay rounds: a round again at once while rows
- * were handled; after a wake-up that found nothing, one more look shortly (a NOTIFY can beat the row's
- * visibility to our snapshot, docs/field-notes.md), then the poll interval; after a failure, the backoff
- * (the rows stay pending).
+ * `concurrency` work loops (shared/src/work-loop.ts) running relay rounds. What wakes a loop, and what
+ * does not — every round is a transaction, so a round nobody needs is pure cost:
+ * - a NOTIFY wakes ONE loop: an idle one if there is one (round robin), else a busy one, which goes
+ *   again right after its round. A commit's rows are claimed by a single round anyway;
+ * - after a round, the loop goes again at once only if the batch was full (more rows may be waiting);
+ *   a batch that was not full took everything it could see, and rows committed meanwhile send their
+ *   own NOTIFY;
+ * - after a wake-up that found nothing, one more look shortly (a NOTIFY can beat the row's visibility
+ *   to our snapshot, docs/field-notes.md), then the poll interval (the fallback for a lost LISTEN);
+ * - after a failure, the backoff (the rows stay pending).
  */
 export function createRelayLoops(opts: {
   round: RelayRound;
   concurrency: number;
+  batchSize: number;
   pollIntervalMs: number;
   requeryDelayMs: number;
   backoff: BackoffPolicy;
   logger: Logger;
 }): RelayLoops {
   const loops = Array.from({ length: opts.concurrency }, (_, index) => {
-    let requery = false;
+    const state = { busy: false, requery: false, found: false };
     const loop = createWorkLoop({
-      runOnce: async () => (await opts.round()) > 0,
+      runOnce: async () => {
+        state.busy = true;
+        try {
+          const handled = await opts.round();
+          state.found = handled > 0;
+          return handled >= opts.batchSize;
+        } finally {
+          state.busy = false;
+        }
+      },
       idleMs: () => {
-        if (!requery) return opts.pollIntervalMs;
-        requery = false;
-        return opts.requeryDelayMs;
+        // The requery is for a wake-up whose rows were not visible yet: not needed once rows came.
+        const requery = state.requery && !state.found;
+        state.requery = false;
+        return requery ? opts.requeryDelayMs : opts.pollIntervalMs;
       },
       backoff: opts.backoff,
       logger: opts.logger.child({ worker: index }),
       failureMessage: 'relay round failed: rows stay pending',
     });
-    return {
-      loop,
-      wake: () => {
-        requery = true;
-        loop.kick();
-      },
-    };
+    return { loop, state };
   });
+  let next = 0;
   return {
-    wake: () => loops.forEach((l) => l.wake()),
+    wake: () => {
+      const idle = [...loops.slice(next), ...loops.slice(0, next)].find((l) => !l.state.busy);
+      const chosen = idle ?? loops[next];
+      next = (next + 1) % loops.length;
+      if (!chosen) return;
+      chosen.state.requery = true;
+      chosen.state.found = false;
+      chosen.loop.kick();
+    },
     start: async () => {
       await Promise.all(loops.map((l) => l.loop.start()));
     },
