@@ -10,7 +10,7 @@ const logger = createLogger({
 });
 
 /** Fake kafkajs producers: each records what it was asked to send; `failNext` scripts failures. */
-function fakes(failures: unknown[] = []) {
+function fakes(failures: unknown[] = [], failWhen?: (topicMessages: TopicMessages[]) => unknown) {
   const made: { n: number; sent: TopicMessages[][]; disconnected: boolean }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -28,7 +28,7 @@ function fakes(failures: unknown[] = []) {
         await new Promise((r) => setImmediate(r));
         inFlight -= 1;
         state.sent.push(topicMessages);
-        const failure = failures.shift();
+        const failure = failWhen?.(topicMessages) ?? failures.shift();
         if (failure) throw failure;
         return [];
       },
@@ -83,21 +83,43 @@ describe('idempotent producer keeper', () => {
   );
 
   it(
-    'when items span partitions, then each partition is one request, in the order given, and a failure stays ' +
-      'in its partition',
+    'when items span partitions, then each partition keeps the order given, and a partition the broker refuses ' +
+      'fails alone, even when it shared a request with others',
     async () => {
       const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
-      const f = fakes([new Error('leader not available')]);
+      const refused = partitionOf('k0', 3);
+      // Like a partition without a leader: every request carrying it fails.
+      const f = fakes([], (topicMessages) =>
+        topicMessages.some((t) => t.messages.some((m) => m.partition === refused))
+          ? new Error('leader not available')
+          : undefined,
+      );
       const p = keeper(f.createProducer);
       const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
       const partitions = new Set(keys.map((k) => partitionOf(k, 3)));
       expect(results).toHaveLength(partitions.size);
-      for (const r of results) expect(r.items.every((k) => partitionOf(k, 3) === r.partition)).toBe(true);
-      expect(results[0]?.error).toBeDefined();
-      expect(results.slice(1).every((r) => r.error === undefined)).toBe(true);
-      expect(results.flatMap((r) => r.items).sort()).toEqual([...keys].sort());
+      for (const r of results) {
+        expect(r.items).toEqual(keys.filter((k) => partitionOf(k, 3) === r.partition));
+        expect(r.error !== undefined).toBe(r.partition === refused);
+      }
     },
   );
+
+  it('when a slot holds several partitions, then they share one request', async () => {
+    const f = fakes();
+    const p = keeper(f.createProducer);
+    const items = Array.from({ length: 60 }, (_, i) => ({ topic: `t${i % 2}`, key: `key-${i}` }));
+    const results = await p.sendPerPartition(items, (item) => ({
+      topic: item.topic,
+      message: { key: item.key, value: item.key },
+    }));
+    // 2 topics x 3 partitions over 4 producer identities: at least two partitions share an identity.
+    expect(results).toHaveLength(6);
+    const requests = f.made.flatMap((m) => m.sent);
+    expect(requests.length).toBeLessThan(6);
+    const sentKeys = requests.flatMap((r) => r.flatMap((t) => t.messages.map((m) => m.key)));
+    expect(sentKeys.sort()).toEqual(items.map((i) => i.key).sort());
+  });
 });
 
 describe('idempotent producer keeper: partitions in parallel', () => {

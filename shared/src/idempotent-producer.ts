@@ -114,13 +114,13 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
 
   const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
     type T = (typeof items)[number];
-    const groups = new Map<string, PartitionResult<T> & { messages: Message[] }>();
+    const groups = new Map<string, PartitionGroup<T>>();
+    const counts = new Map<string, number>();
     for (const item of items) {
       const { topic, message } = record(item);
-      const partition =
-        message.key === null || message.key === undefined
-          ? -1
-          : partitionOf(message.key, await partitions.count(topic));
+      let count = counts.get(topic);
+      if (count === undefined) counts.set(topic, (count = await partitions.count(topic)));
+      const partition = message.key === null || message.key === undefined ? -1 : partitionOf(message.key, count);
       const id = `${partition}:${topic}`;
       let group = groups.get(id);
       if (!group) {
@@ -130,23 +130,29 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       group.items.push(item);
       group.messages.push(partition >= 0 ? { ...message, partition } : message);
     }
-    // Partitions go out in parallel on their slots; each partition's request waits for its slot.
-    return Promise.all(
-      [...groups.values()].map(async ({ messages, ...group }): Promise<PartitionResult<T>> => {
-        if (skip?.(group.topic, group.partition)) return { ...group, skipped: true };
-        try {
-          await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages }]);
-          return group;
-        } catch (error) {
-          partitions.forget(group.topic);
-          return { ...group, error };
-        }
-      }),
+    const results: PartitionResult<T>[] = [];
+    const perSlot = new Map<IdentitySlot, PartitionGroup<T>[]>();
+    for (const group of groups.values()) {
+      if (skip?.(group.topic, group.partition)) {
+        results.push({ topic: group.topic, partition: group.partition, items: group.items, skipped: true });
+        continue;
+      }
+      const slot = slotOf(group.topic, group.partition);
+      perSlot.set(slot, [...(perSlot.get(slot) ?? []), group]);
+    }
+    // Slots go out in parallel; a slot's partitions share one request while all goes well.
+    const sent = await Promise.all(
+      [...perSlot].map(([slot, slotGroups]) => sendOnSlot(slot, slotGroups, partitions.forget)),
     );
+    return [...results, ...sent.flat()];
   };
 
   return {
-    connect: () => first.connect(),
+    // Every identity at once: the first sends of a burst do not wait for InitProducerId one by one.
+    connect: async () => {
+      await first.connect();
+      await Promise.all(slots.map((s) => s.connect()));
+    },
     send: (topicMessages) => first.send(topicMessages),
     sendPerPartition,
     generation: () => generations.count,
@@ -156,6 +162,47 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       await partitions.close();
     },
   };
+}
+
+type PartitionGroup<T> = PartitionResult<T> & { messages: Message[] };
+
+const asMessages = (groups: PartitionGroup<unknown>[]): TopicMessages[] =>
+  groups.map((g) => ({ topic: g.topic, messages: g.messages }));
+
+/**
+ * A slot's partitions in ONE produce request (fewer requests per round for the broker and for kafkajs).
+ * If it fails, which partition failed is unknown (kafkajs throws on the first partition error and the
+ * identity is retired): each partition is then sent alone, in turn, on the slot's next identities, so a
+ * failure stays confined to its own partition. A partition the broker had appended before the request
+ * failed is sent again: a duplicate prefix, never a reordering, and never a loss, because nothing counts
+ * as acknowledged unless the request carrying it resolved.
+ */
+async function sendOnSlot<T>(
+  slot: IdentitySlot,
+  groups: PartitionGroup<T>[],
+  forget: (topic: string) => void,
+): Promise<PartitionResult<T>[]> {
+  const result = ({ messages: _sent, ...group }: PartitionGroup<T>, error?: unknown): PartitionResult<T> =>
+    error === undefined ? group : { ...group, error };
+  if (groups.length > 1) {
+    try {
+      await slot.send(asMessages(groups));
+      return groups.map((g) => result(g));
+    } catch {
+      // Fall through: one request per partition tells which one failed.
+    }
+  }
+  const out: PartitionResult<T>[] = [];
+  for (const group of groups) {
+    try {
+      await slot.send(asMessages([group]));
+      out.push(result(group));
+    } catch (error) {
+      forget(group.topic);
+      out.push(result(group, error));
+    }
+  }
+  return out;
 }
 
 type IdentitySlot = {
@@ -231,15 +278,21 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
 
 /** The partition kafkajs' default partitioner (murmur2, the Java client's) picks for a key. */
 export function partitionOf(key: Buffer | string, count: number): number {
-  const partitionMetadata: PartitionMetadata[] = Array.from({ length: count }, (_, i) => ({
-    partitionId: i,
-    leader: 0,
-    partitionErrorCode: 0,
-    replicas: [0],
-    isr: [0],
-  }));
+  let partitionMetadata = metadataOfCount.get(count);
+  if (partitionMetadata === undefined) {
+    partitionMetadata = Array.from({ length: count }, (_, i) => ({
+      partitionId: i,
+      leader: 0,
+      partitionErrorCode: 0,
+      replicas: [0],
+      isr: [0],
+    }));
+    metadataOfCount.set(count, partitionMetadata);
+  }
   return defaultPartitioner({ topic: '', partitionMetadata, message: { key, value: null } });
 }
+/** The partitioner only reads partition ids: one array per partition count, built once. */
+const metadataOfCount = new Map<number, PartitionMetadata[]>();
 const defaultPartitioner = Partitioners.DefaultPartitioner();
 
 /** Partition counts from the cluster's metadata, cached per topic for `ttlMs`. */
