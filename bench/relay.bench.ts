@@ -11,9 +11,9 @@ import { toKafkaMessage } from '../services/relay/src/domain/outbox-message';
 import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
 
 /**
- * 1. Drain N pre-inserted outbox rows (100,000 × scale over N/10 keys, ~200-byte payloads) with one
- *    relay, beside a raw kafkajs producer sending the same messages from memory with the same batch
- *    size and the same number of concurrent sends (the ceiling). Target: >= 50 % of it.
+ * 1. Drain N outbox rows (100,000 × scale over N/10 keys, ~200-byte payloads) committed at once in
+ *    front of a running relay, beside a raw kafkajs producer sending the same messages from memory with
+ *    the same batch size, one send at a time (the ceiling). Target (issue 15): >= 80 % of it.
  * 2. Commit → publish latency at a steady 500 inserts/s (one row per transaction, like registrations)
  *    for 15 s × scale (at least 5 s). The verdict uses the relay's outbox_commit_to_publish_seconds
  *    (row insert → broker ack, to bucket resolution); beside it, per row, the insert's COMMIT returning
@@ -50,102 +50,122 @@ function startRelay(ctx: BenchContext, url: string, prefix: string) {
   return { relay, pool, registry, stop: async () => (await relay.stop(), await pool.end()) };
 }
 
+const INSERT_ROWS = `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
+  SELECT gen_random_uuid(), 'accounts.user-events', 'user-' || (i % $2), 'user.registered', 'user', now(),
+         jsonb_build_object('seq', i / $2, 'email', 'someone' || i || '@example.com', 'pad', repeat('x', 120))
+  FROM generate_series(0, $1 - 1) AS i`;
+
+async function waitOutboxEmpty(client: pg.Client): Promise<void> {
+  for (;;) {
+    const { rows: r } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+    if (r[0]?.n === 0) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+/** The same messages as `rows` outbox rows would carry, built from memory for the raw producer. */
+function baselineMessages(rows: number, keys: number): TopicMessages['messages'] {
+  const occurredAt = new Date().toISOString();
+  return Array.from({ length: rows }, (_, i) =>
+    toKafkaMessage({
+      id: String(i + 1),
+      eventId: randomUUID(),
+      topic: 'accounts.user-events',
+      key: `user-${i % keys}`,
+      type: 'user.registered',
+      version: 1,
+      aggregateType: 'user',
+      occurredAt,
+      payloadJson: JSON.stringify({
+        seq: Math.floor(i / keys),
+        email: `someone${i}@example.com`,
+        pad: 'x'.repeat(120),
+      }),
+      headers: {},
+      createdAtMs: 0,
+    } satisfies OutboxRow),
+  );
+}
+
+/** The raw producer: one idempotent producer, one sendBatch of BATCH_SIZE at a time, from memory. */
+async function baselineRate(ctx: BenchContext, rows: number, keys: number): Promise<{ rate: number; seconds: number }> {
+  const messages = baselineMessages(rows, keys);
+  const baselineTopic = `${ctx.uniquePrefix('relay-baseline')}accounts.user-events`;
+  const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench-baseline', logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: false });
+  await waitForTopicLeaders(admin, [baselineTopic]);
+  await admin.disconnect();
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  const started = performance.now();
+  // One send at a time: kafkajs' idempotent producer is not safe for concurrent sends (a concurrent
+  // send can be acked as a duplicate and dropped: tulios/kafkajs#353).
+  for (let next = 0; next < messages.length; next += BATCH_SIZE) {
+    const batch: TopicMessages = { topic: baselineTopic, messages: messages.slice(next, next + BATCH_SIZE) };
+    await producer.sendBatch({ topicMessages: [batch], acks: -1 });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await producer.disconnect();
+  return { rate: rows / seconds, seconds };
+}
+
+/**
+ * The drain: a running relay (connected, topics created, one warm-up batch published) sees `rows` rows
+ * committed at once (one INSERT … SELECT, one NOTIFY) and is timed from that commit to an empty outbox —
+ * the relay's steady drain, like the baseline's clock that starts with a connected producer.
+ */
 async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
   const rows = Math.max(1_000, Math.round(100_000 * ctx.scale));
   const keys = Math.max(10, Math.round(rows / 10));
   const db = await ctx.createDatabase();
   const prefix = ctx.uniquePrefix('relay-drain');
+  const setup = new pg.Client({ connectionString: db.url });
+  await setup.connect();
   try {
-    const setup = new pg.Client({ connectionString: db.url });
-    await setup.connect();
-    await setup.query(
-      `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
-       SELECT gen_random_uuid(), 'accounts.user-events', 'user-' || (i % $2), 'user.registered', 'user', now(),
-              jsonb_build_object('seq', i / $2, 'email', 'someone' || i || '@example.com', 'pad', repeat('x', 120))
-       FROM generate_series(0, $1 - 1) AS i`,
-      [rows, keys],
-    );
-    await setup.query('VACUUM ANALYZE outbox');
-    ctx.log(`relay drain: ${rows} rows over ${keys} keys inserted`);
-
-    // Baseline first, on the same broker, to its own topics: the same messages from memory.
-    const messages = (
-      await setup.query<{ id: string; event_id: string; key: string; payload: unknown; occurred_at: Date }>(
-        'SELECT id, event_id, key, payload, occurred_at FROM outbox ORDER BY id',
-      )
-    ).rows.map((r) =>
-      toKafkaMessage({
-        id: r.id,
-        eventId: r.event_id,
-        topic: 'accounts.user-events',
-        key: r.key,
-        type: 'user.registered',
-        version: 1,
-        aggregateType: 'user',
-        occurredAt: r.occurred_at,
-        payload: r.payload,
-        headers: {},
-        createdAtMs: 0,
-      } satisfies OutboxRow),
-    );
-    const baselineTopic = `${ctx.uniquePrefix('relay-baseline')}accounts.user-events`;
-    const kafka = new Kafka({ brokers: ctx.brokers, clientId: 'relay-bench-baseline', logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic: baselineTopic, numPartitions: 6 }], waitForLeaders: false });
-    await waitForTopicLeaders(admin, [baselineTopic]);
-    await admin.disconnect();
-    const producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
-    await producer.connect();
-    const baselineStart = performance.now();
-    // One send at a time, like the relay: kafkajs' idempotent producer is not safe for concurrent
-    // sends (a concurrent send can be acked as a duplicate and dropped: tulios/kafkajs#353).
-    for (let next = 0; next < messages.length; next += BATCH_SIZE) {
-      const batch: TopicMessages = { topic: baselineTopic, messages: messages.slice(next, next + BATCH_SIZE) };
-      await producer.sendBatch({ topicMessages: [batch], acks: -1 });
-    }
-    const baselineSeconds = (performance.now() - baselineStart) / 1000;
-    await producer.disconnect();
-    const baselineRate = rows / baselineSeconds;
-    ctx.log(`relay drain: baseline ${Math.round(baselineRate)} events/s`);
+    const baseline = await baselineRate(ctx, rows, keys);
+    ctx.log(`relay drain: baseline ${Math.round(baseline.rate)} events/s`);
 
     const relay = startRelay(ctx, db.url, prefix);
-    const relayStart = performance.now();
     await relay.relay.start();
-    for (;;) {
-      const { rows: r } = await setup.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
-      if (r[0]?.n === 0) break;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    const relaySeconds = (performance.now() - relayStart) / 1000;
+    await setup.query(INSERT_ROWS, [BATCH_SIZE * 2, keys]);
+    await waitOutboxEmpty(setup);
+    await setup.query('ANALYZE outbox');
+    const relayStart = performance.now();
+    await setup.query(INSERT_ROWS, [rows, keys]);
+    const committed = performance.now();
+    await waitOutboxEmpty(setup);
+    const relaySeconds = (performance.now() - committed) / 1000;
     await relay.stop();
-    await setup.end();
+    ctx.log(`relay drain: ${rows} rows over ${keys} keys committed in ${round((committed - relayStart) / 1000, 1)} s`);
     const relayRate = rows / relaySeconds;
-    const ratio = relayRate / baselineRate;
+    const ratio = relayRate / baseline.rate;
     ctx.log(`relay drain: relay ${Math.round(relayRate)} events/s (${Math.round(ratio * 100)} % of baseline)`);
     const name = `relay drain ${rows >= 1_000 ? `${Math.round(rows / 1_000)}k` : rows} rows`;
     return [
       {
         benchmark: name,
         case: 'baseline: raw kafkajs producer (idempotent, acks=all, same batching)',
-        metrics: { events_per_s: Math.round(baselineRate), seconds: round(baselineSeconds, 2) },
+        metrics: { events_per_s: Math.round(baseline.rate), seconds: round(baseline.seconds, 2) },
       },
       {
         benchmark: name,
-        case: `relay (1 instance, ${CONCURRENCY} loops, batch ${BATCH_SIZE})`,
+        case: `relay (1 instance, ${CONCURRENCY} loops, batch ${BATCH_SIZE}), from the rows' commit`,
         metrics: {
           events_per_s: Math.round(relayRate),
           seconds: round(relaySeconds, 2),
           ratio_to_baseline: round(ratio, 2),
         },
-        verdict: `target >= 50% of baseline: ${Math.round(ratio * 100)}% (${ratio >= 0.5 ? 'met' : 'not met'})`,
+        verdict: `target >= 80% of baseline: ${Math.round(ratio * 100)}% (${ratio >= 0.8 ? 'met' : 'not met'})`,
       },
     ];
   } finally {
+    await setup.end();
     await db.drop();
   }
 }
