@@ -24,6 +24,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const PASSWORD = 'correct horse battery staple';
 const DRAIN_TIMEOUT_MS = 120_000;
 const IDLE_MS = 10_000;
+const WARM_UP_MS = Number(process.env.BENCH_CPU_WARM_UP_MS ?? 10_000);
 
 type Phase = {
   /** CPU ms per second of each component while the stack is up with no load (idle polling, JVM). */
@@ -94,7 +95,10 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
       JSON.stringify({ email: `${kind}.${tag}.${i}@example.test`, password: PASSWORD, first_name: 'Bench' }),
     )) === 201;
   try {
-    await closedLoop({ concurrency: 4, durationMs: 2_000, request: (i) => register(i, 'warm') });
+    // Warm-up at the measured load: the services' and the Kafka JVM's JIT compilers do their work here,
+    // not inside the window (the figures are for a stack at steady load).
+    const warmMs = Math.max(2_000, Math.round(WARM_UP_MS * ctx.scale));
+    await closedLoop({ concurrency: CONCURRENCY, durationMs: warmMs, request: (i) => register(i, 'warm') });
     if (withMail) await waitAllSent(db.url);
     await sampler.start();
     await new Promise((r) => setTimeout(r, IDLE_MS));
