@@ -190,6 +190,11 @@ function writeConfig(opts: ResolvedOptions): { propsFile: string; log4jFile: str
       'group.initial.rebalance.delay.ms=0',
       'auto.create.topics.enable=true',
       'log.retention.hours=24',
+      // Thread pools sized for the 2-core machines this broker runs on (defaults: 3 network, 8 I/O, 10
+      // background threads): fewer threads handing each request over, same work.
+      'num.network.threads=2',
+      'num.io.threads=2',
+      'background.threads=2',
       'log.segment.bytes=67108864',
       // A killed peer is noticed in seconds, not the 18 s / 30 s defaults (crash tests and chaos).
       'replica.lag.time.max.ms=10000',
@@ -222,8 +227,9 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
   return [
     `-Xmx${heapMb}m`,
     `-Xms${Math.min(128, heapMb)}m`,
-    '-XX:+UseG1GC',
-    '-XX:MaxGCPauseMillis=20',
+    // A small heap on a small machine: the serial collector has no concurrent GC threads competing with
+    // the services for the cores (measured: the idle broker's CPU fell from ~48 to ~41 ms/s).
+    '-XX:+UseSerialGC',
     '-Djava.awt.headless=true',
     `-Dlog4j2.configurationFile=${log4jFile}`,
     '-cp',
