@@ -1,5 +1,6 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import { CONSUMER_TIMING } from '@shared/kafka';
+import { createOffsetCommitter, type OffsetCommitter } from '@shared/offset-commits';
 import type { Logger } from '@shared/logger';
 import type { IncomingMessage } from '../domain/record-mail-requests';
 
@@ -14,10 +15,10 @@ export type MailRequestsConsumer = {
 /**
  * The consumer group `<prefix>mailer` on mail.requests.
  *
- * Offset-commit rule: an offset is resolved (and so committed) only after `record` resolved, i.e.
- * after the batch's requests and DLQ records committed in PostgreSQL. A crash before that commit
- * redelivers the batch, and the inbox's primary key (request_id) turns the redelivery into a no-op:
- * at-least-once from Kafka, exactly-once into the inbox.
+ * Offset-commit rule: an offset is resolved (and so committed, within a second: shared/src/offset-commits.ts)
+ * only after `record` resolved, i.e. after the batch's requests and DLQ records committed in PostgreSQL.
+ * A crash before that commit redelivers the batch, and the inbox's primary key (request_id) turns the
+ * redelivery into a no-op: at-least-once from Kafka, exactly-once into the inbox.
  */
 export function createMailRequestsConsumer(opts: {
   kafka: Kafka;
@@ -28,17 +29,20 @@ export function createMailRequestsConsumer(opts: {
 }): MailRequestsConsumer {
   const log = opts.logger.child({ component: 'mail-requests-consumer' });
   let consumer: Consumer | undefined;
+  let committer: OffsetCommitter | undefined;
   let paused = false;
 
   return {
     start: async () => {
       consumer = opts.kafka.consumer({ groupId: opts.groupId, allowAutoTopicCreation: false, ...CONSUMER_TIMING });
+      const commits = createOffsetCommitter({ logger: log });
+      committer = commits;
       await consumer.connect();
       await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
       await consumer.run({
         eachBatchAutoResolve: false,
-        autoCommit: true,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        ...commits.runOptions,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           if (!isRunning() || isStale() || batch.messages.length === 0) return;
           await opts.record(
             batch.messages.map((m) => ({
@@ -49,14 +53,18 @@ export function createMailRequestsConsumer(opts: {
             })),
           );
           for (const m of batch.messages) resolveOffset(m.offset);
-          await commitOffsetsIfNecessary();
+          const last = batch.messages.at(-1);
+          if (last) commits.resolved(batch.topic, batch.partition, last.offset);
           await heartbeat();
         },
       });
+      commits.start(consumer);
       if (paused) consumer.pause([{ topic: opts.topic }]);
       log.info({ group_id: opts.groupId, topic: opts.topic }, 'consuming mail requests');
     },
     stop: async () => {
+      await committer?.stop();
+      committer = undefined;
       await consumer?.disconnect();
       consumer = undefined;
     },

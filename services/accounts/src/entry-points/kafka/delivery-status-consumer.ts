@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, Kafka } from 'kafkajs';
 import { CONSUMER_TIMING, ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
+import { createOffsetCommitter, type OffsetCommitter } from '@shared/offset-commits';
 import { errorMessage } from '@shared/errors';
 import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
@@ -25,7 +26,8 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
  * `Prefer: wait` read), one DB transaction per Kafka batch (a run of valid messages of one partition,
  * domain/record-delivery-status.ts). An offset is resolved only after its message's transaction
- * committed, so a crash re-delivers and the processed_events dedupe absorbs it. A poison message is logged,
+ * committed (and committed to Kafka within a second, shared/src/offset-commits.ts), so a crash
+ * re-delivers and the processed_events dedupe absorbs it. A poison message is logged,
  * counted and parked in accounts_poison_events (then its offset is committed): one bad record never
  * stalls its partition. A database outage is retried in place with backoff.
  *
@@ -38,6 +40,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
   const groupId = `${deps.topicPrefix}${DELIVERY_STATUS_CONSUMER}`;
   const log: Logger = deps.logger.child({ component: 'delivery-status-consumer' });
   let consumer: Consumer | undefined;
+  let committer: OffsetCommitter | undefined;
   let stopping = false;
   let abort = new AbortController();
   // Backoff sleeps end at stop(), so shutdown never waits out a retry delay.
@@ -73,7 +76,21 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
           await consumer.disconnect();
           return;
         }
-        await consumer.run({ eachBatchAutoResolve: false, eachBatch: handleBatch });
+        const commits = createOffsetCommitter({ logger: log });
+        committer = commits;
+        await consumer.run({
+          eachBatchAutoResolve: false,
+          ...commits.runOptions,
+          eachBatch: (payload) =>
+            handleBatch({
+              ...payload,
+              resolveOffset: (offset) => {
+                payload.resolveOffset(offset);
+                commits.resolved(payload.batch.topic, payload.batch.partition, offset);
+              },
+            }),
+        });
+        commits.start(consumer);
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
@@ -101,6 +118,8 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
       // kafkajs cannot cancel a connect in progress (it retries for several seconds against a dead
       // broker): wait briefly, then let the loop notice `stopping` on its own.
       await Promise.race([loop, sleep(STOP_GRACE_MS)]);
+      await committer?.stop();
+      committer = undefined;
       await consumer?.disconnect();
       running = false;
     },
