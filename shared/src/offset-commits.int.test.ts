@@ -63,7 +63,7 @@ async function produceOneByOne(kafka: Kafka, topic: string, count: number): Prom
 describe('offset commits at most once per interval', () => {
   const kafka = testKafka('offset-commits-test');
 
-  it('when messages arrive one batch at a time, then stop commits them all in one request, not one per batch', async () => {
+  it('when messages arrive one batch at a time, then stop commits them all in one request', async () => {
     const topic = `${uniquePrefix('oc')}t`;
     const groupId = `${topic}.g`;
     await createTopic(topic, 1);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { CONSUMER_TIMING, ensureTopics } from '@shared/kafka';
 import type { Logger } from '@shared/logger';
 import { createOffsetCommitter, type OffsetCommitter } from '@shared/offset-commits';
@@ -21,6 +21,29 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
     partitions?: number;
     replicationFactor?: number;
   };
+
+/** Runs `handleBatch` with offsets committed once a second: each resolved offset also goes to the committer. */
+async function runWithCommitter(
+  consumer: Consumer,
+  handleBatch: (payload: EachBatchPayload) => Promise<void>,
+  logger: Logger,
+): Promise<OffsetCommitter> {
+  const commits = createOffsetCommitter({ logger });
+  await consumer.run({
+    eachBatchAutoResolve: false,
+    ...commits.runOptions,
+    eachBatch: (payload) =>
+      handleBatch({
+        ...payload,
+        resolveOffset: (offset) => {
+          payload.resolveOffset(offset);
+          commits.resolved(payload.batch.topic, payload.batch.partition, offset);
+        },
+      }),
+  });
+  commits.start(consumer);
+  return commits;
+}
 
 /**
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
@@ -76,21 +99,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
           await consumer.disconnect();
           return;
         }
-        const commits = createOffsetCommitter({ logger: log });
-        committer = commits;
-        await consumer.run({
-          eachBatchAutoResolve: false,
-          ...commits.runOptions,
-          eachBatch: (payload) =>
-            handleBatch({
-              ...payload,
-              resolveOffset: (offset) => {
-                payload.resolveOffset(offset);
-                commits.resolved(payload.batch.topic, payload.batch.partition, offset);
-              },
-            }),
-        });
-        commits.start(consumer);
+        committer = await runWithCommitter(consumer, handleBatch, log);
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
