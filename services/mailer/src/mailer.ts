@@ -8,7 +8,8 @@ import { topicNames } from '@shared/topics';
 import { keyringFromConfig } from '@shared/payload-crypto';
 import type { MailerConfig } from './config';
 import type { MailTransport, ProviderTransport } from './data-access/mail-transport';
-import { countRetryPending } from './data-access/requests-repository';
+import { releaseClaims } from './data-access/attempt-outcomes';
+import { claimDueRequests, countRetryPending } from './data-access/requests-repository';
 import { createDeliverRequest } from './domain/deliver-request';
 import { createDeferWhileOpen } from './domain/defer-while-open';
 import { createProviderFailover, type ProviderFailover } from './domain/provider-failover';
@@ -55,7 +56,8 @@ export type Mailer = {
 /**
  * How long a claimed row may stay `sending` before another instance takes it back. One attempt is
  * bounded by nodemailer's timeouts (connect, greeting, then socket inactivity per command); ten
- * timeouts covers a slow but live send, so only a dead mailer's rows are taken back.
+ * timeouts covers a slow but live send (after at most one spent waiting in the dispatcher's local
+ * queue, see maxQueueMs) and the group commit of its outcome, so only a dead mailer's rows are taken back.
  */
 export const sendLeaseMs = (config: Pick<MailerConfig, 'SMTP_TIMEOUT_MS'>): number => 10 * config.SMTP_TIMEOUT_MS;
 
@@ -91,7 +93,7 @@ function createRetention(deps: MailerDeps, logger: Logger): RetentionJob {
   });
 }
 
-/** The dispatcher claims due requests and delivers each through the failover. */
+/** The dispatcher claims due requests in batches and delivers each through the failover. */
 function createDelivery(deps: MailerDeps, parts: Parts, failover: ProviderFailover): Dispatcher {
   const { config, pool } = deps;
   const { logger, clock, metrics, publisher } = parts;
@@ -111,14 +113,19 @@ function createDelivery(deps: MailerDeps, parts: Parts, failover: ProviderFailov
       ),
     ),
   });
+  const leaseMs = sendLeaseMs(config);
   return createDispatcher({
-    pool,
+    claims: {
+      claim: (limit) => claimDueRequests(pool, { limit, leaseMs }),
+      release: (claims) => releaseClaims(pool, claims),
+    },
     deliver,
     circuitState: failover.state,
     nextAdmitAt: failover.nextAdmitAt,
     deferWhileOpen: createDeferWhileOpen({ pool, metrics, logger, clock, onOutboxWritten: () => publisher.kick() }),
     concurrency: config.SMTP_POOL_SIZE,
-    leaseMs: sendLeaseMs(config),
+    // A row claimed ahead waits at most one SMTP timeout for a connection: nine of its ten are left for the send.
+    maxQueueMs: config.SMTP_TIMEOUT_MS,
     pollMs: deps.pollMs ?? Math.min(1_000, Math.max(50, config.MAIL_RETRY_BASE_MS)),
     logger,
   });

@@ -1,3 +1,4 @@
+import { errorMessage } from '@shared/errors';
 import { withTransaction, type Pool, type PoolClient } from '@shared/db';
 import type { ErrorClass } from '@shared/events';
 import type { Logger } from '@shared/logger';
@@ -28,6 +29,20 @@ export type DeliverDeps = {
 
 /** What recording one attempt's outcome needs: the dependencies and the deliver component's logger. */
 export type DeliverContext = DeliverDeps & { log: Logger };
+
+/**
+ * One attempt once SMTP answered: the SMTP connection is free again, while its outcome is still being
+ * recorded. `recorded` settles when the outcome committed or its recording failed and was logged.
+ */
+export type Delivery = { recorded: Promise<void> };
+
+/** PostgreSQL unavailable: the row stays `sending` and comes back when its lease expires. */
+export function logRecordError(ctx: DeliverContext, claim: ClaimedRequest, err: unknown): void {
+  ctx.log.error(
+    { request_id: claim.requestId, err: { message: errorMessage(err) } },
+    'could not record the outcome; the lease will bring it back',
+  );
+}
 
 /**
  * Records an outcome with `record` and, only when the claim still held, its events, in one

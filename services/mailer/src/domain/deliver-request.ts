@@ -1,15 +1,14 @@
-import { errorMessage } from '@shared/errors';
 import { openPayloadValue, PayloadKeyError, type PayloadKeyring } from '@shared/payload-crypto';
 import type { ClaimedRequest } from '../data-access/requests-repository';
 import { classifySmtpError } from './classify-smtp-error';
-import type { DeliverContext, DeliverDeps } from './deliver-context';
+import { logRecordError, type DeliverContext, type DeliverDeps, type Delivery } from './deliver-context';
 import type { FailoverOutcome } from './provider-failover';
 import { recordFailure } from './record-failure';
-import { recordSent } from './record-sent';
+import { createSentRecorder } from './record-sent';
 import { renderConfirmationMail } from './render-confirmation-mail';
 import { SendFailure } from './send-failure';
 
-export type { DeliverDeps } from './deliver-context';
+export type { DeliverDeps, Delivery } from './deliver-context';
 
 /**
  * The code in clear, only for rendering. A code sealed under a key this mailer does not have (or
@@ -53,31 +52,28 @@ function reportEarlierProviders(ctx: DeliverContext, claim: ClaimedRequest, outc
   }
 }
 
-/** PostgreSQL unavailable: the row stays `sending` and comes back when its lease expires. */
-function logRecordError(ctx: DeliverContext, claim: ClaimedRequest, err: unknown): void {
-  ctx.log.error(
-    { request_id: claim.requestId, err: { message: errorMessage(err) } },
-    'could not record the outcome; the lease will bring it back',
-  );
-}
-
 /**
- * One attempt at one claimed request: render, send through the breaker, then record the outcome and
- * its status event in one transaction. The row is already `sending`; if the mailer dies between SMTP
- * acceptance and this commit, the row's lease expires and the next attempt is counted as a possible
- * duplicate: that is the one duplicate window.
+ * One attempt at one claimed request: render and send through the breakers; it resolves when SMTP
+ * answered, with the outcome's recording still running (`recorded`), so the SMTP connection serves the
+ * next mail meanwhile. An accepted mail goes to the group-commit recorder (its row `sent` and its
+ * status event in one transaction with those of the other mails accepted meanwhile); a failure is
+ * recorded on its own (deferred or failed, with its status and DLQ record). The row is already
+ * `sending`; if the mailer dies between SMTP acceptance and that commit, the row's lease expires and
+ * the next attempt is counted as a possible duplicate: that is the one duplicate window.
  */
-export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest) => Promise<void> {
+export function createDeliverRequest(deps: DeliverDeps): (claim: ClaimedRequest) => Promise<Delivery> {
   const ctx: DeliverContext = { ...deps, log: deps.logger.child({ component: 'deliver' }) };
-  return async function deliverRequest(claim: ClaimedRequest): Promise<void> {
+  const sentRecorder = createSentRecorder(ctx);
+  return async function deliverRequest(claim: ClaimedRequest): Promise<Delivery> {
     const outcome = await attemptSend(ctx, claim);
     reportEarlierProviders(ctx, claim, outcome);
-    const onRecordError = (recordErr: unknown) => logRecordError(ctx, claim, recordErr);
     if (!outcome.ok) {
-      await recordFailure(ctx, claim, outcome, outcome.tries.at(-1)?.seconds).catch(onRecordError);
-      return;
+      const seconds = outcome.tries.at(-1)?.seconds;
+      return {
+        recorded: recordFailure(ctx, claim, outcome, seconds).catch((err: unknown) => logRecordError(ctx, claim, err)),
+      };
     }
     // Accepted by SMTP: from here on, a failure to record must never turn into a retry decision.
-    await recordSent(ctx, claim, outcome, outcome.seconds).catch(onRecordError);
+    return { recorded: sentRecorder.record(claim, outcome) };
   };
 }
