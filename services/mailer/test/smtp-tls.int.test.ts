@@ -170,4 +170,25 @@ describe('mailer: SMTP over TLS, and no-delay sockets (issue 14 item 4, issue 13
       expect(noDelayPorts(spy).filter((p) => p === smtp.port)).toHaveLength(1);
     },
   );
+
+  it(
+    'when a mail goes out on an open pooled connection, then its whole message (text and HTML parts) is one ' +
+      'socket write: five writes per mail in all (MAIL FROM, RCPT TO, DATA, the message, the final dot)',
+    async () => {
+      const smtp = await server('none', false);
+      const t = transport({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port) });
+      await t.send(mail());
+      const writes = jest.spyOn(net.Socket.prototype, 'write');
+      try {
+        await t.send(mail());
+        const toServer = writes.mock.contexts.filter((socket) => (socket as net.Socket).remotePort === smtp.port);
+        // Before: each MIME chunk was a write of its own (twelve writes for this mail).
+        expect(toServer.length).toBe(5);
+      } finally {
+        writes.mockRestore();
+      }
+      expect(smtp.messages).toHaveLength(2);
+      expect(smtp.messages[1]?.html).toContain('code 123456');
+    },
+  );
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
@@ -92,7 +93,22 @@ function smtpOptions(config: SmtpSettings) {
 type SmtpTransporter =
   nodemailer.Transporter<SMTPPool.SentMessageInfo> | nodemailer.Transporter<SMTPTransport.SentMessageInfo>;
 
-/** Marks a failed send `afterBody` once the whole message went into DATA (see below). */
+/**
+ * The message as ONE chunk. nodemailer pipes the MIME stream into the socket chunk by chunk, and with
+ * TCP_NODELAY each chunk is a write of its own (eight for our text + HTML mail). Collected into one
+ * Buffer (a mail is a few KiB) it is one write; the source is read at once, while the envelope's
+ * round trips are still under way.
+ */
+function wholeMessage(source: Readable): Readable {
+  const whole = new PassThrough();
+  const chunks: Buffer[] = [];
+  source.on('data', (chunk: Buffer | string) => chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+  source.once('end', () => whole.end(Buffer.concat(chunks)));
+  source.once('error', (err: Error) => whole.destroy(err));
+  return whole;
+}
+
+/** Sends each message as one chunk and marks a failed send `afterBody` once the whole of it went into DATA. */
 function withBodyTracking<T extends SmtpTransporter>(t: T): T {
   // When the message stream the SMTP connection reads has ended, the whole body went into the DATA
   // command (the connection starts reading it only after the server's 354). From then on the server
@@ -102,17 +118,16 @@ function withBodyTracking<T extends SmtpTransporter>(t: T): T {
   // unlike a transform's flush, which fires as soon as its input was buffered.)
   t.use('stream', (mail, done) => {
     const progress = (mail.data as { progress?: { bodySent: boolean } }).progress;
-    if (progress) {
-      const message = mail.message;
-      const createReadStream = message.createReadStream.bind(message);
-      message.createReadStream = (...args: Parameters<typeof message.createReadStream>) => {
-        const stream = createReadStream(...args);
+    const message = mail.message;
+    const createReadStream = message.createReadStream.bind(message);
+    message.createReadStream = (...args: Parameters<typeof message.createReadStream>) => {
+      const stream = wholeMessage(createReadStream(...args));
+      if (progress)
         stream.once('end', () => {
           progress.bodySent = true;
         });
-        return stream;
-      };
-    }
+      return stream;
+    };
     done();
   });
   return t;
