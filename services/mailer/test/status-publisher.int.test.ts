@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { createIdempotentProducer } from '@shared/idempotent-producer';
+import { createIdempotentProducer, type IdempotentProducer } from '@shared/idempotent-producer';
 import { createKafka } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
 import { topicNames } from '@shared/topics';
@@ -153,5 +153,76 @@ describe('status publisher against a real broker', () => {
       env.proxy.setDown(false);
       await publisher.stop();
     }
+  });
+});
+
+describe('status publisher: statuses written while it waits go out together', () => {
+  let db: TestDatabase;
+  const logger = createLogger({
+    service: 'mailer',
+    level: 'silent',
+    destination: new Writable({ write: (_c, _e, done) => done() }),
+  });
+  beforeAll(async () => {
+    db = await createTestDatabase('mailer');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  test('when statuses arrive one by one faster than its rounds may start, then few produce calls carry them', async () => {
+    /** A broker that acknowledges everything; records each call's size. */
+    const calls: number[] = [];
+    const producer = {
+      connect: async () => undefined,
+      send: async () => undefined,
+      sendPerPartition: async <T>(items: T[]) => {
+        calls.push(items.length);
+        return [{ topic: 'status', partition: 0, items }];
+      },
+      generation: () => 1,
+      connected: () => true,
+      disconnect: async () => undefined,
+    } as unknown as IdempotentProducer;
+    const publisher = createStatusPublisher({
+      pool: db.pool,
+      producer,
+      topics: topicNames(uniquePrefix('status-paced')),
+      logger,
+      sweepMs: 600_000,
+      minIntervalMs: 500,
+    });
+    const event = () =>
+      deliveryStatusEvent(
+        { request_id: randomUUID(), user_id: randomUUID(), status: 'sent', attempt: 1, error_class: null },
+        new Date(),
+      );
+    const outboxSize = async () =>
+      Number((await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
+    const add = async () => {
+      const client = await db.pool.connect();
+      try {
+        await insertOutboxEvents(client, [event()]);
+      } finally {
+        client.release();
+      }
+    };
+    await publisher.start();
+    try {
+      await add();
+      publisher.kick();
+      await waitFor(async () => (await outboxSize()) === 0, { message: 'the first status published' });
+      // Twenty statuses, each kicking the publisher, as twenty recorded outcomes would.
+      for (let i = 0; i < 20; i++) {
+        await add();
+        publisher.kick();
+      }
+      await waitFor(async () => (await outboxSize()) === 0, { message: 'the twenty statuses published' });
+    } finally {
+      await publisher.stop();
+    }
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(21);
+    // Before: a round per kick that found rows (each with a produce call), plus an empty pass after each.
+    expect(calls.length).toBeLessThanOrEqual(3);
   });
 });

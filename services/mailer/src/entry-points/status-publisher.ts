@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { errorMessage } from '@shared/errors';
 import { createWorkLoop } from '@shared/work-loop';
 import type { IdempotentProducer } from '@shared/idempotent-producer';
@@ -35,6 +36,8 @@ export function createStatusPublisher(opts: {
   logger: Logger;
   sweepMs?: number;
   batchSize?: number;
+  /** Least time between the starts of two publishing rounds (default 10 ms). */
+  minIntervalMs?: number;
 }): StatusPublisher {
   const log = opts.logger.child({ component: 'status-publisher' });
   const topicFor: Record<StoredOutboxEvent['topic'], string> = {
@@ -54,16 +57,29 @@ export function createStatusPublisher(opts: {
     };
   };
 
+  const batchSize = opts.batchSize ?? 500;
+  // Batches until one comes back short: the table held no more when it was read, and whatever is
+  // written after that kicks the loop again (so no extra empty pass per drain).
   const drain = async (): Promise<void> => {
     for (;;) {
-      const n = await publishOutboxBatch(opts.pool, opts.batchSize ?? 500, publish);
-      if (n <= 0) return;
+      const n = await publishOutboxBatch(opts.pool, batchSize, publish);
+      if (n < batchSize) return;
     }
+  };
+  // Under load, kicks come faster than drains: rounds start at most every minIntervalMs, so statuses
+  // written meanwhile go out together (fewer, fuller produce requests); an idle publisher starts at once.
+  const minIntervalMs = opts.minIntervalMs ?? 100;
+  let lastRoundAt = Number.NEGATIVE_INFINITY;
+  const pacedDrain = async (): Promise<void> => {
+    const wait = lastRoundAt + minIntervalMs - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    lastRoundAt = performance.now();
+    await drain();
   };
 
   // Woken by kick() after each recorded outcome; sweeps every sweepMs; backs off while Kafka fails.
   const loop = createWorkLoop({
-    runOnce: drain,
+    runOnce: pacedDrain,
     idleMs: opts.sweepMs ?? 1_000,
     backoff: { baseMs: 200, maxMs: 5_000, jitter: 'equal' },
     logger: log,
