@@ -130,21 +130,22 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       group.items.push(item);
       group.messages.push(partition >= 0 ? { ...message, partition } : message);
     }
-    const results: PartitionResult<T>[] = [];
-    const perSlot = new Map<IdentitySlot, PartitionGroup<T>[]>();
-    for (const group of groups.values()) {
-      if (skip?.(group.topic, group.partition)) {
-        results.push({ topic: group.topic, partition: group.partition, items: group.items, skipped: true });
-        continue;
-      }
-      const slot = slotOf(group.topic, group.partition);
-      perSlot.set(slot, [...(perSlot.get(slot) ?? []), group]);
-    }
-    // Slots go out in parallel; a slot's partitions share one request while all goes well.
-    const sent = await Promise.all(
-      [...perSlot].map(([slot, slotGroups]) => sendOnSlot(slot, slotGroups, partitions.forget)),
+    // Partitions go out in parallel on their slots; each partition's request waits for its slot. One
+    // request per partition, never several in one: when the broker refuses one partition's records (a
+    // record too large), it has appended the others of the same request, but kafkajs reports only the
+    // error — resending them would duplicate them.
+    return Promise.all(
+      [...groups.values()].map(async ({ messages, ...group }): Promise<PartitionResult<T>> => {
+        if (skip?.(group.topic, group.partition)) return { ...group, skipped: true };
+        try {
+          await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages }]);
+          return group;
+        } catch (error) {
+          partitions.forget(group.topic);
+          return { ...group, error };
+        }
+      }),
     );
-    return [...results, ...sent.flat()];
   };
 
   return {
@@ -165,45 +166,6 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
 }
 
 type PartitionGroup<T> = PartitionResult<T> & { messages: Message[] };
-
-const asMessages = (groups: PartitionGroup<unknown>[]): TopicMessages[] =>
-  groups.map((g) => ({ topic: g.topic, messages: g.messages }));
-
-/**
- * A slot's partitions in ONE produce request (fewer requests per round for the broker and for kafkajs).
- * If it fails, which partition failed is unknown (kafkajs throws on the first partition error and the
- * identity is retired): each partition is then sent alone, in turn, on the slot's next identities, so a
- * failure stays confined to its own partition. A partition the broker had appended before the request
- * failed is sent again: a duplicate prefix, never a reordering, and never a loss, because nothing counts
- * as acknowledged unless the request carrying it resolved.
- */
-async function sendOnSlot<T>(
-  slot: IdentitySlot,
-  groups: PartitionGroup<T>[],
-  forget: (topic: string) => void,
-): Promise<PartitionResult<T>[]> {
-  const result = ({ messages: _sent, ...group }: PartitionGroup<T>, error?: unknown): PartitionResult<T> =>
-    error === undefined ? group : { ...group, error };
-  if (groups.length > 1) {
-    try {
-      await slot.send(asMessages(groups));
-      return groups.map((g) => result(g));
-    } catch {
-      // Fall through: one request per partition tells which one failed.
-    }
-  }
-  const out: PartitionResult<T>[] = [];
-  for (const group of groups) {
-    try {
-      await slot.send(asMessages([group]));
-      out.push(result(group));
-    } catch (error) {
-      forget(group.topic);
-      out.push(result(group, error));
-    }
-  }
-  return out;
-}
 
 type IdentitySlot = {
   connect: () => Promise<void>;
