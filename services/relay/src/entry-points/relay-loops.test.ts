@@ -50,13 +50,15 @@ describe('relay loops: what a NOTIFY costs', () => {
     await loops.stop();
   });
 
-  it('when a round fills its batch, then the loop goes again at once until a round is not full', async () => {
+  it('when a round fills its batch, then it goes again at once and wakes an idle sibling', async () => {
     const { loops, calls } = scripted([0, 0, 500, 500, 120]);
     await loops.start();
     await settle();
     loops.wake();
     await settle();
-    expect(calls()).toBe(5);
+    // 2 at start; after the wake-up: 500 (wakes the sibling), then 500 and 120 side by side, then the
+    // full one's look that finds nothing. The one woken by a sibling does not requery.
+    expect(calls()).toBe(6);
     await loops.stop();
   });
 });
