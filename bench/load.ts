@@ -75,3 +75,42 @@ export function postJson(agent: http.Agent, url: string, body: string): Promise<
     req.end(body);
   });
 }
+
+/**
+ * An open-loop load generator: request i is started at start + i / ratePerSecond whether or not the
+ * earlier ones answered (what a steady arrival rate looks like to the service), for `durationMs`.
+ */
+export async function openLoop(opts: {
+  ratePerSecond: number;
+  durationMs: number;
+  request: (i: number) => Promise<boolean>;
+}): Promise<{ requests: number; ok: number; per_s: number; p50_ms: number; p99_ms: number }> {
+  const total = Math.max(1, Math.round((opts.durationMs / 1000) * opts.ratePerSecond));
+  const latencies: number[] = [];
+  let ok = 0;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const wait = started + (i * 1000) / opts.ratePerSecond - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const t0 = performance.now();
+    inFlight.push(
+      opts
+        .request(i)
+        .catch(() => false)
+        .then((success) => {
+          latencies.push(performance.now() - t0);
+          if (success) ok += 1;
+        }),
+    );
+  }
+  await Promise.all(inFlight);
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    requests: total,
+    ok,
+    per_s: round(total / elapsed, 1),
+    p50_ms: round(percentile(latencies, 50), 1),
+    p99_ms: round(percentile(latencies, 99), 1),
+  };
+}
