@@ -20,6 +20,8 @@ import { percentile, round, type Bench, type BenchContext, type BenchRow } from 
  *    to a consumer receiving the message, which adds the consumer's fetch delay (an upper bound).
  */
 const BATCH_SIZE = 500;
+/** The relay's claim size: its default RELAY_BATCH_SIZE unless BENCH_RELAY_BATCH (one request per partition). */
+const RELAY_BATCH = process.env.BENCH_RELAY_BATCH;
 const CONCURRENCY = Number(process.env.BENCH_RELAY_LOOPS ?? 2);
 
 export const bench: Bench = {
@@ -27,12 +29,14 @@ export const bench: Bench = {
   run: async (ctx) => [...(await drainBench(ctx)), ...(await latencyBench(ctx))],
 };
 
+const relayBatchSize = (ctx: BenchContext) => relayConfig(ctx, 'postgres://unused', '').RELAY_BATCH_SIZE;
+
 function relayConfig(ctx: BenchContext, url: string, prefix: string) {
   return parseRelayConfig({
     DATABASE_URL: url,
     KAFKA_BROKERS: ctx.brokers.join(','),
     KAFKA_TOPIC_PREFIX: prefix,
-    RELAY_BATCH_SIZE: String(BATCH_SIZE),
+    ...(RELAY_BATCH ? { RELAY_BATCH_SIZE: RELAY_BATCH } : {}),
     RELAY_CONCURRENCY: String(CONCURRENCY),
     KAFKA_TOPIC_PARTITIONS: '6',
   });
@@ -156,7 +160,7 @@ async function drainBench(ctx: BenchContext): Promise<BenchRow[]> {
       },
       {
         benchmark: name,
-        case: `relay (1 instance, ${CONCURRENCY} loops, batch ${BATCH_SIZE}), from the rows' commit`,
+        case: `relay (1 instance, ${CONCURRENCY} loops, claims of ${relayBatchSize(ctx)}), from the rows' commit`,
         metrics: {
           events_per_s: Math.round(relayRate),
           seconds: round(relaySeconds, 2),
