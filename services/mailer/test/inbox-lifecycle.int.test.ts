@@ -10,9 +10,10 @@ import {
   deleteExpiredRequests,
   recordRequests,
   supersedeOlderUnsent,
+  type ClaimedRequest,
   type NewRequest,
 } from '../src/data-access/requests-repository';
-import { markDeferred, markFailed, markSent } from '../src/data-access/attempt-outcomes';
+import { markDeferred, markFailed, markSentBatch } from '../src/data-access/attempt-outcomes';
 import { createRetentionJob } from '../src/entry-points/retention-job';
 
 const newRequest = (overrides: Partial<NewRequest> = {}): NewRequest => {
@@ -72,6 +73,15 @@ async function claim(pool: Pool, requestId: string) {
   return mine;
 }
 
+/** SMTP accepted the claimed mail: marked `sent` with no status event. */
+const sentMark = (c: ClaimedRequest) => ({
+  requestId: c.requestId,
+  claimId: c.claimId,
+  smtpMessageId: '<id@test>',
+  possibleDuplicate: false,
+  status: null,
+});
+
 describe('mailer inbox: replays, redaction and retention', () => {
   let db: TestDatabase;
 
@@ -127,7 +137,7 @@ describe('mailer inbox: replays, redaction and retention', () => {
       const sent = newRequest();
       await record(db.pool, [sent]);
       const c = await claim(db.pool, sent.requestId);
-      await inTx(db.pool, (client) => markSent(client, c, '<id@test>'));
+      expect(await markSentBatch(db.pool, [sentMark(c)])).toEqual(new Set([c.claimId]));
       const older = newRequest();
       const newer = newRequest({ userId: older.userId });
       await record(db.pool, [older]);
@@ -179,7 +189,7 @@ describe('mailer inbox: replays, redaction and retention', () => {
       await record(db.pool, [req]);
       const c = await claim(db.pool, req.requestId);
       expect(c.vars.code).toBe('123456');
-      await inTx(db.pool, (client) => markSent(client, c, '<id@test>'));
+      expect(await markSentBatch(db.pool, [sentMark(c)])).toEqual(new Set([c.claimId]));
       await expectRedacted(req.requestId, 'sent');
     });
 

@@ -58,17 +58,6 @@ export async function markSentBatch(db: Pool | PoolClient, marks: SentMark[]): P
   return new Set(rows.map((r) => r.claim_id));
 }
 
-/** SMTP accepted the mail (markSentBatch of one, no status event). False when the claim was lost. */
-export async function markSent(
-  client: PoolClient,
-  claim: Pick<ClaimedRequest, 'requestId' | 'claimId'>,
-  smtpMessageId: string,
-  possibleDuplicate = false,
-): Promise<boolean> {
-  const marked = await markSentBatch(client, [{ ...claim, smtpMessageId, possibleDuplicate, status: null }]);
-  return marked.has(claim.claimId);
-}
-
 /**
  * Claims never handed to SMTP go back to `pending`, due at once, with the attempt count they will be
  * claimed again as (the claim's increment undone; a row taken over from an expired lease keeps its
