@@ -1,7 +1,7 @@
-import { performance } from 'node:perf_hooks';
 import { markSentBatch } from '../data-access/attempt-outcomes';
 import type { ClaimedRequest } from '../data-access/requests-repository';
 import { logRecordError, statusEvent, type DeliverContext } from './deliver-context';
+import { createPacer } from './pace';
 import type { FailoverOutcome } from './provider-failover';
 
 export type Sent = Extract<FailoverOutcome, { ok: true }>;
@@ -29,18 +29,13 @@ export function createSentRecorder(
   opts: { maxBatch?: number; minIntervalMs?: number } = {},
 ): SentRecorder {
   const maxBatch = opts.maxBatch ?? 500;
-  const minIntervalMs = opts.minIntervalMs ?? 5;
+  const pace = createPacer(opts.minIntervalMs ?? 5);
   const waiting: Accepted[] = [];
   let flushing = false;
-  let lastFlushAt = Number.NEGATIVE_INFINITY;
 
   const run = async (): Promise<void> => {
     while (waiting.length > 0) {
-      // Under load flushes start at most every minIntervalMs: fewer, fuller commits. After a quiet
-      // spell the first one starts at once (the answers of one event-loop turn still go together).
-      const wait = lastFlushAt + minIntervalMs - performance.now();
-      await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
-      lastFlushAt = performance.now();
+      await pace();
       const batch = waiting.splice(0, maxBatch);
       await flush(ctx, batch);
       for (const a of batch) a.done();

@@ -1,4 +1,4 @@
-import { performance } from 'node:perf_hooks';
+import { createPacer } from '../domain/pace';
 import { errorMessage } from '@shared/errors';
 import { createWorkLoop } from '@shared/work-loop';
 import type { IdempotentProducer } from '@shared/idempotent-producer';
@@ -36,7 +36,7 @@ export function createStatusPublisher(opts: {
   logger: Logger;
   sweepMs?: number;
   batchSize?: number;
-  /** Least time between the starts of two publishing rounds (default 10 ms). */
+  /** Least time between the starts of two publishing rounds (default 100 ms). */
   minIntervalMs?: number;
 }): StatusPublisher {
   const log = opts.logger.child({ component: 'status-publisher' });
@@ -68,12 +68,9 @@ export function createStatusPublisher(opts: {
   };
   // Under load, kicks come faster than drains: rounds start at most every minIntervalMs, so statuses
   // written meanwhile go out together (fewer, fuller produce requests); an idle publisher starts at once.
-  const minIntervalMs = opts.minIntervalMs ?? 100;
-  let lastRoundAt = Number.NEGATIVE_INFINITY;
+  const pace = createPacer(opts.minIntervalMs ?? 100);
   const pacedDrain = async (): Promise<void> => {
-    const wait = lastRoundAt + minIntervalMs - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    lastRoundAt = performance.now();
+    await pace();
     await drain();
   };
 
