@@ -97,7 +97,10 @@ function registerMetrics(registry: Registry, countRetryPending: () => Promise<nu
   });
   const duplicateSends = new Counter({
     name: 'mail_duplicate_sends_total',
-    help: 'Mails sent again after a mailer died between handing them to SMTP and recording it (possible duplicates)',
+    help:
+      'Mails that may have reached the recipient twice: sent again after a lease expired (a mailer died ' +
+      'between SMTP and recording it), sent after the claim was lost, or accepted by a fallback after ' +
+      'the primary may have taken the body',
     registers,
   });
   const invalidRequests = new Counter({
