@@ -150,10 +150,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
 
   return {
     // Every identity at once: the first sends of a burst do not wait for InitProducerId one by one.
-    connect: async () => {
-      await first.connect();
-      await Promise.all(slots.map((s) => s.connect()));
-    },
+    connect: async () => void (await Promise.all(slots.map((s) => s.connect()))),
     send: (topicMessages) => first.send(topicMessages),
     sendPerPartition,
     generation: () => generations.count,
