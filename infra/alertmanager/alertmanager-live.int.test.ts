@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../test/support/infra';
+import { testBrokers, uniquePrefix } from '../../test/support/infra';
 import { freePort } from '../../test/support/ports';
 import { startSmtpTestServer, type SmtpTestServer } from '../../test/support/smtp-test-server';
-import { startSystem, type System } from '../../test/support/system';
+import type { System } from '../../test/support/system';
+import { startTestStack, type TestStack } from '../../test/support/test-stack';
 import { waitFor } from '../../test/support/wait-for';
 
 /**
@@ -31,8 +32,7 @@ type AlertmanagerConfig = {
 const ALERTMANAGER = '/usr/bin/prometheus-alertmanager';
 
 describe('Alertmanager against Prometheus and the running services', () => {
-  let db: TestDatabase;
-  let mailerDb: TestDatabase;
+  let stack: TestStack | undefined;
   let system: System;
   let adminMail: SmtpTestServer;
   let prometheus: ChildProcess | undefined;
@@ -70,11 +70,7 @@ describe('Alertmanager against Prometheus and the running services', () => {
       if (spawnSync(bin, [arg]).status !== 0)
         throw new Error(`${bin} is not installed: npm test installs it (scripts/test-prerequisites.sh)`);
     }
-    db = await createTestDatabase();
-    mailerDb = await createTestDatabase('mailer');
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('am'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
@@ -89,6 +85,7 @@ describe('Alertmanager against Prometheus and the running services', () => {
         RELAY_POLL_INTERVAL_MS: '200',
       },
     });
+    system = stack.system;
     // The admins' email goes to its own SMTP server, not the one the mailer uses (as in alertmanager.yml).
     adminMail = await startSmtpTestServer();
     webhook = http.createServer((req, res) => {
@@ -165,9 +162,7 @@ describe('Alertmanager against Prometheus and the running services', () => {
     alertmanager?.kill('SIGTERM');
     await new Promise<void>((resolve) => (webhook ? webhook.close(() => resolve()) : resolve()));
     await adminMail?.close();
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 

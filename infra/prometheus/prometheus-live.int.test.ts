@@ -2,9 +2,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../test/support/infra';
+import { testBrokers, uniquePrefix } from '../../test/support/infra';
 import { freePort } from '../../test/support/ports';
-import { startSystem, type System } from '../../test/support/system';
+import type { System } from '../../test/support/system';
+import { startTestStack, type TestStack } from '../../test/support/test-stack';
 import { waitFor } from '../../test/support/wait-for';
 import { referencedMetricNames } from './metric-catalog';
 
@@ -16,8 +17,7 @@ type PromResult = { metric: Record<string, string>; value: [number, string] };
 type PromAlert = { labels: Record<string, string>; state: 'pending' | 'firing' | 'inactive' };
 
 describe('Prometheus against the running services', () => {
-  let db: TestDatabase;
-  let mailerDb: TestDatabase;
+  let stack: TestStack | undefined;
   let system: System;
   let prometheus: ChildProcess | undefined;
   let promUrl = '';
@@ -45,12 +45,7 @@ describe('Prometheus against the running services', () => {
     const version = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
     if (version.status !== 0)
       throw new Error('prometheus is not installed: npm test installs it (scripts/test-prerequisites.sh)');
-    db = await createTestDatabase();
-    // The mailer runs on its own database, as in production.
-    mailerDb = await createTestDatabase('mailer');
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('prom'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
@@ -64,6 +59,7 @@ describe('Prometheus against the running services', () => {
         RELAY_POLL_INTERVAL_MS: '200',
       },
     });
+    system = stack.system;
     workDir = mkdtempSync(path.join(tmpdir(), 'rp-prom-'));
     const port = await freePort();
     const targets = (name: string) =>
@@ -107,9 +103,7 @@ describe('Prometheus against the running services', () => {
 
   afterAll(async () => {
     prometheus?.kill('SIGTERM');
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 

@@ -1,6 +1,7 @@
-import { createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../support/infra';
+import { testBrokers, uniquePrefix } from '../support/infra';
 import { startSmtpTestServer, type SmtpTestServer } from '../support/smtp-test-server';
-import { startSystem, type System } from '../support/system';
+import type { System } from '../support/system';
+import { startTestStack, type TestStack } from '../support/test-stack';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -62,19 +63,14 @@ const percentile = (sorted: number[], p: number): number =>
 const mailsTo = (server: SmtpTestServer, email: string) => server.messages.filter((m) => m.to.includes(email));
 
 describe('a stalled primary SMTP provider with a healthy fallback, real processes', () => {
-  let db: TestDatabase;
-  let mailerDb: TestDatabase;
+  let stack: TestStack | undefined;
   let fallback: SmtpTestServer;
   let system: System;
   let api: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    mailerDb = await createTestDatabase('mailer');
     fallback = await startSmtpTestServer();
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('failover'),
       ...(process.env.FAILOVER_DEBUG
@@ -92,14 +88,13 @@ describe('a stalled primary SMTP provider with a healthy fallback, real processe
         RELAY_POLL_INTERVAL_MS: '200',
       },
     });
+    system = stack.system;
     api = system.accountsUrls()[0] ?? '';
   }, 120_000);
 
   afterAll(async () => {
-    await system?.stop();
+    await stack?.stop();
     await fallback?.close();
-    await db?.drop();
-    await mailerDb?.drop();
   });
 
   it('when the primary stalls, then 200 registrations over 20 s are each mailed once through the fallback, and when it recovers, then new mail goes through the primary again', async () => {
@@ -190,17 +185,12 @@ describe('a stalled primary SMTP provider with a healthy fallback, real processe
 });
 
 describe('an SMTP outage with no fallback, real processes', () => {
-  let db: TestDatabase;
-  let mailerDb: TestDatabase;
+  let stack: TestStack | undefined;
   let system: System;
   let api: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    mailerDb = await createTestDatabase('mailer');
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       brokers: testBrokers().join(','),
       topicPrefix: uniquePrefix('outage'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
@@ -215,13 +205,12 @@ describe('an SMTP outage with no fallback, real processes', () => {
         RELAY_POLL_INTERVAL_MS: '200',
       },
     });
+    system = stack.system;
     api = system.accountsUrls()[0] ?? '';
   }, 120_000);
 
   afterAll(async () => {
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
   });
 
   it('when the only SMTP server stalls and the breaker is open, then a new registration reads deferred / circuit_open with a next attempt time', async () => {

@@ -1,5 +1,6 @@
-import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { startSystem, type System } from '../support/system';
+import type { TestDatabase } from '../support/infra';
+import type { System } from '../support/system';
+import { startTestStack, type TestStack } from '../support/test-stack';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -41,20 +42,15 @@ const codeOf = (text: string): string => {
 };
 
 describe('end to end, real processes', () => {
+  let stack: TestStack | undefined;
   let db: TestDatabase;
-  let mailerDb: TestDatabase;
   let system: System;
   let api: string;
   const passwords: string[] = [];
   const codes: string[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    // The mailer runs on its own database, as in production.
-    mailerDb = await createTestDatabase('mailer');
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       counts: { accounts: 1, relay: 2, mailer: 2 },
       smtpAuth: { user: 'mailer', pass: SMTP_PASSWORD },
       env: {
@@ -69,13 +65,12 @@ describe('end to end, real processes', () => {
         RESEND_COOLDOWN_S: '60',
       },
     });
+    ({ system, db } = stack);
     api = system.accountsUrls()[0] ?? '';
   }, 180_000);
 
   afterAll(async () => {
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
   });
 
   const mailsTo = (email: string) => system.smtp.messages.filter((m) => m.to.includes(email));

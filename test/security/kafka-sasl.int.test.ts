@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import { startKafkaBroker, type BrokerHandle } from '../../infra/kafka/broker';
-import { createTestDatabase, uniquePrefix, type TestDatabase } from '../support/infra';
+import { uniquePrefix } from '../support/infra';
 import { freePort } from '../support/ports';
-import { startSystem, type System } from '../support/system';
+import type { System } from '../support/system';
+import { startTestStack, type TestStack } from '../support/test-stack';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -18,8 +19,7 @@ describe('Kafka over SASL/SCRAM', () => {
   let broker: BrokerHandle;
   let dataDir: string;
   let saslBrokers: string;
-  let db: TestDatabase | undefined;
-  let mailerDb: TestDatabase | undefined;
+  let stack: TestStack | undefined;
   let system: System | undefined;
 
   beforeAll(async () => {
@@ -34,9 +34,7 @@ describe('Kafka over SASL/SCRAM', () => {
     saslBrokers = `127.0.0.1:${saslPort}`;
   }, 120_000);
   afterAll(async () => {
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
     await broker?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -72,13 +70,8 @@ describe('Kafka over SASL/SCRAM', () => {
   );
 
   test("accounts, relay and mailer given KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD become ready and deliver a registration's mail, and never log the password", async () => {
-    db = await createTestDatabase();
-    // The mailer on its own database (migrations/mailer), as in production: accounts' template has no mailer schema.
-    mailerDb = await createTestDatabase('mailer');
     const lines: string[] = [];
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       brokers: saslBrokers,
       topicPrefix: uniquePrefix('sasl'),
       counts: { accounts: 1, relay: 1, mailer: 1 },
@@ -90,6 +83,7 @@ describe('Kafka over SASL/SCRAM', () => {
       },
       onLine: (_label, line) => lines.push(line),
     });
+    system = stack.system;
     const email = `sasl.${Date.now()}@example.test`;
     const res = await fetch(`${system.accountsUrls()[0]}/api/v1/usr/register`, {
       method: 'POST',
