@@ -1,6 +1,7 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { startSystem, type System } from '../support/system';
+import { waitForTopicLeaders } from '../../shared/src/topic-leaders';
+import type { System } from '../support/system';
+import { startTestStack, type TestStack } from '../support/test-stack';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -9,17 +10,11 @@ import { waitFor } from '../support/wait-for';
  * test of `npm test`; rolling restarts and repeated crashes run in `KAFKA_CLUSTER_SIZE=3 npm run chaos`.
  */
 describe('a 3-broker Kafka cluster', () => {
-  let db: TestDatabase;
-  let mailerDb: TestDatabase;
+  let stack: TestStack | undefined;
   let system: System;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    // The mailer runs on its own database, as in production.
-    mailerDb = await createTestDatabase('mailer');
-    system = await startSystem({
-      databaseUrl: db.url,
-      mailerDatabaseUrl: mailerDb.url,
+    stack = await startTestStack({
       kafkaClusterSize: 3,
       counts: { accounts: 1, relay: 1, mailer: 1 },
       env: {
@@ -30,12 +25,11 @@ describe('a 3-broker Kafka cluster', () => {
         MAIL_RETRY_MAX_MS: '2000',
       },
     });
+    system = stack.system;
   }, 240_000);
 
   afterAll(async () => {
-    await system?.stop();
-    await db?.drop();
-    await mailerDb?.drop();
+    await stack?.stop();
   }, 60_000);
 
   it('when the leader of a mail.requests partition is SIGKILLed mid-traffic, every registration succeeds and every mail arrives once', async () => {
@@ -59,6 +53,8 @@ describe('a 3-broker Kafka cluster', () => {
     }).admin();
     await admin.connect();
     try {
+      // The services create the topics as they start; a broker may learn of them a moment later.
+      await waitForTopicLeaders(admin, ['mail.requests']);
       const meta = await admin.fetchTopicMetadata({ topics: ['mail.requests'] });
       expect(meta.topics[0]?.partitions.every((p) => p.replicas.length === 3)).toBe(true);
       const configs = await admin.describeConfigs({
