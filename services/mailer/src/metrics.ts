@@ -97,10 +97,7 @@ function registerMetrics(registry: Registry, countRetryPending: () => Promise<nu
   });
   const duplicateSends = new Counter({
     name: 'mail_duplicate_sends_total',
-    help:
-      'Mails that may have reached the recipient twice: sent again after a lease expired (a mailer died ' +
-      'between SMTP and recording it), sent after the claim was lost, or accepted by a fallback after ' +
-      'the primary may have taken the body',
+    help: 'Possible duplicates: sent again after a lease expired, sent after losing the claim, or by a fallback',
     registers,
   });
   const invalidRequests = new Counter({
