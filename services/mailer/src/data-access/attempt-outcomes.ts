@@ -23,8 +23,9 @@ export type SentMark = {
  */
 export async function markSentBatch(db: Pool | PoolClient, marks: SentMark[]): Promise<Set<string>> {
   if (marks.length === 0) return new Set();
-  const { rows } = await db.query<{ claim_id: string }>(
-    `WITH s AS (
+  const { rows } = await db.query<{ claim_id: string }>({
+    name: 'mailer-mark-sent',
+    text: `WITH s AS (
        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::boolean[],
                             $5::text[], $6::text[], $7::text[], $8::jsonb[])
          WITH ORDINALITY
@@ -44,7 +45,7 @@ export async function markSentBatch(db: Pool | PoolClient, marks: SentMark[]): P
         ORDER BY s.ord
      )
      SELECT claim_id FROM marked`,
-    [
+    values: [
       marks.map((m) => m.requestId),
       marks.map((m) => m.claimId),
       marks.map((m) => m.smtpMessageId),
@@ -54,7 +55,7 @@ export async function markSentBatch(db: Pool | PoolClient, marks: SentMark[]): P
       marks.map((m) => m.status?.value ?? null),
       marks.map((m) => (m.status ? JSON.stringify(m.status.headers) : null)),
     ],
-  );
+  });
   return new Set(rows.map((r) => r.claim_id));
 }
 

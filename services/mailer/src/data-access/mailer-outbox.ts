@@ -45,19 +45,25 @@ export async function publishOutboxBatch(
 ): Promise<number> {
   let failure: unknown;
   const published = await withTransaction(pool, async (client) => {
-    const { rows: lock } = await client.query<{ locked: boolean }>(
-      `SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`,
-    );
+    const { rows: lock } = await client.query<{ locked: boolean }>({
+      name: 'mailer-outbox-lock',
+      text: `SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`,
+    });
     // Another instance publishes: this transaction has written nothing, committing it is a no-op.
     if (!lock[0]?.locked) return -1;
-    const { rows } = await client.query<OutboxRowSelected>(
-      `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
-      [limit],
-    );
+    const { rows } = await client.query<OutboxRowSelected>({
+      name: 'mailer-outbox-select',
+      text: `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
+      values: [limit],
+    });
     if (rows.length === 0) return 0;
     const result = await publish(rows);
     failure = result.failure;
-    await client.query(`DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`, [result.acked.map((r) => r.id)]);
+    await client.query({
+      name: 'mailer-outbox-delete',
+      text: `DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`,
+      values: [result.acked.map((r) => r.id)],
+    });
     return result.acked.length;
   });
   if (failure !== undefined) throw failure;

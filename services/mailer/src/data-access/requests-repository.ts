@@ -64,8 +64,9 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
   const seen = new Set<string>();
   const unique = requests.filter((r) => !seen.has(r.requestId) && seen.add(r.requestId));
   if (unique.length === 0) return { recorded: [], replayed: [] };
-  const { rows } = await client.query<{ request_id: string; inserted: boolean }>(
-    `INSERT INTO mailer_requests AS m (request_id, event_id, user_id, recipient, template, vars, requested_at, original)
+  const { rows } = await client.query<{ request_id: string; inserted: boolean }>({
+    name: 'mailer-record-requests',
+    text: `INSERT INTO mailer_requests AS m (request_id, event_id, user_id, recipient, template, vars, requested_at, original)
      SELECT r.request_id, r.event_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.original
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::text[])
           WITH ORDINALITY AS r(request_id, event_id, user_id, recipient, template, vars, requested_at, original, ord)
@@ -79,7 +80,7 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
       WHERE m.state = 'failed' AND m.event_id <> EXCLUDED.event_id
         AND NOT EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = m.user_id AND n.seq > m.seq)
      RETURNING m.request_id, (m.xmax = 0) AS inserted`,
-    [
+    values: [
       unique.map((r) => r.requestId),
       unique.map((r) => r.eventId),
       unique.map((r) => r.userId),
@@ -89,7 +90,7 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
       unique.map((r) => r.requestedAt),
       unique.map((r) => r.original),
     ],
-  );
+  });
   return {
     recorded: rows.map((r) => r.request_id),
     replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id),
@@ -113,15 +114,16 @@ export const HAS_NEWER = `EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_i
  */
 export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: string[]): Promise<SupersededRequest[]> {
   if (newRequestIds.length === 0) return [];
-  const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>(
-    `UPDATE mailer_requests r
+  const { rows } = await client.query<{ request_id: string; user_id: string; attempts: number; generation: number }>({
+    name: 'mailer-supersede-older-unsent',
+    text: `UPDATE mailer_requests r
         SET state = 'superseded', next_attempt_at = now(), updated_at = now(), ${REDACT}
        FROM (SELECT user_id, max(seq) AS newest FROM mailer_requests
               WHERE request_id = ANY($1::uuid[]) GROUP BY user_id) n
       WHERE r.user_id = n.user_id AND r.seq < n.newest AND r.state = 'pending'
      RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
-    [newRequestIds],
-  );
+    values: [newRequestIds],
+  });
   return rows.map((r) => ({
     requestId: r.request_id,
     userId: r.user_id,
@@ -139,8 +141,9 @@ export async function claimDueRequests(
   pool: Pool,
   opts: { limit: number; leaseMs: number },
 ): Promise<ClaimedRequest[]> {
-  const { rows } = await pool.query<ClaimedRow>(
-    `UPDATE mailer_requests r
+  const { rows } = await pool.query<ClaimedRow>({
+    name: 'mailer-claim-due',
+    text: `UPDATE mailer_requests r
         SET possible_duplicate = r.possible_duplicate OR r.state = 'sending',
             attempts = CASE WHEN r.state = 'sending' THEN r.attempts ELSE r.attempts + 1 END,
             state = 'sending',
@@ -156,8 +159,8 @@ export async function claimDueRequests(
              FOR UPDATE SKIP LOCKED)
      RETURNING r.request_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.received_at, r.original,
                r.attempts, r.generation, r.claim_id, r.possible_duplicate`,
-    [opts.limit, opts.leaseMs],
-  );
+    values: [opts.limit, opts.leaseMs],
+  });
   return rows.map((r) => ({
     requestId: r.request_id,
     userId: r.user_id,

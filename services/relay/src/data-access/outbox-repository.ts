@@ -88,13 +88,17 @@ const CLAIM = `
  * as possible, then later rows of those same keys. Returned in id order (per key: commit order).
  */
 export async function claimOutboxBatch(client: PoolClient, limit: number): Promise<OutboxRow[]> {
-  return (await client.query<RawRow>(CLAIM, [limit])).rows.map(toOutboxRow);
+  return (await client.query<RawRow>({ name: 'relay-claim', text: CLAIM, values: [limit] })).rows.map(toOutboxRow);
 }
 
 /** Deletes rows the broker acknowledged (published rows are not kept: the table holds pending rows only). */
 export async function deletePublished(client: PoolClient, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
-  await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [ids]);
+  await client.query({
+    name: 'relay-delete-published',
+    text: 'DELETE FROM outbox WHERE id = ANY($1::bigint[])',
+    values: [ids],
+  });
 }
 
 /**
