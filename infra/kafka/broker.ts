@@ -230,6 +230,12 @@ function javaArgs(jars: string, heapMb: number, log4jFile: string): string[] {
     // A small heap on a small machine: the serial collector has no concurrent GC threads competing with
     // the services for the cores (measured: the idle broker's CPU fell from ~48 to ~41 ms/s).
     '-XX:+UseSerialGC',
+    // C1 only, no C2: on 2 cores at tens of requests per second a fresh broker's C2 compiler thread was
+    // busy for minutes — a third of the broker's CPU during the cpu bench's window, still after 30 s of
+    // produce/fetch warm-up (/proc per thread), and most of its idle CPU. With C1 alone: Kafka 2.0 instead
+    // of 2.3–4.1 CPU ms per registration, idle 16 instead of 20–47 ms/s, and the raw producer in the relay
+    // drain bench no slower (58k events/s). The broker's work here is syscalls and hand-offs, not hot loops.
+    '-XX:TieredStopAtLevel=1',
     '-Djava.awt.headless=true',
     `-Dlog4j2.configurationFile=${log4jFile}`,
     '-cp',
