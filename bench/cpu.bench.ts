@@ -5,7 +5,15 @@ import { startSystem, type System } from '../test/support/system';
 import type { ServiceName } from '../infra/dev/service-process';
 import { closedLoop, postJson } from './load';
 import { round, type Bench, type BenchContext, type BenchRow } from './lib';
-import { CpuSampler, databaseOf, postgresBackends, treesOf, type ComponentUsage, type PidSource } from './proc-stats';
+import {
+  CpuSampler,
+  databaseOf,
+  jitCompilerCpuMs,
+  postgresBackends,
+  treesOf,
+  type ComponentUsage,
+  type PidSource,
+} from './proc-stats';
 
 /**
  * CPU per registration, measured from /proc over the run (bench/proc-stats.ts), for
@@ -19,6 +27,7 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type ComponentUsage,
  * stack ÷ accounts-alone CPU per registration <= 1.25, stack registrations/s >= 0.8 × accounts alone.
  *
  * BENCH_CPU_PROF=<dir> runs the services with `node --cpu-prof` (profiles written to <dir> at stop).
+ * `kafka_jit_cpu_ms_per_reg` is the part of the Kafka JVM's figure spent by its JIT compiler threads.
  */
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const PASSWORD = 'correct horse battery staple';
@@ -36,6 +45,8 @@ type Phase = {
   seconds: number;
   components: Record<string, ComponentUsage>;
   rss: Record<string, number>;
+  /** CPU ms of the Kafka JVM's JIT compiler threads in the window (part of its figure). */
+  kafkaJitMs: number;
 };
 
 /** Component name -> pids: each service's process tree, the Kafka JVM (when the run owns it), PostgreSQL backends. */
@@ -108,11 +119,14 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     );
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
+    const jitAt = (): number => (ctx.brokerPid === undefined ? 0 : jitCompilerCpuMs(ctx.brokerPid));
+    const jitBefore = jitAt();
     await sampler.start();
     const load = await closedLoop({ concurrency: CONCURRENCY, durationMs, request: (i) => register(i, 'load') });
     const rss = await sampler.rssNow();
     if (withMail) await waitAllSent(db.url);
     const { seconds, components: usage } = await sampler.stop();
+    const kafkaJitMs = jitAt() - jitBefore;
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
     return {
       idle,
@@ -123,6 +137,7 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
       seconds,
       components: usage,
       rss,
+      kafkaJitMs,
     };
   } finally {
     agent.destroy();
@@ -193,6 +208,9 @@ export const bench: Bench = {
           window_s: round(stack.seconds, 1),
           cpu_ms_per_reg: round(stackMs, 2),
           ...breakdown(stack, stackNames),
+          ...(ctx.brokerPid === undefined
+            ? {}
+            : { kafka_jit_cpu_ms_per_reg: round(stack.kafkaJitMs / Math.max(1, stack.registrations), 2) }),
           ...rss(stack, ['accounts', 'relay', 'mailer', 'kafka']),
         },
       },

@@ -35,6 +35,31 @@ export function processCpuMs(pid: number): number | undefined {
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }
 
+/**
+ * CPU time (ms) of a JVM's JIT compiler threads (C1/C2 CompilerThread*), 0 if none or gone: part of the
+ * process's figure, reported beside it because it is a warm-up cost — a fresh JVM compiles for minutes.
+ */
+export function jitCompilerCpuMs(pid: number): number {
+  let ticks = 0;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  for (const tid of tasks) {
+    try {
+      if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
 /** Resident set size in bytes (VmRSS); undefined once the process has exited. */
 export function processRssBytes(pid: number): number | undefined {
   try {
