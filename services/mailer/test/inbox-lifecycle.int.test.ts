@@ -32,13 +32,18 @@ const newRequest = (overrides: Partial<NewRequest> = {}): NewRequest => {
   };
 };
 
-async function record(pool: Pool, requests: NewRequest[]) {
+async function recordWithFlag(pool: Pool, requests: NewRequest[]) {
   const client = await pool.connect();
   try {
     return await recordRequests(client, requests);
   } finally {
     client.release();
   }
+}
+
+async function record(pool: Pool, requests: NewRequest[]) {
+  const { recorded, replayed } = await recordWithFlag(pool, requests);
+  return { recorded, replayed };
 }
 
 async function inTx<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -172,6 +177,44 @@ describe('mailer inbox: replays, redaction and retention', () => {
     it('when the same request is twice in one batch, records it once', async () => {
       const req = newRequest();
       expect(await record(db.pool, [req, req])).toEqual({ recorded: [req.requestId], replayed: [] });
+    });
+  });
+
+  describe('whether a recorded batch replaces older requests (the intake skips the supersede statement if not)', () => {
+    it('a first request of each user: no', async () => {
+      expect((await recordWithFlag(db.pool, [newRequest(), newRequest()])).replacesOlder).toBe(false);
+    });
+
+    it('a newer request of a user whose older one is pending: yes, and the older one is superseded', async () => {
+      const older = newRequest();
+      await record(db.pool, [older]);
+      const newer = await recordWithFlag(db.pool, [newRequest(), newRequest({ userId: older.userId })]);
+      expect(newer.replacesOlder).toBe(true);
+      expect((await inTx(db.pool, (c) => supersedeOlderUnsent(c, newer.recorded))).map((r) => r.requestId)).toEqual([
+        older.requestId,
+      ]);
+    });
+
+    it('two requests of one user in the same batch: yes, and the first one is superseded', async () => {
+      const first = newRequest();
+      const second = newRequest({ userId: first.userId });
+      const both = await recordWithFlag(db.pool, [first, second]);
+      expect(both.replacesOlder).toBe(true);
+      expect((await inTx(db.pool, (c) => supersedeOlderUnsent(c, both.recorded))).map((r) => r.requestId)).toEqual([
+        first.requestId,
+      ]);
+    });
+
+    it("when the older request is already sent or in SMTP's hands (sending): no", async () => {
+      const sent = newRequest();
+      await record(db.pool, [sent]);
+      expect(await markSentBatch(db.pool, [sentMark(await claim(db.pool, sent.requestId))])).toHaveProperty('size', 1);
+      const sending = newRequest();
+      await record(db.pool, [sending]);
+      await claim(db.pool, sending.requestId);
+
+      const later = [newRequest({ userId: sent.userId }), newRequest({ userId: sending.userId })];
+      expect((await recordWithFlag(db.pool, later)).replacesOlder).toBe(false);
     });
   });
 

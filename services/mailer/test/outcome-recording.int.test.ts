@@ -87,10 +87,17 @@ describe('mailer: SMTP and the recording of outcomes run side by side (real Post
       const sentBefore = (await countByState(h.db.pool)).sent ?? 0;
       const mailsBefore = h.smtp.messages.length;
       const requests = Array.from({ length: 300 }, () => mailRequest());
+      // Every SMTP reply 5 ms late: the burst takes seconds, so the stop below always lands in its middle
+      // (without it, a quick enough mailer had sent all 300 before the stop and left nothing to give back).
+      await h.smtp.setFault({ mode: 'slow', delayMs: 5 });
       await h.produce(requests);
       await waitFor(() => h.smtp.messages.length >= mailsBefore + 20, { message: 'the burst under way' });
 
-      await h.mailer?.stop();
+      try {
+        await h.mailer?.stop();
+      } finally {
+        await h.smtp.setFault({ mode: 'healthy' });
+      }
 
       const states = await countByState(h.db.pool);
       expect(states.sending ?? 0).toBe(0);

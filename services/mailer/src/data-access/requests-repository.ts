@@ -50,6 +50,11 @@ export type RecordedRequests = {
   recorded: string[];
   /** Of those, the `failed` rows a replay (same request_id, new envelope id) reset to pending. */
   replayed: string[];
+  /**
+   * Whether `supersedeOlderUnsent` has anything to do for these rows: a user of the batch has an older
+   * `pending` request, or two requests in it. Almost never: the intake then skips that statement.
+   */
+  replacesOlder: boolean;
 };
 
 /**
@@ -63,8 +68,13 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
   // within the batch is kept once.
   const seen = new Set<string>();
   const unique = requests.filter((r) => !seen.has(r.requestId) && seen.add(r.requestId));
-  if (unique.length === 0) return { recorded: [], replayed: [] };
-  const { rows } = await client.query<{ request_id: string; inserted: boolean }>({
+  if (unique.length === 0) return { recorded: [], replayed: [], replacesOlder: false };
+  const { rows } = await client.query<{
+    request_id: string;
+    user_id: string;
+    inserted: boolean;
+    older_pending: boolean;
+  }>({
     name: 'mailer-record-requests',
     text: `INSERT INTO mailer_requests AS m (request_id, event_id, user_id, recipient, template, vars, requested_at, original)
      SELECT r.request_id, r.event_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.original
@@ -79,7 +89,9 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
             smtp_message_id = NULL, sent_at = NULL, updated_at = now()
       WHERE m.state = 'failed' AND m.event_id <> EXCLUDED.event_id
         AND NOT EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = m.user_id AND n.seq > m.seq)
-     RETURNING m.request_id, (m.xmax = 0) AS inserted`,
+     RETURNING m.request_id, m.user_id, (m.xmax = 0) AS inserted,
+               EXISTS (SELECT 1 FROM mailer_requests o
+                        WHERE o.user_id = m.user_id AND o.seq < m.seq AND o.state = 'pending') AS older_pending`,
     values: [
       unique.map((r) => r.requestId),
       unique.map((r) => r.eventId),
@@ -91,9 +103,13 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
       unique.map((r) => r.original),
     ],
   });
+  // The EXISTS reads the statement's snapshot: rows this statement inserted are not in it, hence the
+  // second test (two requests of one user in the batch).
+  const users = new Set(rows.map((r) => r.user_id));
   return {
     recorded: rows.map((r) => r.request_id),
     replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id),
+    replacesOlder: users.size < rows.length || rows.some((r) => r.older_pending),
   };
 }
 

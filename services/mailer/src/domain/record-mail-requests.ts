@@ -75,8 +75,8 @@ function poisonDlqEvent({ message, error }: Poison, now: Date): OutboxEvent {
 async function writeBatch(pool: Pool, requests: NewRequest[], poison: Poison[], now: Date) {
   const dlqEvents = poison.map((p) => poisonDlqEvent(p, now));
   return withTransaction(pool, async (client) => {
-    const { recorded, replayed: replayedIds } = await recordRequests(client, requests);
-    const replaced = await supersedeOlderUnsent(client, recorded);
+    const { recorded, replayed: replayedIds, replacesOlder } = await recordRequests(client, requests);
+    const replaced = replacesOlder ? await supersedeOlderUnsent(client, recorded) : [];
     const statuses: OutboxEvent[] = replaced.map((r) =>
       deliveryStatusEvent(
         {
