@@ -8,6 +8,7 @@ import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
 import { createRecordDeliveryStatuses } from '../../domain/record-delivery-status';
 import { createDeliveryStatusBatchHandler } from './delivery-status-batch';
+import { groupConcurrentCalls } from './group-concurrent-calls';
 
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
 const STOP_GRACE_MS = 1_000;
@@ -22,14 +23,19 @@ export type DeliveryStatusConsumerDeps = Pick<DomainDeps, 'pool' | 'metrics' | '
     replicationFactor?: number;
   };
 
-/** Runs `handleBatch` with offsets committed once a second: each resolved offset also goes to the committer. */
+/**
+ * Runs `handleBatch` with offsets committed once a second: each resolved offset also goes to the committer.
+ * The partitions of one fetch are handled side by side, so that their stores group into one transaction.
+ */
 async function runWithCommitter(
   consumer: Consumer,
   handleBatch: (payload: EachBatchPayload) => Promise<void>,
   logger: Logger,
+  partitions: number,
 ): Promise<OffsetCommitter> {
   const commits = createOffsetCommitter({ logger });
   await consumer.run({
+    partitionsConsumedConcurrently: partitions,
     eachBatchAutoResolve: false,
     ...commits.runOptions,
     eachBatch: (payload) =>
@@ -48,7 +54,8 @@ async function runWithCommitter(
 /**
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
  * `Prefer: wait` read), one DB transaction per Kafka batch (a run of valid messages of one partition,
- * domain/record-delivery-status.ts). An offset is resolved only after its message's transaction
+ * domain/record-delivery-status.ts) — batches of several partitions handled at once share it
+ * (group-concurrent-calls.ts). An offset is resolved only after its message's transaction
  * committed (and committed to Kafka within a second, shared/src/offset-commits.ts), so a crash
  * re-delivers and the processed_events dedupe absorbs it. A poison message is logged,
  * counted and parked in accounts_poison_events (then its offset is committed): one bad record never
@@ -75,7 +82,9 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
     ...deps,
     topic,
     log,
-    record: createRecordDeliveryStatuses({ ...deps, consumerName: DELIVERY_STATUS_CONSUMER }),
+    // Each partition's batch is stored in a transaction of its own, but batches handled at the same
+    // time (one fetch, several partitions) share one: a transaction per fetch, not per partition.
+    record: groupConcurrentCalls(createRecordDeliveryStatuses({ ...deps, consumerName: DELIVERY_STATUS_CONSUMER })),
     isStopping: () => stopping,
     pause: (ms) => pause(ms),
   });
@@ -99,7 +108,7 @@ export function createDeliveryStatusConsumer(deps: DeliveryStatusConsumerDeps) {
           await consumer.disconnect();
           return;
         }
-        committer = await runWithCommitter(consumer, handleBatch, log);
+        committer = await runWithCommitter(consumer, handleBatch, log, deps.partitions ?? 6);
         running = true;
         log.info({ topic, group_id: groupId }, 'consuming delivery statuses');
         return;
