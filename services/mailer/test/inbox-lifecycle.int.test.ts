@@ -5,14 +5,8 @@ import { Writable } from 'node:stream';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
 import { waitFor } from '../../../test/support/wait-for';
 import { parseMailerConfig } from '../src/config';
-import {
-  claimDueRequests,
-  deleteExpiredRequests,
-  recordRequests,
-  supersedeOlderUnsent,
-  type ClaimedRequest,
-  type NewRequest,
-} from '../src/data-access/requests-repository';
+import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../src/data-access/inbox-repository';
+import { claimDueRequests, deleteExpiredRequests, type ClaimedRequest } from '../src/data-access/requests-repository';
 import { markDeferred, markFailed, markSentBatch } from '../src/data-access/attempt-outcomes';
 import { createRetentionJob } from '../src/entry-points/retention-job';
 

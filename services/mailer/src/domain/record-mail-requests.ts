@@ -2,7 +2,7 @@ import { withTransaction, type Pool } from '@shared/db';
 import { InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
-import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../data-access/requests-repository';
+import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../data-access/inbox-repository';
 import type { MailerMetrics } from '../metrics';
 import type { OutboxEvent } from '../data-access/mailer-outbox';
 import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';

@@ -28,7 +28,7 @@ describe('groupConcurrentCalls', () => {
     expect(calls).toEqual([[1], [2]]);
   });
 
-  it('when the combined call fails, runs each part alone: only the caller whose items failed gets the error', async () => {
+  it('when the combined call fails, runs each part alone: only the failing caller gets the error', async () => {
     const { calls, fn } = recorder();
     const grouped = groupConcurrentCalls(fn);
     const outcomes = await Promise.allSettled([grouped([1]), grouped([-2, 3]), grouped([4])]);
