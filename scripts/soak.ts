@@ -24,6 +24,8 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } fro
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
 const STALL_EVERY_MIN = Number(process.env.SOAK_STALL_EVERY_MIN ?? 3);
 const STALL_S = Number(process.env.SOAK_STALL_S ?? 30);
+/** The first stall starts after the warm-up minute, at 90 s; RSS is judged from the first minute after it healed. */
+const FIRST_STALL_AT_S = 90;
 const ADMIN_URL = process.env.SOAK_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RSS_GROWTH_LIMIT = 0.1;
 const DRAIN_TIMEOUT_MS = 300_000;
@@ -195,14 +197,14 @@ async function runLoad(
   let errors = 0;
   let mailsBefore = system.smtp.messages.length;
   let stallUntil = 0;
-  let nextStallAt = started + 90_000;
+  let nextStallAt = started + FIRST_STALL_AT_S * 1000;
   const sampler = new CpuSampler(sources, 1_000);
   await sampler.start();
   for (let minute = 1; minute <= MINUTES; minute++) {
     const minuteEnd = started + minute * 60_000;
     while (performance.now() < minuteEnd && performance.now() - started < totalMs) {
       const now = performance.now();
-      // The first stall starts after the warm-up minute (at 90 s), then every STALL_EVERY_MIN minutes.
+      // The first stall at FIRST_STALL_AT_S, then every STALL_EVERY_MIN minutes.
       if (stallUntil === 0 && now >= nextStallAt) {
         stallUntil = now + STALL_S * 1000;
         nextStallAt += STALL_EVERY_MIN * 60_000;
@@ -291,8 +293,8 @@ function report(minutes: Minute[], registered: Set<string>, system: System, flag
   const duplicatedTo = [...registered].filter((e) => (delivered.get(e) ?? 0) > 1);
   const duplicated = duplicatedTo.length;
   const unflagged = duplicatedTo.filter((e) => !flagged.has(e)).length;
-  // The end of the first minute that began after the first stall healed (at 90 s + SOAK_STALL_S).
-  const warmMinute = Math.ceil((90 + STALL_S) / 60) + 1;
+  // The end of the first minute that began after the first stall healed.
+  const warmMinute = Math.ceil((FIRST_STALL_AT_S + STALL_S) / 60) + 1;
   const warm = minutes.length > warmMinute ? minutes[warmMinute - 1] : minutes[0];
   const warmLabel = minutes.length > warmMinute ? `minute ${warmMinute} (after the first stall)` : 'minute 1';
   const first = minutes[0];

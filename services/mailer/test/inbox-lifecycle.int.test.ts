@@ -6,25 +6,10 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/inf
 import { waitFor } from '../../../test/support/wait-for';
 import { parseMailerConfig } from '../src/config';
 import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../src/data-access/inbox-repository';
+import { newInboxRequest as newRequest } from './support/inbox-rows';
 import { claimDueRequests, deleteExpiredRequests, type ClaimedRequest } from '../src/data-access/requests-repository';
 import { markDeferred, markFailed, markSentBatch } from '../src/data-access/attempt-outcomes';
 import { createRetentionJob } from '../src/entry-points/retention-job';
-
-const newRequest = (overrides: Partial<NewRequest> = {}): NewRequest => {
-  const requestId = overrides.requestId ?? randomUUID();
-  const code = '123456';
-  return {
-    requestId,
-    eventId: randomUUID(),
-    userId: randomUUID(),
-    recipient: 'ada@example.test',
-    template: 'email_confirmation',
-    vars: { code, first_name: 'Ada' },
-    requestedAt: null,
-    original: JSON.stringify({ payload: { request_id: requestId, vars: { code } } }),
-    ...overrides,
-  };
-};
 
 async function recordWithFlag(pool: Pool, requests: NewRequest[]) {
   const client = await pool.connect();

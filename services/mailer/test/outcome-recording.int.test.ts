@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -9,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/inf
 import { waitFor } from '../../../test/support/wait-for';
 import { parseMailerConfig } from '../src/config';
 import { recordRequests } from '../src/data-access/inbox-repository';
+import { newInboxRequest } from './support/inbox-rows';
 import { claimDueRequests, type ClaimedRequest } from '../src/data-access/requests-repository';
 import type { DeliverContext } from '../src/domain/deliver-context';
 import type { ProviderFailover } from '../src/domain/provider-failover';
@@ -182,19 +182,7 @@ describe('the group-commit recorder of accepted mails (real PostgreSQL)', () => 
     try {
       await recordRequests(
         client,
-        Array.from({ length: n }, () => {
-          const requestId = randomUUID();
-          return {
-            requestId,
-            eventId: randomUUID(),
-            userId: randomUUID(),
-            recipient: 'ada@example.test',
-            template: 'email_confirmation',
-            vars: { code: 'sealed' },
-            requestedAt: null,
-            original: '{}',
-          };
-        }),
+        Array.from({ length: n }, () => newInboxRequest({ vars: { code: 'sealed' }, original: '{}' })),
       );
     } finally {
       client.release();

@@ -39,11 +39,15 @@ describe('relay claim on stale statistics', () => {
     }
   }
 
-  /** `keys` keys × `perKey` rows, ids interleaved across keys (row i belongs to key i mod keys). */
-  async function backlogOnEmptyStatistics(keys: number, perKey: number): Promise<void> {
+  /** The state after a quiet period: the outbox empty and analysed so. */
+  async function emptyAnalyzedOutbox(): Promise<void> {
     await db.pool.query('DELETE FROM outbox');
     await db.pool.query('ANALYZE outbox');
-    await db.pool.query(
+  }
+
+  /** A backlog of `keys` keys × `perKey` rows, ids interleaved across keys (row i belongs to key i mod keys). */
+  async function fillBacklog(target: Pick<PoolClient, 'query'>, keys: number, perKey: number): Promise<void> {
+    await target.query(
       `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
        SELECT gen_random_uuid(), 'accounts.user-events', 'user-' || (i % $1), 'user.registered', 'user', now(), '{}'
        FROM generate_series(0, $2 - 1) AS i ORDER BY i`,
@@ -51,19 +55,20 @@ describe('relay claim on stale statistics', () => {
     );
   }
 
+  async function backlogOnEmptyStatistics(keys: number, perKey: number): Promise<void> {
+    await emptyAnalyzedOutbox();
+    await fillBacklog(db.pool, keys, perKey);
+  }
+
   test('fewer heads than the batch: followers are read from each head, not by joining the outbox to the heads', async () => {
     // As the relay runs it: a named statement, planned while the outbox was empty, then a backlog.
-    await backlogOnEmptyStatistics(0, 0);
+    await emptyAnalyzedOutbox();
     const plan = await inRolledBackTx(async (client) => {
       await client.query(`SET LOCAL plan_cache_mode = force_generic_plan`);
       await client.query(`PREPARE claim_plan_test(bigint) AS ${CLAIM_SQL}`);
       try {
         await client.query(`EXPLAIN EXECUTE claim_plan_test(3000)`);
-        await client.query(
-          `INSERT INTO outbox (event_id, topic, key, type, aggregate_type, occurred_at, payload)
-           SELECT gen_random_uuid(), 'accounts.user-events', 'user-' || (i % 40), 'user.registered', 'user', now(), '{}'
-           FROM generate_series(0, 9999) AS i ORDER BY i`,
-        );
+        await fillBacklog(client, 40, 250);
         const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
           `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_plan_test(3000)`,
         );
