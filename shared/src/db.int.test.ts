@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '../../test/support/infra';
 import { createLogger } from './logger';
-import { createPool, withTransaction, type Pool } from './db';
+import { bigintArrayLiteral, createPool, withTransaction, type Pool } from './db';
 
 describe('withTransaction', () => {
   let db: TestDatabase;
@@ -15,6 +15,7 @@ describe('withTransaction', () => {
       max: 1,
     });
     await db.pool.query('CREATE TABLE tx_probe (n int)');
+    await db.pool.query('CREATE TABLE tx_finish (id bigint PRIMARY KEY)');
   });
   afterAll(async () => {
     await pool.end();
@@ -44,4 +45,32 @@ describe('withTransaction', () => {
       expect(n).toBe(1);
     },
   );
+
+  test('when fn hands a statement to finishWith, then it runs in the transaction, with the commit', async () => {
+    await pool.query('INSERT INTO tx_finish VALUES (1), (2), (3)');
+    await withTransaction(pool, async (client, tx) => {
+      await client.query('INSERT INTO tx_probe VALUES (7)');
+      tx.finishWith(`DELETE FROM tx_finish WHERE id = ANY(${bigintArrayLiteral(['1', '3'])})`);
+    });
+    expect((await pool.query('SELECT id FROM tx_finish ORDER BY id')).rows).toEqual([{ id: '2' }]);
+    expect((await pool.query('SELECT count(*)::int AS n FROM tx_probe WHERE n = 7')).rows[0].n).toBe(1);
+    await pool.query('DELETE FROM tx_probe; DELETE FROM tx_finish');
+  });
+
+  test('when the last statement fails, then nothing commits and the client stays usable', async () => {
+    const failing = withTransaction(pool, async (client, tx) => {
+      await client.query('INSERT INTO tx_probe VALUES (8)');
+      tx.finishWith('DELETE FROM no_such_table');
+    });
+    await expect(failing).rejects.toThrow(/no_such_table/);
+    expect((await pool.query('SELECT count(*)::int AS n FROM tx_probe')).rows[0].n).toBe(0);
+    expect(await withTransaction(pool, async (client) => (await client.query('SELECT 2 AS n')).rows[0].n)).toBe(2);
+  });
+
+  test('bigintArrayLiteral takes integers only: anything else is refused, not quoted', () => {
+    expect(bigintArrayLiteral(['1', '-2', '9223372036854775807'])).toBe("'{1,-2,9223372036854775807}'::bigint[]");
+    expect(bigintArrayLiteral([])).toBe("'{}'::bigint[]");
+    expect(() => bigintArrayLiteral(['1', "1}'::bigint[]; DROP TABLE x; --"])).toThrow('not a bigint');
+    expect(() => bigintArrayLiteral(['1.5'])).toThrow('not a bigint');
+  });
 });
