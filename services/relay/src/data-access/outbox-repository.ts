@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '@shared/db';
+import { bigintArrayLiteral, type Pool, type PoolClient } from '@shared/db';
 import type { OutboxRow } from './outbox-row';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
@@ -118,14 +118,12 @@ export async function claimOutboxBatch(client: PoolClient, limit: number): Promi
   return (await client.query<RawRow>({ name: 'relay-claim', text: CLAIM, values: [limit] })).rows.map(toOutboxRow);
 }
 
-/** Deletes rows the broker acknowledged (published rows are not kept: the table holds pending rows only). */
-export async function deletePublished(client: PoolClient, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await client.query({
-    name: 'relay-delete-published',
-    text: 'DELETE FROM outbox WHERE id = ANY($1::bigint[])',
-    values: [ids],
-  });
+/**
+ * The statement deleting rows the broker acknowledged (published rows are not kept: the table holds
+ * pending rows only), for `finishWith`: it goes to PostgreSQL with the round's COMMIT, in one round trip.
+ */
+export function deletePublishedSql(ids: string[]): string {
+  return `DELETE FROM outbox WHERE id = ANY(${bigintArrayLiteral(ids)})`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { withTransaction, type Pool } from '@shared/db';
 import { errorMessage } from '@shared/errors';
 import type { Logger } from '@shared/logger';
-import { claimOutboxBatch, deletePublished, moveToDeadLetters } from '../data-access/outbox-repository';
+import { claimOutboxBatch, deletePublishedSql, moveToDeadLetters } from '../data-access/outbox-repository';
 import { publishBatch, type PartitionPublisher, type PublishOutcome } from './publish-batch';
 import type { PartitionCooldown } from './partition-cooldown';
 import { topicLabel, type RelayMetrics } from '../metrics';
@@ -15,7 +15,8 @@ export type RelayRound = () => Promise<number>;
  * 2. publish — one produce request per partition on an idempotent producer identity that never failed;
  * 3. delete — only the rows the broker acknowledged; dead-letter the ones it rejected for good; the
  *    rest stay pending (a failed partition's rows, from its first unacknowledged one);
- * 4. commit (withTransaction), then count — metrics and logs only after the commit.
+ * 4. commit (withTransaction; the delete goes with the COMMIT, one round trip), then count — metrics
+ *    and logs only after the commit.
  * Returns the rows handled (published + dead-lettered); throws when rows were left pending and nothing at
  * all was handled, so the loop backs off and tries them again.
  */
@@ -50,7 +51,7 @@ export function createRelayRound(deps: {
     await deps.producer.connect();
     // Claim, publish and delete in one transaction: the claim's row locks are held until the delete
     // commits; a throw rolls back (the rows stay pending) and a broken client is released with its error.
-    const done = await withTransaction(pool, async (client) => {
+    const done = await withTransaction(pool, async (client, tx) => {
       const rows = await claimOutboxBatch(client, deps.batchSize);
       if (rows.length === 0) return undefined;
       const outcome = await publishBatch({
@@ -61,14 +62,11 @@ export function createRelayRound(deps: {
         onSendFailed: (topic) => metrics.publishErrors.inc({ topic: topicLabel(topic) }),
       });
       const ackedAt = Date.now();
-      await deletePublished(
-        client,
-        outcome.published.map((r) => r.id),
-      );
       await moveToDeadLetters(
         client,
         outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })),
       );
+      if (outcome.published.length > 0) tx.finishWith(deletePublishedSql(outcome.published.map((r) => r.id)));
       return { outcome, ackedAt };
     });
     if (done === undefined) return 0;
