@@ -1,4 +1,4 @@
-import { withTransaction, type Pool, type PoolClient } from '@shared/db';
+import { bigintArrayLiteral, withTransaction, type Pool, type PoolClient } from '@shared/db';
 import type { TOPIC } from '@shared/topics';
 
 /** An event the mailer owes Kafka; stored in mailer_outbox in the transaction of its outcome. */
@@ -44,26 +44,28 @@ export async function publishOutboxBatch(
   publish: (events: StoredOutboxEvent[]) => Promise<PublishResult>,
 ): Promise<number> {
   let failure: unknown;
-  const published = await withTransaction(pool, async (client) => {
-    const { rows: lock } = await client.query<{ locked: boolean }>({
-      name: 'mailer-outbox-lock',
-      text: `SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`,
-    });
-    // Another instance publishes: this transaction has written nothing, committing it is a no-op.
-    if (!lock[0]?.locked) return -1;
+  const published = await withTransaction(pool, async (client, tx) => {
+    // The lock and the read in one round trip: `locked` comes with every row, or alone (no rows).
     const { rows } = await client.query<OutboxRowSelected>({
-      name: 'mailer-outbox-select',
-      text: `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
+      name: 'mailer-outbox-lock-select',
+      text: `WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked)
+             SELECT l.locked, o.id, o.topic, o.key, o.value, o.headers
+               FROM l LEFT JOIN LATERAL (
+                 SELECT id, topic, key, value, headers FROM mailer_outbox WHERE l.locked ORDER BY id LIMIT $1
+               ) o ON true`,
       values: [limit],
     });
-    if (rows.length === 0) return 0;
-    const result = await publish(rows);
+    // Another instance publishes: this transaction has written nothing, committing it is a no-op.
+    if (!rows[0]?.locked) return -1;
+    const events: StoredOutboxEvent[] = rows.flatMap((r) =>
+      r.id === null ? [] : [{ id: r.id, topic: r.topic, key: r.key, value: r.value, headers: r.headers }],
+    );
+    if (events.length === 0) return 0;
+    const result = await publish(events);
     failure = result.failure;
-    await client.query({
-      name: 'mailer-outbox-delete',
-      text: `DELETE FROM mailer_outbox WHERE id = ANY($1::bigint[])`,
-      values: [result.acked.map((r) => r.id)],
-    });
+    // The delete goes with the COMMIT: one round trip.
+    if (result.acked.length > 0)
+      tx.finishWith(`DELETE FROM mailer_outbox WHERE id = ANY(${bigintArrayLiteral(result.acked.map((r) => r.id))})`);
     return result.acked.length;
   });
   if (failure !== undefined) throw failure;
@@ -71,7 +73,9 @@ export async function publishOutboxBatch(
 }
 
 type OutboxRowSelected = {
-  id: string;
+  locked: boolean;
+  /** null: the lock was taken and the table is empty (the lone row carries only `locked`). */
+  id: string | null;
   topic: OutboxEvent['topic'];
   key: string | null;
   value: string;
