@@ -1,4 +1,4 @@
-import type { PoolClient } from '@shared/db';
+import type { Pool, PoolClient } from '@shared/db';
 import type { MailRequestedPayload } from '@shared/events';
 import { REDACT } from './requests-repository';
 
@@ -26,6 +26,18 @@ export type RecordedRequests = {
    */
   replacesOlder: boolean;
 };
+
+/** The parameters $1..$8 of the inbox inserts. */
+const requestColumns = (requests: NewRequest[]) => [
+  requests.map((r) => r.requestId),
+  requests.map((r) => r.eventId),
+  requests.map((r) => r.userId),
+  requests.map((r) => r.recipient),
+  requests.map((r) => r.template),
+  requests.map((r) => JSON.stringify(r.vars)),
+  requests.map((r) => r.requestedAt),
+  requests.map((r) => r.original),
+];
 
 /**
  * Records requests not seen before. A redelivered request (same request_id and envelope id) is
@@ -63,16 +75,7 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
      RETURNING m.request_id, m.user_id, (m.xmax = 0) AS inserted,
                EXISTS (SELECT 1 FROM mailer_requests o
                         WHERE o.user_id = m.user_id AND o.seq < m.seq AND o.state = 'pending') AS older_pending`,
-    values: [
-      unique.map((r) => r.requestId),
-      unique.map((r) => r.eventId),
-      unique.map((r) => r.userId),
-      unique.map((r) => r.recipient),
-      unique.map((r) => r.template),
-      unique.map((r) => JSON.stringify(r.vars)),
-      unique.map((r) => r.requestedAt),
-      unique.map((r) => r.original),
-    ],
+    values: requestColumns(unique),
   });
   // The EXISTS reads the statement's snapshot: rows this statement inserted are not in it, hence the
   // second test (two requests of one user in the batch).
@@ -82,6 +85,32 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
     replayed: rows.filter((r) => !r.inserted).map((r) => r.request_id),
     replacesOlder: users.size < rows.length || rows.some((r) => r.older_pending),
   };
+}
+
+/**
+ * The intake's common case in ONE statement, outside any transaction: inserts the requests of users
+ * with no `pending` request (nothing for them to supersede), skipping any request_id already stored.
+ * Returns the request ids it inserted; the caller records the others (a user with a pending request,
+ * a redelivery, a DLQ replay) the careful way, `recordRequests` and `supersedeOlderUnsent` in one
+ * transaction. Only for a batch with at most one request per user: rows of one statement cannot see
+ * each other.
+ */
+export async function insertRequestsOfIdleUsers(db: Pool | PoolClient, requests: NewRequest[]): Promise<Set<string>> {
+  if (requests.length === 0) return new Set();
+  const { rows } = await db.query<{ request_id: string }>({
+    name: 'mailer-insert-requests-of-idle-users',
+    text: `INSERT INTO mailer_requests
+            (request_id, event_id, user_id, recipient, template, vars, requested_at, original)
+     SELECT r.request_id, r.event_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.original
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::text[])
+          WITH ORDINALITY AS r(request_id, event_id, user_id, recipient, template, vars, requested_at, original, ord)
+     WHERE NOT EXISTS (SELECT 1 FROM mailer_requests o WHERE o.user_id = r.user_id AND o.state = 'pending')
+     ORDER BY r.ord
+     ON CONFLICT (request_id) DO NOTHING
+     RETURNING request_id`,
+    values: requestColumns(requests),
+  });
+  return new Set(rows.map((r) => r.request_id));
 }
 
 export type SupersededRequest = { requestId: string; userId: string; attempts: number; generation: number };

@@ -2,7 +2,12 @@ import { withTransaction, type Pool } from '@shared/db';
 import { InvalidEventError, parseEvent } from '@shared/events';
 import type { Logger } from '@shared/logger';
 import { insertOutboxEvents } from '../data-access/mailer-outbox';
-import { recordRequests, supersedeOlderUnsent, type NewRequest } from '../data-access/inbox-repository';
+import {
+  insertRequestsOfIdleUsers,
+  recordRequests,
+  supersedeOlderUnsent,
+  type NewRequest,
+} from '../data-access/inbox-repository';
 import type { MailerMetrics } from '../metrics';
 import type { OutboxEvent } from '../data-access/mailer-outbox';
 import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';
@@ -71,8 +76,26 @@ function poisonDlqEvent({ message, error }: Poison, now: Date): OutboxEvent {
   );
 }
 
-/** Inbox rows, superseded statuses and DLQ records of one batch, in one transaction. */
+/** No user twice in the batch: none of its requests supersedes another of it. */
+const onePerUser = (requests: NewRequest[]): boolean => new Set(requests.map((r) => r.userId)).size === requests.length;
+
+/**
+ * Inbox rows, superseded statuses and DLQ records of one batch. The common case — no poison, one
+ * request per user, users with nothing pending — is one statement and its own commit; whatever that
+ * did not insert (and any poison) is then written in one transaction, as the rules below require. A
+ * failure after the first commit fails the batch: its redelivery finds those rows stored (duplicates).
+ */
 async function writeBatch(pool: Pool, requests: NewRequest[], poison: Poison[], now: Date) {
+  const fast =
+    poison.length === 0 && onePerUser(requests) ? await insertRequestsOfIdleUsers(pool, requests) : new Set<string>();
+  const rest = fast.size === 0 ? requests : requests.filter((r) => !fast.has(r.requestId));
+  if (rest.length === 0 && poison.length === 0) return { inserted: [...fast], replayed: [], superseded: [] };
+  const written = await writeCarefully(pool, rest, poison, now);
+  return { ...written, inserted: [...fast, ...written.inserted] };
+}
+
+/** Inbox rows, superseded statuses and DLQ records, in one transaction. */
+async function writeCarefully(pool: Pool, requests: NewRequest[], poison: Poison[], now: Date) {
   const dlqEvents = poison.map((p) => poisonDlqEvent(p, now));
   return withTransaction(pool, async (client) => {
     const { recorded, replayed: replayedIds, replacesOlder } = await recordRequests(client, requests);
