@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
@@ -10,6 +9,7 @@ import type { Logger } from '@shared/logger';
 import type { MailerConfig } from '../config';
 import type { RenderedMail } from './rendered-mail';
 import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-providers';
+import { noDelaySocket } from './smtp-socket';
 
 export type SendResult = { messageId: string; response: string };
 
@@ -36,24 +36,6 @@ type SmtpSettings = Pick<
   | 'MAIL_FROM'
 > &
   Partial<Pick<MailerConfig, 'SMTP_REQUIRE_TLS' | 'SMTP_TLS_CA'>>;
-
-type SocketCallback = (err: Error | null, socketOptions?: { connection: net.Socket }) => void;
-
-/**
- * nodemailer's `getSocket` hook: creates the TCP socket itself so it can set TCP_NODELAY. Without it
- * every SMTP command waits for the peer's delayed ACK (Nagle, ~40 ms per message, FIELD-NOTES).
- * The socket is handed over while still connecting: nodemailer attaches its error handler and
- * timeouts at once (a refused connection fails the pooled resource the usual way, and the greeting
- * timeout covers the TCP connect), then greets over it, upgrades it with STARTTLS, or wraps it in TLS
- * at once (smtps) — TLS runs over this same socket, so all three kinds of connection are no-delay.
- */
-export function noDelaySocket() {
-  return (options: { host?: string; port?: number }, callback: SocketCallback): void => {
-    const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port ?? 25, noDelay: true });
-    socket.setNoDelay(true);
-    callback(null, { connection: socket });
-  };
-}
 
 /** SMTP_TLS_CA as PEM text: inline PEM, or the file it names. Added to the system's CAs. */
 function tlsOptions(config: Pick<SmtpSettings, 'SMTP_TLS_CA'>): { ca?: string[]; minVersion: 'TLSv1.2' } {
