@@ -26,7 +26,8 @@ import {
  * generator and the SMTP test server run in this process and are not charged. Targets (issue 15):
  * stack ÷ accounts-alone CPU per registration <= 1.25, stack registrations/s >= 0.8 × accounts alone.
  *
- * BENCH_CPU_PROF=<dir> runs the services with `node --cpu-prof` (profiles written to <dir> at stop).
+ * BENCH_CPU_PROF=<dir> runs the services with `node --cpu-prof` (profiles written to <dir> at stop);
+ * BENCH_NODE_ARGS='--flag …' adds node/V8 flags to every service of both phases (to compare flags).
  * `kafka_jit_cpu_ms_per_reg` is the part of the Kafka JVM's figure spent by its JIT compiler threads.
  */
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -34,6 +35,8 @@ const PASSWORD = 'correct horse battery staple';
 const DRAIN_TIMEOUT_MS = 120_000;
 const IDLE_MS = 10_000;
 const WARM_UP_MS = Number(process.env.BENCH_CPU_WARM_UP_MS ?? 10_000);
+/** BENCH_NODE_ARGS: extra node flags for every service of both phases (e.g. V8 flags to compare). */
+const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 type Phase = {
   /** CPU ms per second of each component while the stack is up with no load (idle polling, JVM). */
@@ -85,14 +88,10 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     topicPrefix: ctx.uniquePrefix(`cpu-${label}`),
     counts,
     env: { LOG_LEVEL: 'warn' },
-    ...(profileDir
-      ? {
-          nodeArgs: (service: string) => [
-            '--cpu-prof',
-            `--cpu-prof-dir=${profileDir}/${label}/${service.replace('#', '-')}`,
-          ],
-        }
-      : {}),
+    nodeArgs: (service: string) => [
+      ...EXTRA_NODE_ARGS,
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}/${label}/${service.replace('#', '-')}`] : []),
+    ],
   });
   const { sources, close } = components(ctx, system, db.url);
   const sampler = new CpuSampler(sources);
