@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../../test/support/infra';
 import { createLogger } from './logger';
 import { bigintArrayLiteral, createPool, withTransaction, type Pool } from './db';
@@ -72,5 +73,55 @@ describe('withTransaction', () => {
     expect(bigintArrayLiteral([])).toBe("'{}'::bigint[]");
     expect(() => bigintArrayLiteral(['1', "1}'::bigint[]; DROP TABLE x; --"])).toThrow('not a bigint');
     expect(() => bigintArrayLiteral(['1.5'])).toThrow('not a bigint');
+  });
+
+  describe('beginWith: the first statement goes with the BEGIN', () => {
+    const first = (limit: number) => ({
+      name: 'tx-probe-first',
+      text: 'SELECT n FROM generate_series(1, $1::int) AS n ORDER BY n',
+      values: [limit],
+    });
+    const queriesOf = async (run: () => Promise<unknown>): Promise<string[]> => {
+      const spy = jest.spyOn(pg.Client.prototype, 'query');
+      try {
+        await run();
+        return spy.mock.calls.map(([q]) => (typeof q === 'string' ? q : (q as { text: string }).text));
+      } finally {
+        spy.mockRestore();
+      }
+    };
+
+    test('first on a connection the usual way (which prepares it), then with the BEGIN in one round trip', async () => {
+      const rowsSeen: unknown[] = [];
+      const txn = () =>
+        withTransaction<void, { n: number }>(pool, async (_client, tx) => void rowsSeen.push(tx.first), {
+          beginWith: first(3),
+        });
+      const firstTime = await queriesOf(txn);
+      expect(firstTime).toEqual(['BEGIN', first(3).text, 'COMMIT']);
+      const later = await queriesOf(txn);
+      expect(later).toEqual(['BEGIN; EXECUTE "tx-probe-first"(3)', 'COMMIT']);
+      expect(rowsSeen).toEqual([
+        [{ n: 1 }, { n: 2 }, { n: 3 }],
+        [{ n: 1 }, { n: 2 }, { n: 3 }],
+      ]);
+    });
+
+    test('a new connection prepares it again (the connection before it died)', async () => {
+      await expect(
+        withTransaction(
+          pool,
+          async (client) => void (await client.query('SELECT pg_terminate_backend(pg_backend_pid())')),
+        ),
+      ).rejects.toThrow();
+      const queries = await queriesOf(() => withTransaction(pool, async () => undefined, { beginWith: first(1) }));
+      expect(queries).toEqual(['BEGIN', first(1).text, 'COMMIT']);
+    });
+
+    test('values must be integers: anything else is refused before it reaches SQL', async () => {
+      await withTransaction(pool, async () => undefined, { beginWith: first(1) });
+      const bad = { ...first(1), values: [Number.NaN] };
+      await expect(withTransaction(pool, async () => undefined, { beginWith: bad })).rejects.toThrow('not an integer');
+    });
   });
 });

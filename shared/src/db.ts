@@ -45,8 +45,18 @@ export function createPool(opts: {
   return pool;
 }
 
+/**
+ * A transaction's first statement, sent together with the BEGIN in ONE round trip: a named statement
+ * whose parameters are all integers. The first time a connection runs it, it goes the usual way (BEGIN,
+ * then the statement, which prepares it on that connection); after that as `BEGIN; EXECUTE name(…)`
+ * of the statement prepared there (simple query protocol: the integers are written into the text).
+ */
+export type FirstStatement = { name: string; text: string; values: number[] };
+
 /** What `withTransaction` hands its callback besides the client. */
-export type Transaction = {
+export type Transaction<R extends pg.QueryResultRow = pg.QueryResultRow> = {
+  /** The rows of `beginWith` (none without it). */
+  first: R[];
   /**
    * One last statement, sent together with the COMMIT in ONE round trip instead of two (simple query
    * protocol: the statement takes no parameters, so only SQL whose literals the caller made safe, e.g.
@@ -55,13 +65,38 @@ export type Transaction = {
   finishWith: (sql: string) => void;
 };
 
+/** Per connection, the named statements `beginWith` may EXECUTE (the connection has prepared them). */
+const preparedFirst = new WeakMap<pg.PoolClient, Set<string>>();
+
+async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?: FirstStatement): Promise<R[]> {
+  if (!first) {
+    await client.query('BEGIN');
+    return [];
+  }
+  const prepared = preparedFirst.get(client) ?? new Set<string>();
+  preparedFirst.set(client, prepared);
+  if (!prepared.has(first.name)) {
+    await client.query('BEGIN');
+    const { rows } = await client.query<R>(first);
+    prepared.add(first.name);
+    return rows;
+  }
+  for (const v of first.values) if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${String(v)}`);
+  const args = first.values.length > 0 ? `(${first.values.join(', ')})` : '';
+  const results = (await client.query(
+    `BEGIN; EXECUTE "${first.name.replaceAll('"', '""')}"${args}`,
+  )) as unknown as pg.QueryResult<R>[];
+  return results[1]?.rows ?? [];
+}
+
 /**
  * Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. The only place
- * in the services that says BEGIN/COMMIT.
+ * in the services that says BEGIN/COMMIT. `beginWith`: the first statement goes with the BEGIN.
  */
-export async function withTransaction<T>(
+export async function withTransaction<T, R extends pg.QueryResultRow = pg.QueryResultRow>(
   pool: pg.Pool,
-  fn: (client: pg.PoolClient, tx: Transaction) => Promise<T>,
+  fn: (client: pg.PoolClient, tx: Transaction<R>) => Promise<T>,
+  opts: { beginWith?: FirstStatement } = {},
 ): Promise<T> {
   const client = await pool.connect();
   // Set when the connection is gone or unusable: release(err) destroys it instead of pooling it.
@@ -74,8 +109,8 @@ export async function withTransaction<T>(
   client.on('error', onError);
   let finish: string | undefined;
   try {
-    await client.query('BEGIN');
-    const result = await fn(client, { finishWith: (sql) => void (finish = sql) });
+    const first = await begin<R>(client, opts.beginWith);
+    const result = await fn(client, { first, finishWith: (sql) => void (finish = sql) });
     // A failing statement of a multi-statement query skips the rest: the COMMIT never runs, and the
     // ROLLBACK below ends the aborted transaction.
     await client.query(finish === undefined ? 'COMMIT' : `${finish}; COMMIT`);

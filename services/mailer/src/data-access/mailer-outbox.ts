@@ -44,33 +44,36 @@ export async function publishOutboxBatch(
   publish: (events: StoredOutboxEvent[]) => Promise<PublishResult>,
 ): Promise<number> {
   let failure: unknown;
-  const published = await withTransaction(pool, async (client, tx) => {
-    // The lock and the read in one round trip: `locked` comes with every row, or alone (no rows).
-    const { rows } = await client.query<OutboxRowSelected>({
-      name: 'mailer-outbox-lock-select',
-      text: `WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked)
-             SELECT l.locked, o.id, o.topic, o.key, o.value, o.headers
-               FROM l LEFT JOIN LATERAL (
-                 SELECT id, topic, key, value, headers FROM mailer_outbox WHERE l.locked ORDER BY id LIMIT $1
-               ) o ON true`,
-      values: [limit],
-    });
-    // Another instance publishes: this transaction has written nothing, committing it is a no-op.
-    if (!rows[0]?.locked) return -1;
-    const events: StoredOutboxEvent[] = rows.flatMap((r) =>
-      r.id === null ? [] : [{ id: r.id, topic: r.topic, key: r.key, value: r.value, headers: r.headers }],
-    );
-    if (events.length === 0) return 0;
-    const result = await publish(events);
-    failure = result.failure;
-    // The delete goes with the COMMIT: one round trip.
-    if (result.acked.length > 0)
-      tx.finishWith(`DELETE FROM mailer_outbox WHERE id = ANY(${bigintArrayLiteral(result.acked.map((r) => r.id))})`);
-    return result.acked.length;
-  });
+  // Two round trips and the produce: BEGIN with the lock and the read, the delete with the COMMIT.
+  const published = await withTransaction<number, OutboxRowSelected>(
+    pool,
+    async (_client, tx) => {
+      const rows = tx.first;
+      // Another instance publishes: this transaction has written nothing, committing it is a no-op.
+      if (!rows[0]?.locked) return -1;
+      const events: StoredOutboxEvent[] = rows.flatMap((r) =>
+        r.id === null ? [] : [{ id: r.id, topic: r.topic, key: r.key, value: r.value, headers: r.headers }],
+      );
+      if (events.length === 0) return 0;
+      const result = await publish(events);
+      failure = result.failure;
+      if (result.acked.length > 0)
+        tx.finishWith(`DELETE FROM mailer_outbox WHERE id = ANY(${bigintArrayLiteral(result.acked.map((r) => r.id))})`);
+      return result.acked.length;
+    },
+    { beginWith: { name: 'mailer-outbox-lock-select', text: LOCK_AND_READ, values: [limit] } },
+  );
   if (failure !== undefined) throw failure;
   return published;
 }
+
+/** The publisher's lock and its read in one statement: `locked` comes with every row, or alone (no rows). */
+const LOCK_AND_READ = `
+  WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked)
+  SELECT l.locked, o.id, o.topic, o.key, o.value, o.headers
+    FROM l LEFT JOIN LATERAL (
+      SELECT id, topic, key, value, headers FROM mailer_outbox WHERE l.locked ORDER BY id LIMIT $1
+    ) o ON true`;
 
 type OutboxRowSelected = {
   locked: boolean;

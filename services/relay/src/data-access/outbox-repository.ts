@@ -1,9 +1,10 @@
-import { bigintArrayLiteral, type Pool, type PoolClient } from '@shared/db';
+import { bigintArrayLiteral, type FirstStatement, type Pool, type PoolClient } from '@shared/db';
 import type { OutboxRow } from './outbox-row';
 
 /** Plain SQL of the relay: claim, delete after the ack, dead-letter, and the operators' figures. */
 
-type RawRow = {
+/** A claimed row as PostgreSQL returns it (claimedRows makes it an OutboxRow). */
+export type RawRow = {
   id: string;
   event_id: string;
   topic: string;
@@ -115,8 +116,18 @@ export const CLAIM_SQL = CLAIM;
  * as possible, then later rows of those same keys. Returned in id order (per key: commit order).
  */
 export async function claimOutboxBatch(client: PoolClient, limit: number): Promise<OutboxRow[]> {
-  return (await client.query<RawRow>({ name: 'relay-claim', text: CLAIM, values: [limit] })).rows.map(toOutboxRow);
+  return claimedRows((await client.query<RawRow>(claimStatement(limit))).rows);
 }
+
+/** The claim as a round's first statement: `withTransaction`'s `beginWith` sends it with the BEGIN. */
+export const claimStatement = (limit: number): FirstStatement => ({
+  name: 'relay-claim',
+  text: CLAIM,
+  values: [limit],
+});
+
+/** The claim's rows, in id order. */
+export const claimedRows = (rows: RawRow[]): OutboxRow[] => rows.map(toOutboxRow);
 
 /**
  * The statement deleting rows the broker acknowledged (published rows are not kept: the table holds

@@ -1,17 +1,26 @@
 import { withTransaction, type Pool } from '@shared/db';
 import { errorMessage } from '@shared/errors';
 import type { Logger } from '@shared/logger';
-import { claimOutboxBatch, deletePublishedSql, moveToDeadLetters } from '../data-access/outbox-repository';
+import {
+  claimedRows,
+  claimStatement,
+  deletePublishedSql,
+  moveToDeadLetters,
+  type RawRow,
+} from '../data-access/outbox-repository';
 import { publishBatch, type PartitionPublisher, type PublishOutcome } from './publish-batch';
 import type { PartitionCooldown } from './partition-cooldown';
 import { topicLabel, type RelayMetrics } from '../metrics';
 
 export type RelayRound = () => Promise<number>;
 
+type Done = { outcome: PublishOutcome; ackedAt: number };
+
 /**
  * One relay round, as a story:
  * 1. claim — in one transaction, lock the oldest pending row of as many keys as possible and later rows
- *    of those keys (claimOutboxBatch explains why per-key order holds);
+ *    of those keys (the claim's SQL in outbox-repository.ts explains why per-key order holds), sent
+ *    with the BEGIN;
  * 2. publish — one produce request per partition on an idempotent producer identity that never failed;
  * 3. delete — only the rows the broker acknowledged; dead-letter the ones it rejected for good; the
  *    rest stay pending (a failed partition's rows, from its first unacknowledged one);
@@ -51,24 +60,29 @@ export function createRelayRound(deps: {
     await deps.producer.connect();
     // Claim, publish and delete in one transaction: the claim's row locks are held until the delete
     // commits; a throw rolls back (the rows stay pending) and a broken client is released with its error.
-    const done = await withTransaction(pool, async (client, tx) => {
-      const rows = await claimOutboxBatch(client, deps.batchSize);
-      if (rows.length === 0) return undefined;
-      const outcome = await publishBatch({
-        rows,
-        producer: deps.producer,
-        topicPrefix: deps.topicPrefix,
-        cooldown: deps.cooldown,
-        onSendFailed: (topic) => metrics.publishErrors.inc({ topic: topicLabel(topic) }),
-      });
-      const ackedAt = Date.now();
-      await moveToDeadLetters(
-        client,
-        outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })),
-      );
-      if (outcome.published.length > 0) tx.finishWith(deletePublishedSql(outcome.published.map((r) => r.id)));
-      return { outcome, ackedAt };
-    });
+    // Three round trips: BEGIN with the claim, produce, the delete with the COMMIT.
+    const done = await withTransaction<Done | undefined, RawRow>(
+      pool,
+      async (client, tx) => {
+        const rows = claimedRows(tx.first);
+        if (rows.length === 0) return undefined;
+        const outcome = await publishBatch({
+          rows,
+          producer: deps.producer,
+          topicPrefix: deps.topicPrefix,
+          cooldown: deps.cooldown,
+          onSendFailed: (topic) => metrics.publishErrors.inc({ topic: topicLabel(topic) }),
+        });
+        const ackedAt = Date.now();
+        await moveToDeadLetters(
+          client,
+          outcome.deadLettered.map((d) => ({ id: d.row.id, error: d.error })),
+        );
+        if (outcome.published.length > 0) tx.finishWith(deletePublishedSql(outcome.published.map((r) => r.id)));
+        return { outcome, ackedAt };
+      },
+      { beginWith: claimStatement(deps.batchSize) },
+    );
     if (done === undefined) return 0;
 
     const { outcome, ackedAt } = done;
