@@ -58,6 +58,15 @@ describe('withTransaction', () => {
     await pool.query('DELETE FROM tx_probe; DELETE FROM tx_finish');
   });
 
+  test('when the last statement ends in a comment, then the COMMIT still runs (on a line of its own)', async () => {
+    await pool.query('INSERT INTO tx_finish VALUES (5)');
+    await withTransaction(pool, async (_client, tx) => tx.finishWith('DELETE FROM tx_finish WHERE id = 5 -- done'));
+    expect((await pool.query('SELECT count(*)::int AS n FROM tx_finish')).rows[0].n).toBe(0);
+    const unterminated = withTransaction(pool, async (_client, tx) => tx.finishWith('SELECT 1 /* never closed'));
+    await expect(unterminated).rejects.toThrow();
+    expect(await withTransaction(pool, async (client) => (await client.query('SELECT 3 AS n')).rows[0].n)).toBe(3);
+  });
+
   test('when the last statement fails, then nothing commits and the client stays usable', async () => {
     const failing = withTransaction(pool, async (client, tx) => {
       await client.query('INSERT INTO tx_probe VALUES (8)');
@@ -100,7 +109,7 @@ describe('withTransaction', () => {
       const firstTime = await queriesOf(txn);
       expect(firstTime).toEqual(['BEGIN', first(3).text, 'COMMIT']);
       const later = await queriesOf(txn);
-      expect(later).toEqual(['BEGIN; EXECUTE "tx-probe-first"(3)', 'COMMIT']);
+      expect(later).toEqual(['BEGIN;\nEXECUTE "tx-probe-first"(3)', 'COMMIT']);
       expect(rowsSeen).toEqual([
         [{ n: 1 }, { n: 2 }, { n: 3 }],
         [{ n: 1 }, { n: 2 }, { n: 3 }],
@@ -116,6 +125,52 @@ describe('withTransaction', () => {
       ).rejects.toThrow();
       const queries = await queriesOf(() => withTransaction(pool, async () => undefined, { beginWith: first(1) }));
       expect(queries).toEqual(['BEGIN', first(1).text, 'COMMIT']);
+    });
+
+    test('a preamble runs between BEGIN and it, in the same round trip; its rows come as tx.preamble', async () => {
+      const withLock = {
+        ...first(2),
+        name: 'tx-probe-after-lock',
+        preamble: 'SELECT pg_try_advisory_xact_lock(42) AS locked',
+      };
+      const seen: unknown[] = [];
+      const txn = () =>
+        withTransaction(pool, async (_client, tx) => void seen.push([tx.preamble, tx.first]), { beginWith: withLock });
+      expect(await queriesOf(txn)).toEqual([`BEGIN;\n${withLock.preamble}`, withLock.text, 'COMMIT']);
+      expect(await queriesOf(txn)).toEqual([
+        `BEGIN;\n${withLock.preamble};\nEXECUTE "tx-probe-after-lock"(2)`,
+        'COMMIT',
+      ]);
+      const both = [[{ locked: true }], [{ n: 1 }, { n: 2 }]];
+      expect(seen).toEqual([both, both]);
+    });
+
+    test('when the server lost the prepared statement, then it is prepared again and the work runs', async () => {
+      await withTransaction(pool, async () => undefined, { beginWith: first(1) });
+      await pool.query('DEALLOCATE ALL');
+      let rows: unknown[] = [];
+      const queries = await queriesOf(() =>
+        withTransaction(pool, async (_client, tx) => void (rows = tx.first), { beginWith: first(2) }),
+      );
+      expect(queries).toEqual(['BEGIN;\nEXECUTE "tx-probe-first"(2)', 'ROLLBACK', 'BEGIN', first(2).text, 'COMMIT']);
+      expect(rows).toEqual([{ n: 1 }, { n: 2 }]);
+    });
+
+    test('when the statement fails once prepared, then it rolls back and the client stays usable', async () => {
+      const divide = (by: number) => ({ name: 'tx-probe-divide', text: 'SELECT 10 / $1::int AS q', values: [by] });
+      await withTransaction(pool, async () => undefined, { beginWith: divide(5) });
+      const failing = withTransaction(
+        pool,
+        async (client) => void (await client.query('INSERT INTO tx_probe VALUES (9)')),
+        {
+          beginWith: divide(0),
+        },
+      );
+      await expect(failing).rejects.toThrow(/division by zero/);
+      expect((await pool.query('SELECT count(*)::int AS n FROM tx_probe')).rows[0].n).toBe(0);
+      let q: unknown;
+      await withTransaction(pool, async (_c, tx) => void (q = tx.first), { beginWith: divide(2) });
+      expect(q).toEqual([{ q: 5 }]);
     });
 
     test('values must be integers: anything else is refused before it reaches SQL', async () => {

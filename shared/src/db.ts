@@ -50,13 +50,27 @@ export function createPool(opts: {
  * whose parameters are all integers. The first time a connection runs it, it goes the usual way (BEGIN,
  * then the statement, which prepares it on that connection); after that as `BEGIN; EXECUTE name(…)`
  * of the statement prepared there (simple query protocol: the integers are written into the text).
+ * Needs a session of its own per connection (a direct connection, or a pooler in session mode), as
+ * node-postgres' named statements do; if the server lost the statement, it is prepared again.
  */
-export type FirstStatement = { name: string; text: string; values: number[] };
+export type FirstStatement = {
+  name: string;
+  text: string;
+  values: number[];
+  /**
+   * A statement without parameters run after BEGIN and before this one, in the same round trip (e.g.
+   * taking an advisory lock). In READ COMMITTED each statement takes its own snapshot, so the named
+   * statement sees everything committed before the preamble finished. Its rows: `tx.preamble`.
+   */
+  preamble?: string;
+};
 
 /** What `withTransaction` hands its callback besides the client. */
 export type Transaction<R extends pg.QueryResultRow = pg.QueryResultRow> = {
   /** The rows of `beginWith` (none without it). */
   first: R[];
+  /** The rows of `beginWith`'s preamble (none without it). */
+  preamble: pg.QueryResultRow[];
   /**
    * One last statement, sent together with the COMMIT in ONE round trip instead of two (simple query
    * protocol: the statement takes no parameters, so only SQL whose literals the caller made safe, e.g.
@@ -68,25 +82,50 @@ export type Transaction<R extends pg.QueryResultRow = pg.QueryResultRow> = {
 /** Per connection, the named statements `beginWith` may EXECUTE (the connection has prepared them). */
 const preparedFirst = new WeakMap<pg.PoolClient, Set<string>>();
 
-async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?: FirstStatement): Promise<R[]> {
+type Begun<R> = { first: R[]; preamble: pg.QueryResultRow[] };
+type Results = pg.QueryResult | pg.QueryResult[];
+const rowsAt = (results: Results, i: number): pg.QueryResultRow[] =>
+  (Array.isArray(results) ? results[i]?.rows : undefined) ?? [];
+
+/** node-postgres' own record that this connection parsed `name` (forgotten when the server lost it). */
+function forgetParsed(client: pg.PoolClient, name: string): void {
+  const connection = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection;
+  if (connection?.parsedStatements) delete connection.parsedStatements[name];
+}
+
+async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?: FirstStatement): Promise<Begun<R>> {
   if (!first) {
     await client.query('BEGIN');
-    return [];
+    return { first: [], preamble: [] };
   }
+  const opening = first.preamble === undefined ? 'BEGIN' : `BEGIN;\n${first.preamble}`;
   const prepared = preparedFirst.get(client) ?? new Set<string>();
   preparedFirst.set(client, prepared);
   if (!prepared.has(first.name)) {
-    await client.query('BEGIN');
+    const opened = (await client.query(opening)) as Results;
     const { rows } = await client.query<R>(first);
     prepared.add(first.name);
-    return rows;
+    return { first: rows, preamble: rowsAt(opened, 1) };
   }
   for (const v of first.values) if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${String(v)}`);
   const args = first.values.length > 0 ? `(${first.values.join(', ')})` : '';
-  const results = (await client.query(
-    `BEGIN; EXECUTE "${first.name.replaceAll('"', '""')}"${args}`,
-  )) as unknown as pg.QueryResult<R>[];
-  return results[1]?.rows ?? [];
+  try {
+    const results = (await client.query(
+      `${opening};\nEXECUTE "${first.name.replaceAll('"', '""')}"${args}`,
+    )) as unknown as pg.QueryResult[];
+    return {
+      first: rowsAt(results, results.length - 1) as R[],
+      preamble: first.preamble === undefined ? [] : rowsAt(results, 1),
+    };
+  } catch (err) {
+    // 26000: the server no longer has it (DISCARD ALL, DEALLOCATE): end the aborted transaction and
+    // prepare it again the usual way.
+    if ((err as { code?: string }).code !== '26000') throw err;
+    await client.query('ROLLBACK');
+    prepared.delete(first.name);
+    forgetParsed(client, first.name);
+    return begin<R>(client, first);
+  }
 }
 
 /**
@@ -109,11 +148,18 @@ export async function withTransaction<T, R extends pg.QueryResultRow = pg.QueryR
   client.on('error', onError);
   let finish: string | undefined;
   try {
-    const first = await begin<R>(client, opts.beginWith);
-    const result = await fn(client, { first, finishWith: (sql) => void (finish = sql) });
+    const begun = await begin<R>(client, opts.beginWith);
+    const result = await fn(client, { ...begun, finishWith: (sql) => void (finish = sql) });
+    if (finish === undefined) {
+      await client.query('COMMIT');
+      return result;
+    }
     // A failing statement of a multi-statement query skips the rest: the COMMIT never runs, and the
-    // ROLLBACK below ends the aborted transaction.
-    await client.query(finish === undefined ? 'COMMIT' : `${finish}; COMMIT`);
+    // ROLLBACK below ends the aborted transaction. The COMMIT on a line of its own (a trailing `--`
+    // comment cannot swallow it), and checked: a transaction must never go back to the pool open.
+    const done = (await client.query(`${finish}\n;COMMIT`)) as Results;
+    const last = Array.isArray(done) ? done[done.length - 1] : done;
+    if (last?.command !== 'COMMIT') throw new Error('finishWith: the COMMIT did not run');
     return result;
   } catch (err) {
     // A ROLLBACK that fails means the connection is gone or unusable: never hand it to the next caller.

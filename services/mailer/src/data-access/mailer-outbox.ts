@@ -45,15 +45,12 @@ export async function publishOutboxBatch(
 ): Promise<number> {
   let failure: unknown;
   // Two round trips and the produce: BEGIN with the lock and the read, the delete with the COMMIT.
-  const published = await withTransaction<number, OutboxRowSelected>(
+  const published = await withTransaction<number, StoredOutboxEvent>(
     pool,
     async (_client, tx) => {
-      const rows = tx.first;
       // Another instance publishes: this transaction has written nothing, committing it is a no-op.
-      if (!rows[0]?.locked) return -1;
-      const events: StoredOutboxEvent[] = rows.flatMap((r) =>
-        r.id === null ? [] : [{ id: r.id, topic: r.topic, key: r.key, value: r.value, headers: r.headers }],
-      );
+      if (tx.preamble[0]?.locked !== true) return -1;
+      const events = tx.first;
       if (events.length === 0) return 0;
       const result = await publish(events);
       failure = result.failure;
@@ -61,26 +58,19 @@ export async function publishOutboxBatch(
         tx.finishWith(`DELETE FROM mailer_outbox WHERE id = ANY(${bigintArrayLiteral(result.acked.map((r) => r.id))})`);
       return result.acked.length;
     },
-    { beginWith: { name: 'mailer-outbox-lock-select', text: LOCK_AND_READ, values: [limit] } },
+    {
+      beginWith: {
+        // The lock in a statement of its own, BEFORE the read: in READ COMMITTED a statement's snapshot
+        // is taken when it starts, so a read in the lock's own statement could still see rows the
+        // previous holder deleted just before releasing the lock, and publish them again.
+        preamble: `SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked`,
+        name: 'mailer-outbox-read',
+        // Read even when the lock was not taken (the rows are then ignored): one round trip either way.
+        text: `SELECT id, topic, key, value, headers FROM mailer_outbox ORDER BY id LIMIT $1`,
+        values: [limit],
+      },
+    },
   );
   if (failure !== undefined) throw failure;
   return published;
 }
-
-/** The publisher's lock and its read in one statement: `locked` comes with every row, or alone (no rows). */
-const LOCK_AND_READ = `
-  WITH l AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext('mailer_outbox_publisher')) AS locked)
-  SELECT l.locked, o.id, o.topic, o.key, o.value, o.headers
-    FROM l LEFT JOIN LATERAL (
-      SELECT id, topic, key, value, headers FROM mailer_outbox WHERE l.locked ORDER BY id LIMIT $1
-    ) o ON true`;
-
-type OutboxRowSelected = {
-  locked: boolean;
-  /** null: the lock was taken and the table is empty (the lone row carries only `locked`). */
-  id: string | null;
-  topic: OutboxEvent['topic'];
-  key: string | null;
-  value: string;
-  headers: Record<string, string>;
-};
