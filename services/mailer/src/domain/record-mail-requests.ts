@@ -146,8 +146,11 @@ function reportBatch(deps: Deps, log: Logger, requests: NewRequest[], poison: Po
  * The consumer's whole job: make a batch of mail.requests durable. Valid requests go into the inbox
  * (a redelivered request is ignored; a DLQ replay of a failed one makes it pending again), a newer
  * request supersedes the same user's older unsent ones (they get a `failed` status with error_class
- * null: not an error, a newer code replaced them), and poison messages become DLQ records — all in ONE
- * transaction, so the caller may commit the offsets as soon as this resolves.
+ * null: not an error, a newer code replaced them), and poison messages become DLQ records. A request
+ * and what it replaces are written in one transaction (requests that replace nothing may be written
+ * before it, in one statement: writeBatch); everything is durable when this resolves, so the caller may
+ * commit the offsets then. If it throws, the batch is redelivered and what was written counts as
+ * redelivered.
  */
 export function createRecordMailRequests(deps: Deps) {
   const log = deps.logger.child({ component: 'record-requests' });
