@@ -14,8 +14,8 @@ import { percentile, round, type Bench, type BenchContext, type BenchRow } from 
 
 /**
  * The mailer against a measured ceiling (issue 15):
- *  1. the transport's own ceiling: a bare nodemailer pool with no-delay sockets blasting a sink that
- *     only counts (no MIME parsing), POOL_SIZE connections;
+ *  1. the transport's own ceiling: a bare nodemailer pool with the mailer's sockets (no-delay, writes
+ *     coalesced) blasting a sink that only counts (no MIME parsing), POOL_SIZE connections;
  *  2. the mailer end to end — Kafka -> inbox -> SMTP -> status recorded — as real processes against
  *     the same sink, with one and with two instances (6 partitions), as a ratio of the ceiling.
  * Targets: >= 1,000 mails/s per instance and >= 0.5 of the ceiling.
