@@ -17,22 +17,23 @@ const CLK_TCK = (() => {
   }
 })();
 
-/** Fields of /proc/<pid>/stat after the command name (which may contain spaces and parentheses). */
-function statFields(pid: number): string[] | undefined {
+/** Fields of a /proc stat file (a process's or a thread's) after the command name (which may hold spaces, parentheses). */
+function statFields(path: string): string[] | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(path, 'utf8');
     return text.slice(text.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
 }
 
+/** utime + stime in clock ticks. After the name: state(0) ppid(1) ... utime(11) stime(12). */
+const cpuTicks = (f: string[]): number => Number(f[11]) + Number(f[12]);
+
 /** User + system CPU time of one process (all its threads) in ms; undefined once it has exited. */
 export function processCpuMs(pid: number): number | undefined {
-  const f = statFields(pid);
-  // After the name: state(0) ppid(1) ... utime(11) stime(12).
-  if (!f) return undefined;
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  const f = statFields(`/proc/${pid}/stat`);
+  return f ? cpuTicks(f) * (1000 / CLK_TCK) : undefined;
 }
 
 /**
@@ -50,9 +51,8 @@ export function jitCompilerCpuMs(pid: number): number {
   for (const tid of tasks) {
     try {
       if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
-      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
+      const f = statFields(`/proc/${pid}/task/${tid}/stat`);
+      if (f) ticks += cpuTicks(f);
     } catch {
       // the thread ended
     }
@@ -75,7 +75,7 @@ export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const ppid = Number(statFields(Number(entry))?.[1]);
+    const ppid = Number(statFields(`/proc/${entry}/stat`)?.[1]);
     if (!Number.isFinite(ppid)) continue;
     const list = children.get(ppid) ?? [];
     list.push(Number(entry));

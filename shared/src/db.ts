@@ -79,19 +79,18 @@ export type Transaction<R extends pg.QueryResultRow = pg.QueryResultRow> = {
   finishWith: (sql: string) => void;
 };
 
-/** Per connection, the named statements `beginWith` may EXECUTE (the connection has prepared them). */
-const preparedFirst = new WeakMap<pg.PoolClient, Set<string>>();
-
 type Begun<R> = { first: R[]; preamble: pg.QueryResultRow[] };
 type Results = pg.QueryResult | pg.QueryResult[];
 const rowsAt = (results: Results, i: number): pg.QueryResultRow[] =>
   (Array.isArray(results) ? results[i]?.rows : undefined) ?? [];
 
-/** node-postgres' own record that this connection parsed `name` (forgotten when the server lost it). */
-function forgetParsed(client: pg.PoolClient, name: string): void {
-  const connection = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection;
-  if (connection?.parsedStatements) delete connection.parsedStatements[name];
-}
+/**
+ * node-postgres' own record of the named statements this connection has prepared (set when the server
+ * answers ParseComplete): `beginWith` EXECUTEs a statement only if it is there with the same text.
+ * Without it (another node-postgres), every transaction simply goes the usual way.
+ */
+const parsedOn = (client: pg.PoolClient): Record<string, string> | undefined =>
+  (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements;
 
 async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?: FirstStatement): Promise<Begun<R>> {
   if (!first) {
@@ -99,12 +98,10 @@ async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?:
     return { first: [], preamble: [] };
   }
   const opening = first.preamble === undefined ? 'BEGIN' : `BEGIN;\n${first.preamble}`;
-  const prepared = preparedFirst.get(client) ?? new Set<string>();
-  preparedFirst.set(client, prepared);
-  if (!prepared.has(first.name)) {
+  const parsed = parsedOn(client);
+  if (parsed?.[first.name] !== first.text) {
     const opened = (await client.query(opening)) as Results;
     const { rows } = await client.query<R>(first);
-    prepared.add(first.name);
     return { first: rows, preamble: rowsAt(opened, 1) };
   }
   for (const v of first.values) if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${String(v)}`);
@@ -118,12 +115,11 @@ async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?:
       preamble: first.preamble === undefined ? [] : rowsAt(results, 1),
     };
   } catch (err) {
-    // 26000: the server no longer has it (DISCARD ALL, DEALLOCATE): end the aborted transaction and
-    // prepare it again the usual way.
+    // 26000: the server no longer has it (DISCARD ALL, DEALLOCATE): end the aborted transaction, forget
+    // it, and prepare it again the usual way.
     if ((err as { code?: string }).code !== '26000') throw err;
     await client.query('ROLLBACK');
-    prepared.delete(first.name);
-    forgetParsed(client, first.name);
+    delete parsed[first.name];
     return begin<R>(client, first);
   }
 }

@@ -1,6 +1,6 @@
 import type { PoolClient } from '@shared/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/infra';
-import { CLAIM_SQL, claimOutboxBatch } from '../src/data-access/outbox-repository';
+import { claimOutboxBatch, claimStatement } from '../src/data-access/outbox-repository';
 
 /*
  * The claim must cost about the rows it claims, whatever the outbox holds and whatever the planner
@@ -65,7 +65,7 @@ describe('relay claim on stale statistics', () => {
     await emptyAnalyzedOutbox();
     const plan = await inRolledBackTx(async (client) => {
       await client.query(`SET LOCAL plan_cache_mode = force_generic_plan`);
-      await client.query(`PREPARE claim_plan_test(bigint) AS ${CLAIM_SQL}`);
+      await client.query(`PREPARE claim_plan_test(bigint) AS ${claimStatement(0).text}`);
       try {
         await client.query(`EXPLAIN EXECUTE claim_plan_test(3000)`);
         await fillBacklog(client, 40, 250);

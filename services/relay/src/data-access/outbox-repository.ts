@@ -108,9 +108,6 @@ const CLAIM = `
   SELECT * FROM heads UNION ALL SELECT * FROM followers
   ORDER BY id`;
 
-/** The claim's SQL ($1: the batch size), for the plan tests. */
-export const CLAIM_SQL = CLAIM;
-
 /**
  * Claims up to `limit` pending rows inside the caller's transaction: the oldest row of as many keys
  * as possible, then later rows of those same keys. Returned in id order (per key: commit order).
