@@ -3,6 +3,7 @@ import type { Logger } from '@shared/logger';
 import type { MailerConfig } from '../config';
 import type { MailTransport, SendResult } from '../data-access/mail-transport';
 import { classifySmtpError } from './classify-smtp-error';
+import { RecentAttempts } from './recent-attempts';
 import type { RenderedMail } from '../data-access/rendered-mail';
 
 export type CircuitState = 'closed' | 'half-open' | 'open';
@@ -52,6 +53,17 @@ export function createSmtpCircuit(opts: {
     log.info({ circuit_state: state }, `SMTP circuit ${state}`);
     for (const listener of listeners) listener(state);
   };
+  // Besides opossum's rolling window: the last BREAKER_VOLUME_THRESHOLD answered attempts, so an outage
+  // opens the breaker after about one SMTP_TIMEOUT_MS however busy the healthy period before it was.
+  const recent = new RecentAttempts(opts.config.BREAKER_VOLUME_THRESHOLD, opts.config.BREAKER_ERROR_THRESHOLD_PERCENT);
+  breaker.on('success', () => recent.record(null));
+  breaker.on('failure', (err: unknown) => {
+    recent.record(classifySmtpError(err).errorClass);
+    if (breaker.closed && recent.outage()) {
+      log.warn({ attempts: opts.config.BREAKER_VOLUME_THRESHOLD }, 'SMTP provider unreachable on most recent attempts');
+      breaker.open();
+    }
+  });
   breaker.on('open', () => {
     reopensAt = new Date(Date.now() + opts.config.BREAKER_RESET_TIMEOUT_MS);
     opts.transport.resetConnections();
@@ -59,10 +71,12 @@ export function createSmtpCircuit(opts: {
   });
   breaker.on('halfOpen', () => {
     reopensAt = undefined;
+    recent.clear();
     emit('half-open');
   });
   breaker.on('close', () => {
     reopensAt = undefined;
+    recent.clear();
     emit('closed');
   });
 
