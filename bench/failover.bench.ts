@@ -92,7 +92,13 @@ export const bench: Bench = {
       await system.smtp.setFault({ mode: 'stall-connect' });
       const failover = await phase('failover');
       await system.smtp.setFault({ mode: 'healthy' });
-      const verdict = `p50 ${failover.p50_ms} ms (issue target <= 5000: ${failover.p50_ms <= 5000 ? 'met' : 'NOT met'})`;
+      // Guarantee 5: about one SMTP_TIMEOUT_MS at most (the mails in the primary's first round of timeouts,
+      // and each half-open trial, wait that long); 1.5 x allows for the pipeline's own latency under load.
+      const bound = 1.5 * SMTP_TIMEOUT_MS;
+      const verdict =
+        `p50 ${failover.p50_ms} ms (issue target <= 5000: ${failover.p50_ms <= 5000 ? 'met' : 'NOT met'}); ` +
+        `p99 ${failover.p99_ms} ms vs SMTP_TIMEOUT_MS ${SMTP_TIMEOUT_MS} (guarantee 5, <= ${bound}: ` +
+        `${failover.p99_ms <= bound ? 'met' : 'NOT met'})`;
       return [
         {
           benchmark: 'register → mail accepted, fallback configured',
