@@ -57,6 +57,13 @@ describe.each([
     env: { NODE_ENV: 'production', MAIL_TRANSPORT: 'console' },
     names: ['MAIL_PAYLOAD_KEY', 'MAIL_TRANSPORT'],
   },
+  // A malformed fallback SMTP provider: alone, and beside another bad variable on the same line.
+  { service: 'mailer', env: { SMTP_FALLBACK_URLS: 'not-a-url' }, names: ['SMTP_FALLBACK_URLS'] },
+  {
+    service: 'mailer',
+    env: { SMTP_FALLBACK_URLS: 'smtp://backup.example:2525,ftp://x', SMTP_PORT: 'x' },
+    names: ['SMTP_FALLBACK_URLS', 'SMTP_PORT'],
+  },
 ])('$service with a bad environment', ({ service, env, names }) => {
   it('exits 1 with one stderr line naming every offending variable, no stack trace', async () => {
     const run = await startService(service, env);
@@ -83,6 +90,26 @@ describe('secrets in configuration errors', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('MAIL_PAYLOAD_KEY');
     expect(run.stderr).not.toContain('too-short-payload-key-value');
+  });
+
+  // Entries with credentials that are otherwise invalid, whether or not the URL parser got as far as the
+  // password: neither the user name nor the password (so nor user:pass) may reach the output.
+  it.each([
+    { problem: 'a port that is not a number', urls: 'smtp://relayuser:s3cr3t-pass@host:notaport' },
+    { problem: 'not smtp:// or smtps://', urls: 'ftp://relayuser:s3cr3t-pass@relay.example:25' },
+    {
+      problem: 'the reserved name, second entry',
+      urls: 'smtp://backup.example:2525,smtps://relayuser:s3cr3t-pass@relay.example?name=primary',
+    },
+  ])('never echoes the credentials of a rejected SMTP_FALLBACK_URLS entry ($problem)', async ({ urls }) => {
+    const run = await startService('mailer', { SMTP_FALLBACK_URLS: urls });
+    expect(run.killed).toBe(false);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('SMTP_FALLBACK_URLS');
+    for (const secret of ['relayuser', 's3cr3t-pass']) {
+      expect(run.stderr).not.toContain(secret);
+      expect(run.stdout).not.toContain(secret);
+    }
   });
 
   it('never echoes SMTP_PASSWORD when SMTP_USER is missing', async () => {

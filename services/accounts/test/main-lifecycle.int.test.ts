@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createTestDatabase, testBrokers, uniquePrefix, type TestDatabase } from '../../../test/support/infra';
+import { labelNameSets, metricSeries } from '../../../test/support/metric-series';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
 import { strongPassword, uniqueEmail } from './support/accounts-app';
@@ -78,6 +79,32 @@ describe('accounts main.ts: start, serve, stop on SIGTERM', () => {
       ]) {
         expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
       }
+    },
+  );
+
+  test(
+    'when a registration was served, then /metrics has its http_request_duration_seconds series labelled ' +
+      'method, route and status_code, route being the template the RegistrationLatencyHigh alert selects',
+    async () => {
+      const res = await fetch(`${url}/api/v1/usr/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: uniqueEmail('metric-labels'), password: strongPassword }),
+      });
+      const text = await (await fetch(`${opsUrl}/metrics`)).text();
+
+      expect(res.status).toBe(201);
+      // The contract's labels, plus the `service` label every series carries.
+      expect(labelNameSets(text, 'http_request_duration_seconds_count')).toEqual([
+        ['method', 'route', 'service', 'status_code'],
+      ]);
+      const register = metricSeries(text, 'http_request_duration_seconds_count').find(
+        (s) => s.labels.route === '/api/v1/usr/register',
+      );
+      expect(register).toEqual({
+        labels: { method: 'POST', route: '/api/v1/usr/register', status_code: '201', service: 'accounts' },
+        value: 1,
+      });
     },
   );
 

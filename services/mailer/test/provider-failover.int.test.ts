@@ -1,3 +1,4 @@
+import { labelNameSets, metricSeries } from '../../../test/support/metric-series';
 import { startSmtpTestServer, type SmtpTestServer } from '../../../test/support/smtp-test-server';
 import { waitFor } from '../../../test/support/wait-for';
 import { mailRequest, startMailerHarness, type MailerHarness } from './support/mailer-harness';
@@ -56,6 +57,18 @@ describe('mailer: fallback SMTP providers (issue 13)', () => {
       ).toBeGreaterThanOrEqual(20);
       expect(
         await h.metric('mail_sent_total', { result: 'deferred', provider: 'primary', error_class: 'timeout' }),
+      ).toBeGreaterThanOrEqual(3);
+      // What /metrics serves: the contract's mail_send_duration_seconds{result,provider}, per provider.
+      const exposition = await h.registry.metrics();
+      expect(labelNameSets(exposition, 'mail_send_duration_seconds_count')).toEqual([
+        ['provider', 'result', 'service'],
+      ]);
+      const sendDurations = metricSeries(exposition, 'mail_send_duration_seconds_count');
+      expect(
+        sendDurations.find((s) => s.labels.result === 'sent' && s.labels.provider === 'backup')?.value,
+      ).toBeGreaterThanOrEqual(20);
+      expect(
+        sendDurations.find((s) => s.labels.result === 'deferred' && s.labels.provider === 'primary')?.value,
       ).toBeGreaterThanOrEqual(3);
       // Never a credential or URL in the status: the label only.
       expect(JSON.stringify(h.statuses())).not.toContain(String(backup.port));

@@ -7,6 +7,7 @@ import {
   uniquePrefix,
   type TestDatabase,
 } from '../../../test/support/infra';
+import { labelNameSets, metricSeries } from '../../../test/support/metric-series';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxRows, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
@@ -54,8 +55,11 @@ describe('several relay instances', () => {
     child.stderr?.on('data', (chunk: Buffer) => {
       childStderr += chunk.toString();
     });
+    // The child's last /metrics before the SIGKILL (its commit-to-publish histogram is checked at the end).
+    let childMetrics = '';
     const childPublished = async (): Promise<number> => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      childMetrics = text;
       return [...text.matchAll(/^outbox_published_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
     };
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
@@ -110,6 +114,13 @@ describe('several relay instances', () => {
       expect(orderingProblems(collector.messages, expected)).toEqual([]);
       expect(child.signalCode).toBe('SIGKILL');
       expect(collector.messages.length).toBeGreaterThanOrEqual(ROWS);
+      // The contract's outbox_commit_to_publish_seconds{topic}: the dashboard's latency panels sum by topic.
+      expect(labelNameSets(childMetrics, 'outbox_commit_to_publish_seconds_count')).toEqual([['service', 'topic']]);
+      expect(
+        metricSeries(childMetrics, 'outbox_commit_to_publish_seconds_count').find(
+          (s) => s.labels.topic === 'accounts.user-events',
+        )?.value,
+      ).toBeGreaterThan(0);
     } finally {
       await collector.stop();
       for (const relay of relays) await relay.stop();

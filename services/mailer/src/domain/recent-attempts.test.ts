@@ -33,14 +33,18 @@ describe('RecentAttempts', () => {
     expect(recent.outage()).toBe(true);
   });
 
-  it('given exactly the threshold, when half of the window failed, then it reports no outage (more than, like opossum)', () => {
-    const recent = new RecentAttempts(4, 50);
-    recent.record(null);
-    recent.record(null);
-    recent.record('timeout');
-    recent.record('timeout');
-    expect(recent.outage()).toBe(false);
-  });
+  it(
+    'given exactly the threshold, when half of the window failed, then it reports no outage ' +
+      '(more than, like opossum)',
+    () => {
+      const recent = new RecentAttempts(4, 50);
+      recent.record(null);
+      recent.record(null);
+      recent.record('timeout');
+      recent.record('timeout');
+      expect(recent.outage()).toBe(false);
+    },
+  );
 
   it('given an outage, when it is cleared, then it starts over', () => {
     const recent = new RecentAttempts(3, 50);
