@@ -7,6 +7,41 @@ import { sealTestCode } from '../test/support/payload-key';
 /** A burst of mail requests produced to Kafka: when each recipient was requested, and the request ids. */
 export type MailBurst = { requestedAt: Map<string, number>; requestIds: Set<string> };
 
+/** `n` confirmation-mail requests, one user each, to `<tag>-<from + i>@example.test`. */
+export function mailRequestBatch(tag: string, from: number, n: number): MailRequestedPayload[] {
+  return Array.from({ length: n }, (_, j) => {
+    const requestId = randomUUID();
+    return {
+      request_id: requestId,
+      user_id: randomUUID(),
+      to: `${tag}-${from + j}@example.test`,
+      template: 'email_confirmation',
+      vars: { code: sealTestCode(String(randomInt(1e6)).padStart(6, '0'), requestId) },
+      requested_at: new Date().toISOString(),
+    };
+  });
+}
+
+/** Produces the requests to `topic` as accounts' relay would: an envelope each, keyed by the user. */
+export async function sendMailRequests(
+  producer: Producer,
+  topic: string,
+  batch: MailRequestedPayload[],
+): Promise<void> {
+  await producer.send({
+    topic,
+    messages: batch.map((payload) => {
+      const envelope = buildEnvelope({
+        type: 'mail.requested',
+        aggregateType: 'user',
+        aggregateId: payload.user_id,
+        payload,
+      });
+      return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
+    }),
+  });
+}
+
 /** Produces `count` confirmation-mail requests (one user each) to `topic`, 500 per produce call. */
 export async function produceMailBurst(
   producer: Producer,
@@ -16,34 +51,13 @@ export async function produceMailBurst(
 ): Promise<MailBurst> {
   const burst: MailBurst = { requestedAt: new Map(), requestIds: new Set() };
   for (let i = 0; i < count; i += 500) {
-    const batch: MailRequestedPayload[] = Array.from({ length: Math.min(500, count - i) }, (_, j) => {
-      const requestId = randomUUID();
-      return {
-        request_id: requestId,
-        user_id: randomUUID(),
-        to: `${tag}-${i + j}@example.test`,
-        template: 'email_confirmation',
-        vars: { code: sealTestCode(String(randomInt(1e6)).padStart(6, '0'), requestId) },
-        requested_at: new Date().toISOString(),
-      };
-    });
+    const batch = mailRequestBatch(tag, i, Math.min(500, count - i));
     const at = performance.now();
     for (const p of batch) {
       burst.requestedAt.set(p.to, at);
       burst.requestIds.add(p.request_id);
     }
-    await producer.send({
-      topic,
-      messages: batch.map((payload) => {
-        const envelope = buildEnvelope({
-          type: 'mail.requested',
-          aggregateType: 'user',
-          aggregateId: payload.user_id,
-          payload,
-        });
-        return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
-      }),
-    });
+    await sendMailRequests(producer, topic, batch);
   }
   return burst;
 }

@@ -1,6 +1,4 @@
-import { randomInt, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { buildEnvelope, envelopeHeaders, type MailRequestedPayload } from '@shared/events';
 import { createPool } from '@shared/db';
 import { createKafka } from '@shared/kafka';
 import { Partitioners } from 'kafkajs';
@@ -9,11 +7,12 @@ import { createMetricsRegistry } from '@shared/metrics';
 import { topicNames } from '@shared/topics';
 import { startSmtpTestServer } from '../test/support/smtp-test-server';
 import { parseMailerConfig } from '../services/mailer/src/config';
-import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
+import { TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
 import { createSmtpTransport } from '../services/mailer/src/data-access/mail-transport';
 import { renderConfirmationMail } from '../services/mailer/src/domain/render-confirmation-mail';
 import { createMailer } from '../services/mailer/src/mailer';
 import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
+import { mailRequestBatch, sendMailRequests } from './mail-burst';
 
 const POOL_SIZE = 5;
 
@@ -126,30 +125,9 @@ async function endToEnd(
         const wait = started + (i * 1000) / mode.ratePerSecond - performance.now();
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
-      const batch: MailRequestedPayload[] = Array.from({ length: Math.min(chunk, count - i) }, (_, j) => {
-        const requestId = randomUUID();
-        return {
-          request_id: requestId,
-          user_id: randomUUID(),
-          to: `e2e-${i + j}@example.test`,
-          template: 'email_confirmation',
-          vars: { code: sealTestCode(String(randomInt(1e6)).padStart(6, '0'), requestId) },
-          requested_at: new Date().toISOString(),
-        };
-      });
+      const batch = mailRequestBatch('e2e', i, Math.min(chunk, count - i));
       for (const p of batch) requestedAt.set(p.to, Date.now());
-      await producer.send({
-        topic: topicNames(prefix).mailRequests,
-        messages: batch.map((payload) => {
-          const envelope = buildEnvelope({
-            type: 'mail.requested',
-            aggregateType: 'user',
-            aggregateId: payload.user_id,
-            payload,
-          });
-          return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
-        }),
-      });
+      await sendMailRequests(producer, topicNames(prefix).mailRequests, batch);
     }
     const deadline = Date.now() + 300_000;
     while (smtp.messages.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
