@@ -96,4 +96,45 @@ describe('a PostgreSQL crash', () => {
     expect([...before, ...after].map(mailsTo)).toEqual([...before, ...after].map(() => 1));
     expect(during.map(mailsTo)).toEqual(during.map(() => 0));
   }, 300_000);
+
+  it('when the postmaster is SIGKILLed with mail in flight — outbox rows nobody published yet, mail requests waiting on a stalled SMTP — then after the restart each 201 gets exactly one mail', async () => {
+    const stamp = Date.now();
+    const count = async (sql: string, values: unknown[]) =>
+      ((await pool.query<{ n: number }>(sql, values)).rows[0]?.n ?? 0) as number;
+    const usersOf = `SELECT id FROM users WHERE email = ANY($1)`;
+
+    // Requests the mailer holds in its table: SMTP stalls, so they wait there (deferred) across the crash.
+    await system.smtp.setFault({ mode: 'stall-connect' });
+    const held = Array.from({ length: 3 }, (_, i) => `held.${stamp}.${i}@example.test`);
+    for (const email of held) expect((await register(email)).status).toBe(201);
+    await waitFor(
+      async () =>
+        (await count(`SELECT count(*)::int AS n FROM mailer_requests WHERE user_id IN (${usersOf})`, [held])) === 3,
+      { timeoutMs: 60_000, message: 'the mailer recorded the held requests' },
+    );
+
+    // Outbox rows nobody publishes: the relay is down, so they are committed and waiting at the crash.
+    await system.kill('relay', 0);
+    const unpublished = Array.from({ length: 3 }, (_, i) => `unpublished.${stamp}.${i}@example.test`);
+    for (const email of unpublished) expect((await register(email)).status).toBe(201);
+    expect(
+      await count(
+        `SELECT count(*)::int AS n FROM outbox WHERE key IN (SELECT id::text FROM users WHERE email = ANY($1))`,
+        [unpublished],
+      ),
+    ).toBeGreaterThanOrEqual(3);
+
+    await server.crash();
+    await system.smtp.setFault({ mode: 'healthy' });
+    await server.start();
+    await system.restart('relay', 0);
+
+    const all = [...held, ...unpublished];
+    await waitFor(() => all.every((e) => mailsTo(e) >= 1), {
+      timeoutMs: 120_000,
+      message: 'every mail in flight at the crash delivered after the restart',
+    });
+    expect(all.map(mailsTo)).toEqual(all.map(() => 1));
+    expect(await count(`SELECT count(*)::int AS n FROM outbox`, [])).toBe(0);
+  }, 300_000);
 });
