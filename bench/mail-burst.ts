@@ -1,7 +1,8 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Kafka, Producer } from 'kafkajs';
-import { buildEnvelope, envelopeHeaders, type MailRequestedPayload } from '@shared/events';
+import type { MailRequestedPayload } from '@shared/events';
+import { mailRequestMessage } from '../test/support/mail-request-message';
 import { sealTestCode } from '../test/support/payload-key';
 
 /** A burst of mail requests produced to Kafka: when each recipient was requested, and the request ids. */
@@ -28,18 +29,7 @@ export async function sendMailRequests(
   topic: string,
   batch: MailRequestedPayload[],
 ): Promise<void> {
-  await producer.send({
-    topic,
-    messages: batch.map((payload) => {
-      const envelope = buildEnvelope({
-        type: 'mail.requested',
-        aggregateType: 'user',
-        aggregateId: payload.user_id,
-        payload,
-      });
-      return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
-    }),
-  });
+  await producer.send({ topic, messages: batch.map(mailRequestMessage) });
 }
 
 /** Produces `count` confirmation-mail requests (one user each) to `topic`, 500 per produce call. */

@@ -100,7 +100,7 @@ describe('a PostgreSQL crash', () => {
   it('when the postmaster is SIGKILLed with mail in flight — outbox rows nobody published yet, mail requests waiting on a stalled SMTP — then after the restart each 201 gets exactly one mail', async () => {
     const stamp = Date.now();
     const count = async (sql: string, values: unknown[]) =>
-      ((await pool.query<{ n: number }>(sql, values)).rows[0]?.n ?? 0) as number;
+      (await pool.query<{ n: number }>(sql, values)).rows[0]?.n ?? 0;
     const usersOf = `SELECT id FROM users WHERE email = ANY($1)`;
 
     // Requests the mailer holds in its table: SMTP stalls, so they wait there (deferred) across the crash.

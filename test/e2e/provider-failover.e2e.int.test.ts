@@ -1,3 +1,4 @@
+import { metricSeries } from '../support/metric-series';
 import { testBrokers, uniquePrefix } from '../support/infra';
 import { startSmtpTestServer, type SmtpTestServer } from '../support/smtp-test-server';
 import type { System } from '../support/system';
@@ -44,17 +45,13 @@ async function lastRequest(api: string, token: string): Promise<Json | null> {
 /** `mail_smtp_circuit_state{provider=…}` of one mailer (0 closed, 1 half-open, 2 open). */
 async function circuitState(mailerUrl: string, provider: string): Promise<number | undefined> {
   const text = await (await fetch(`${mailerUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`mail_smtp_circuit_state{provider="${provider}"`));
-  return line === undefined ? undefined : Number(line.trim().split(/\s+/).pop());
+  return metricSeries(text, 'mail_smtp_circuit_state').find((s) => s.labels.provider === provider)?.value;
 }
 
 /** The sum of every sample of a counter on one mailer's /metrics. */
 async function metricSum(mailerUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${mailerUrl}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
-    .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop()), 0);
+  return metricSeries(text, name).reduce((sum, s) => sum + s.value, 0);
 }
 
 const percentile = (sorted: number[], p: number): number =>

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { buildEnvelope, envelopeHeaders } from '@shared/events';
 import { topicNames } from '@shared/topics';
 import { startKafkaBroker, type BrokerHandle } from '../../../infra/kafka/broker';
 import { freePort } from '../../../test/support/ports';
 import { waitFor } from '../../../test/support/wait-for';
+import { mailRequestMessage } from '../../../test/support/mail-request-message';
 import { sealTestCode } from '../../../test/support/payload-key';
 import {
   mailRequest,
@@ -61,15 +61,9 @@ describe('mailer: started while the Kafka broker is down', () => {
       const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'test', logLevel: logLevel.NOTHING });
       const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
       await producer.connect();
-      const envelope = buildEnvelope({
-        type: 'mail.requested',
-        aggregateType: 'user',
-        aggregateId: request.user_id,
-        payload: request,
-      });
       await producer.send({
         topic: topicNames(h.env.KAFKA_TOPIC_PREFIX).mailRequests,
-        messages: [{ key: request.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) }],
+        messages: [mailRequestMessage(request)],
       });
       await producer.disconnect();
 

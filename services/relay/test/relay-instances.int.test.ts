@@ -60,7 +60,7 @@ describe('several relay instances', () => {
     const childPublished = async (): Promise<number> => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       childMetrics = text;
-      return [...text.matchAll(/^outbox_published_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+      return metricSeries(text, 'outbox_published_total').reduce((sum, s) => sum + s.value, 0);
     };
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
       timeoutMs: 30_000,

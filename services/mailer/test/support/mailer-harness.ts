@@ -4,12 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
-import {
-  buildEnvelope,
-  envelopeHeaders,
-  type MailDeliveryStatusPayload,
-  type MailRequestedPayload,
-} from '@shared/events';
+import type { MailDeliveryStatusPayload, MailRequestedPayload } from '@shared/events';
 import { createKafka, ensureTopics } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
 import { createMetricsRegistry } from '@shared/metrics';
@@ -24,6 +19,7 @@ import {
 } from '../../../../test/support/infra';
 import { startSmtpTestServer, type SmtpTestServer, type SmtpTlsMode } from '../../../../test/support/smtp-test-server';
 import { waitFor } from '../../../../test/support/wait-for';
+import { mailRequestMessage } from '../../../../test/support/mail-request-message';
 import { sealTestCode, TEST_MAIL_PAYLOAD_KEY } from '../../../../test/support/payload-key';
 import { parseMailerConfig } from '../../src/config';
 import { createFallbackTransports, createSmtpTransport } from '../../src/data-access/mail-transport';
@@ -202,14 +198,7 @@ export async function startMailerHarness(
         const code = /^\d{6}$/.test(plain.vars.code)
           ? sealTestCode(plain.vars.code, plain.request_id)
           : plain.vars.code;
-        const payload = { ...plain, vars: { ...plain.vars, code } };
-        const envelope = buildEnvelope({
-          type: 'mail.requested',
-          aggregateType: 'user',
-          aggregateId: payload.user_id,
-          payload,
-        });
-        return { key: payload.user_id, value: JSON.stringify(envelope), headers: envelopeHeaders(envelope) };
+        return mailRequestMessage({ ...plain, vars: { ...plain.vars, code } });
       });
       await producer.send({ topic: topics.mailRequests, messages });
     },
