@@ -143,6 +143,7 @@ function createIntake(deps: MailerDeps, parts: Parts, dispatcher: Dispatcher): M
       dispatcher.kick();
       publisher.kick();
     },
+    claimAtIntake: { room: dispatcher.room, adopt: dispatcher.adopt, leaseMs: sendLeaseMs(deps.config) },
   });
   return createMailRequestsConsumer({
     kafka: deps.kafka,

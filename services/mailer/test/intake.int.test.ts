@@ -71,7 +71,7 @@ describe('mailer intake: one statement for the common case, the transaction for 
   test('insertRequestsOfIdleUsers skips a user with a pending request and a request_id already stored', async () => {
     const pending = newInboxRequest();
     const stored = newInboxRequest();
-    expect(await insertRequestsOfIdleUsers(db.pool, [pending, stored])).toEqual(
+    expect((await insertRequestsOfIdleUsers(db.pool, [pending, stored])).inserted).toEqual(
       new Set([pending.requestId, stored.requestId]),
     );
     await db.pool.query(`UPDATE mailer_requests SET state = 'sent' WHERE request_id = $1`, [stored.requestId]);
@@ -79,9 +79,66 @@ describe('mailer intake: one statement for the common case, the transaction for 
     const idle = newInboxRequest();
     const newerOfPending = newInboxRequest({ userId: pending.userId });
     const newerOfSent = newInboxRequest({ userId: stored.userId });
-    const inserted = await insertRequestsOfIdleUsers(db.pool, [idle, newerOfPending, { ...stored }, newerOfSent]);
+    const { inserted } = await insertRequestsOfIdleUsers(db.pool, [idle, newerOfPending, { ...stored }, newerOfSent]);
     expect(inserted).toEqual(new Set([idle.requestId, newerOfSent.requestId]));
     expect(await states()).not.toHaveProperty(newerOfPending.requestId);
+  });
+
+  test(
+    'insertRequestsOfIdleUsers with a claim: the first rows inserted already claimed (sending, attempt 1, ' +
+      'leased), the rest pending',
+    async () => {
+      const [a, b, c] = [newInboxRequest(), newInboxRequest(), newInboxRequest()];
+      const { inserted, claimed } = await insertRequestsOfIdleUsers(db.pool, [a, b, c], { count: 2, leaseMs: 60_000 });
+      expect(inserted).toEqual(new Set([a.requestId, b.requestId, c.requestId]));
+      expect(claimed.map((r) => r.requestId)).toEqual([a.requestId, b.requestId]);
+      expect(claimed[0]).toEqual(
+        expect.objectContaining({
+          userId: a.userId,
+          vars: a.vars,
+          attempts: 1,
+          generation: 0,
+          possibleDuplicate: false,
+        }),
+      );
+      const { rows } = await db.pool.query<{ request_id: string; state: string; attempts: number; leased: boolean }>(
+        `SELECT request_id, state, attempts, claim_id IS NOT NULL AND lease_until > now() + interval '50 seconds'
+                AS leased FROM mailer_requests ORDER BY seq`,
+      );
+      expect(rows).toEqual([
+        { request_id: a.requestId, state: 'sending', attempts: 1, leased: true },
+        { request_id: b.requestId, state: 'sending', attempts: 1, leased: true },
+        { request_id: c.requestId, state: 'pending', attempts: 0, leased: false },
+      ]);
+      // The claim ids returned are the rows' own: outcomes are recorded against them.
+      const ids = await db.pool.query<{ claim_id: string }>(
+        `SELECT claim_id FROM mailer_requests WHERE state = 'sending' ORDER BY seq`,
+      );
+      expect(ids.rows.map((r) => r.claim_id)).toEqual(claimed.map((r) => r.claimId));
+    },
+  );
+
+  test('the intake hands the rows it claimed to the dispatcher, as many as it has room for', async () => {
+    const adopted: string[] = [];
+    const withRoom = createRecordMailRequests({
+      pool: db.pool,
+      metrics: createMailerMetrics(new Registry(), async () => 0),
+      logger: createLogger({ service: 'test', level: 'silent' }),
+      clock: () => new Date(),
+      onRecorded: () => undefined,
+      claimAtIntake: {
+        room: () => 1,
+        leaseMs: 60_000,
+        adopt: (claims) => adopted.push(...claims.map((c) => c.requestId)),
+      },
+    });
+    const batch = [mailRequest(), mailRequest()];
+    await withRoom(batch.map((p) => message(p)));
+    expect(adopted).toEqual([batch[0]?.request_id]);
+    expect(await states()).toEqual({
+      [batch[0]?.request_id ?? '']: 'sending',
+      [batch[1]?.request_id ?? '']: 'pending',
+    });
   });
 
   test('a batch of new users: every request pending, no status', async () => {

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from '@shared/db';
 import type { MailRequestedPayload } from '@shared/events';
-import { REDACT } from './requests-repository';
+import { CLAIMED_COLUMNS, REDACT, toClaimedRequest, type ClaimedRequest, type ClaimedRow } from './requests-repository';
 
 /* The inbox's writes on intake: the requests of a mail.requests batch, and the older ones they replace. */
 
@@ -87,6 +87,9 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
   };
 }
 
+/** Claim at intake: how many of the inserted rows to mark `sending` at once, and their lease. */
+export type IntakeClaim = { count: number; leaseMs: number };
+
 /**
  * The intake's common case in ONE statement, outside any transaction: inserts the requests of users
  * with no `pending` request (nothing for them to supersede), skipping any request_id already stored.
@@ -94,23 +97,41 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
  * a redelivery, a DLQ replay) the careful way, `recordRequests` and `supersedeOlderUnsent` in one
  * transaction. Only for a batch with at most one request per user: rows of one statement cannot see
  * each other.
+ *
+ * With `claim`, the first `claim.count` requests of the batch are inserted already claimed — `sending`,
+ * attempt 1, under a lease, exactly as claimDueRequests would mark them — and returned as claims for
+ * the dispatcher's free connections: no claim statement for a mail that finds a connection free. The
+ * others are inserted `pending` as usual.
  */
-export async function insertRequestsOfIdleUsers(db: Pool | PoolClient, requests: NewRequest[]): Promise<Set<string>> {
-  if (requests.length === 0) return new Set();
-  const { rows } = await db.query<{ request_id: string }>({
+export async function insertRequestsOfIdleUsers(
+  db: Pool | PoolClient,
+  requests: NewRequest[],
+  claim: IntakeClaim = { count: 0, leaseMs: 0 },
+): Promise<{ inserted: Set<string>; claimed: ClaimedRequest[] }> {
+  if (requests.length === 0) return { inserted: new Set(), claimed: [] };
+  const claimed = 'r.ord <= $9';
+  const { rows } = await db.query<ClaimedRow & { state: string }>({
     name: 'mailer-insert-requests-of-idle-users',
     text: `INSERT INTO mailer_requests
-            (request_id, event_id, user_id, recipient, template, vars, requested_at, original)
-     SELECT r.request_id, r.event_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.original
+            (request_id, event_id, user_id, recipient, template, vars, requested_at, original,
+             state, attempts, lease_until, claim_id)
+     SELECT r.request_id, r.event_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.original,
+            CASE WHEN ${claimed} THEN 'sending' ELSE 'pending' END,
+            CASE WHEN ${claimed} THEN 1 ELSE 0 END,
+            CASE WHEN ${claimed} THEN now() + make_interval(secs => $10::double precision / 1000) END,
+            CASE WHEN ${claimed} THEN gen_random_uuid() END
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::text[])
           WITH ORDINALITY AS r(request_id, event_id, user_id, recipient, template, vars, requested_at, original, ord)
      WHERE NOT EXISTS (SELECT 1 FROM mailer_requests o WHERE o.user_id = r.user_id AND o.state = 'pending')
      ORDER BY r.ord
      ON CONFLICT (request_id) DO NOTHING
-     RETURNING request_id`,
-    values: requestColumns(requests),
+     RETURNING state, ${CLAIMED_COLUMNS()}`,
+    values: [...requestColumns(requests), claim.count, claim.leaseMs],
   });
-  return new Set(rows.map((r) => r.request_id));
+  return {
+    inserted: new Set(rows.map((r) => r.request_id)),
+    claimed: rows.filter((r) => r.state === 'sending').map(toClaimedRequest),
+  };
 }
 
 export type SupersededRequest = { requestId: string; userId: string; attempts: number; generation: number };

@@ -19,7 +19,7 @@ export type ClaimedRequest = {
   possibleDuplicate: boolean;
 };
 
-type ClaimedRow = {
+export type ClaimedRow = {
   request_id: string;
   user_id: string;
   recipient: string;
@@ -41,6 +41,30 @@ type ClaimedRow = {
  */
 export const REDACT = `vars = vars - 'code', original = ''`;
 export const HAS_NEWER = `EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = r.user_id AND n.seq > r.seq)`;
+
+/** A ClaimedRow's columns. */
+const CLAIMED = [
+  ...['request_id', 'user_id', 'recipient', 'template', 'vars', 'requested_at', 'received_at', 'original'],
+  ...['attempts', 'generation', 'claim_id', 'possible_duplicate'],
+];
+
+/** The columns a claim returns (a ClaimedRow), each qualified with `prefix`. */
+export const CLAIMED_COLUMNS = (prefix = ''): string => CLAIMED.map((c) => prefix + c).join(', ');
+
+export const toClaimedRequest = (r: ClaimedRow): ClaimedRequest => ({
+  requestId: r.request_id,
+  userId: r.user_id,
+  recipient: r.recipient,
+  template: r.template,
+  vars: r.vars,
+  requestedAt: r.requested_at,
+  receivedAt: r.received_at,
+  original: r.original,
+  attempts: r.attempts,
+  generation: r.generation,
+  claimId: r.claim_id,
+  possibleDuplicate: r.possible_duplicate,
+});
 
 /**
  * Claims due rows for sending and marks them `sending` BEFORE any SMTP call, under a lease. SKIP
@@ -67,24 +91,10 @@ export async function claimDueRequests(
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
-     RETURNING r.request_id, r.user_id, r.recipient, r.template, r.vars, r.requested_at, r.received_at, r.original,
-               r.attempts, r.generation, r.claim_id, r.possible_duplicate`,
+     RETURNING ${CLAIMED_COLUMNS('r.')}`,
     values: [opts.limit, opts.leaseMs],
   });
-  return rows.map((r) => ({
-    requestId: r.request_id,
-    userId: r.user_id,
-    recipient: r.recipient,
-    template: r.template,
-    vars: r.vars,
-    requestedAt: r.requested_at,
-    receivedAt: r.received_at,
-    original: r.original,
-    attempts: r.attempts,
-    generation: r.generation,
-    claimId: r.claim_id,
-    possibleDuplicate: r.possible_duplicate,
-  }));
+  return rows.map(toClaimedRequest);
 }
 
 /**

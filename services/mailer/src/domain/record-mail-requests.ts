@@ -8,6 +8,7 @@ import {
   supersedeOlderUnsent,
   type NewRequest,
 } from '../data-access/inbox-repository';
+import type { ClaimedRequest } from '../data-access/requests-repository';
 import type { MailerMetrics } from '../metrics';
 import type { OutboxEvent } from '../data-access/mailer-outbox';
 import { deliveryStatusEvent, dlqRecordEvent } from './delivery-events';
@@ -20,7 +21,20 @@ const withoutNul = (value: string): string => value.replaceAll('\u0000', ' ');
 export type IncomingMessage = { topic: string; partition: number; offset: string; value: Buffer | null };
 
 type Poison = { message: IncomingMessage; error: string };
-type Deps = { pool: Pool; metrics: MailerMetrics; logger: Logger; clock: () => Date; onRecorded: () => void };
+/**
+ * Hands mail straight to the dispatcher's free SMTP connections: `room()` says how many it takes now
+ * (0 unless a breaker admits mail freely), `adopt` takes the rows the intake inserted already claimed.
+ */
+export type ClaimAtIntake = { room: () => number; leaseMs: number; adopt: (claims: ClaimedRequest[]) => void };
+
+type Deps = {
+  pool: Pool;
+  metrics: MailerMetrics;
+  logger: Logger;
+  clock: () => Date;
+  onRecorded: () => void;
+  claimAtIntake?: ClaimAtIntake;
+};
 
 /** One mail.requested message as an inbox row; throws InvalidEventError for poison. */
 function toNewRequest(message: IncomingMessage): NewRequest {
@@ -81,16 +95,26 @@ const onePerUser = (requests: NewRequest[]): boolean => new Set(requests.map((r)
 
 /**
  * Inbox rows, superseded statuses and DLQ records of one batch. The common case — no poison, one
- * request per user, users with nothing pending — is one statement and its own commit; whatever that
- * did not insert (and any poison) is then written in one transaction, as the rules below require. A
- * failure after the first commit fails the batch: its redelivery finds those rows stored (duplicates).
+ * request per user, users with nothing pending — is one statement and its own commit, which also
+ * claims as many of its rows as the dispatcher has free connections for, and hands them over at once
+ * (before anything else can fail: a claim never waits for its lease). Whatever that did not insert
+ * (and any poison) is then written in one transaction, as the rules below require. A failure after
+ * the first commit fails the batch: its redelivery finds those rows stored (duplicates).
  */
-async function writeBatch(pool: Pool, requests: NewRequest[], poison: Poison[], now: Date) {
-  const fast =
-    poison.length === 0 && onePerUser(requests) ? await insertRequestsOfIdleUsers(pool, requests) : new Set<string>();
+async function writeBatch(deps: Deps, requests: NewRequest[], poison: Poison[], now: Date) {
+  let fast = new Set<string>();
+  if (poison.length === 0 && onePerUser(requests)) {
+    const claim = deps.claimAtIntake;
+    const written = await insertRequestsOfIdleUsers(deps.pool, requests, {
+      count: claim?.room() ?? 0,
+      leaseMs: claim?.leaseMs ?? 0,
+    });
+    if (written.claimed.length > 0) claim?.adopt(written.claimed);
+    fast = written.inserted;
+  }
   const rest = fast.size === 0 ? requests : requests.filter((r) => !fast.has(r.requestId));
   if (rest.length === 0 && poison.length === 0) return { inserted: [...fast], replayed: [], superseded: [] };
-  const written = await writeCarefully(pool, rest, poison, now);
+  const written = await writeCarefully(deps.pool, rest, poison, now);
   return { ...written, inserted: [...fast, ...written.inserted] };
 }
 
@@ -157,7 +181,7 @@ export function createRecordMailRequests(deps: Deps) {
 
   return async function recordMailRequests(messages: IncomingMessage[]): Promise<void> {
     const { requests, poison } = sortBatch(messages);
-    const written = await writeBatch(deps.pool, requests, poison, deps.clock());
+    const written = await writeBatch(deps, requests, poison, deps.clock());
     reportBatch(deps, log, requests, poison, written);
     deps.onRecorded();
   };

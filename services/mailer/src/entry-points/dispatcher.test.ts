@@ -1,132 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { createLogger } from '@shared/logger';
 import { waitFor } from '../../../../test/support/wait-for';
-import type { ClaimedRequest } from '../data-access/requests-repository';
-import type { Delivery } from '../domain/deliver-context';
-import type { CircuitState } from '../domain/smtp-circuit';
-import { createDispatcher, type Dispatcher, type DispatcherOptions } from './dispatcher';
+import { claimOf, fixture, settleTurns, stopDispatchers } from '../../test/support/dispatcher-fixture';
 
 /*
- * The dispatcher against fakes: a claim store over an in-memory list of due rows and a deliver whose
- * SMTP answer and recording the test releases by hand. No timing: each test waits for a state, never
- * for a duration.
+ * The dispatcher against fakes (test/support/dispatcher-fixture.ts). No timing: each test waits for a
+ * state, never for a duration.
  */
 
-const claimOf = (): ClaimedRequest => ({
-  requestId: randomUUID(),
-  userId: randomUUID(),
-  recipient: 'ada@example.test',
-  template: 'email_confirmation',
-  vars: { code: 'sealed' },
-  requestedAt: null,
-  receivedAt: new Date(),
-  original: '',
-  attempts: 1,
-  generation: 0,
-  claimId: randomUUID(),
-  possibleDuplicate: false,
-});
-
-type Deferred = { promise: Promise<void>; resolve: () => void };
-const deferred = (): Deferred => {
-  let resolve: () => void = () => undefined;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-};
-
-/** Lets every pending promise chain and immediate run (a few event-loop turns). */
-const settleTurns = async (turns = 20) => {
-  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
-};
-
-/** Stops every dispatcher a test started, even one that failed midway (a running loop keeps jest alive). */
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-function fixture(rows: number, overrides: Partial<DispatcherOptions> = {}) {
-  const due = Array.from({ length: rows }, claimOf);
-  const claimed: ClaimedRequest[] = [];
-  const limits: number[] = [];
-  const released: ClaimedRequest[] = [];
-  const delivered: ClaimedRequest[] = [];
-  const answers: Deferred[] = [];
-  const recordings: Deferred[] = [];
-  let state: CircuitState = 'closed';
-  /**
-   * How sends behave: the first `answerAtOnce` answer at once, later ones wait for the test
-   * (answers[i].resolve()); recordings settle at once unless `holdRecording`.
-   */
-  const smtp = { answerAtOnce: Number.POSITIVE_INFINITY, holdRecording: false };
-  const logger = createLogger({
-    service: 'mailer',
-    level: 'silent',
-    destination: new Writable({ write: (_c, _e, done) => done() }),
-  });
-  const dispatcher: Dispatcher = createDispatcher({
-    claims: {
-      claim: async (limit) => {
-        limits.push(limit);
-        const taken = due.splice(0, limit);
-        claimed.push(...taken);
-        return taken;
-      },
-      release: async (claims) => {
-        released.push(...claims);
-        return claims.length;
-      },
-    },
-    deliver: async (claim): Promise<Delivery> => {
-      delivered.push(claim);
-      const answer = deferred();
-      answers.push(answer);
-      if (delivered.length <= smtp.answerAtOnce) answer.resolve();
-      await answer.promise;
-      const recording = deferred();
-      recordings.push(recording);
-      if (!smtp.holdRecording) recording.resolve();
-      return { recorded: recording.promise };
-    },
-    circuitState: () => state,
-    concurrency: 2,
-    claimAhead: 8,
-    maxUnrecorded: 6,
-    maxQueueMs: 60_000,
-    pollMs: 50,
-    logger,
-    ...overrides,
-  });
-  const answerAll = () => {
-    smtp.answerAtOnce = Number.POSITIVE_INFINITY;
-    answers.forEach((a) => a.resolve());
-  };
-  cleanups.push(async () => {
-    smtp.holdRecording = false;
-    answerAll();
-    recordings.forEach((r) => r.resolve());
-    await dispatcher.stop();
-  });
-  return {
-    due,
-    claimed,
-    limits,
-    released,
-    delivered,
-    answers,
-    recordings,
-    smtp,
-    dispatcher,
-    setState: (s: CircuitState) => {
-      state = s;
-      dispatcher.kick();
-    },
-    /** Every send answers from now on (held ones too), so stop() can finish. */
-    answerAll,
-    queued: () => claimed.filter((c) => !delivered.includes(c) && !released.includes(c)),
-  };
-}
+afterEach(stopDispatchers);
 
 describe('dispatcher: claims ahead, frees a connection at the SMTP answer, records behind it', () => {
   it('when recordings lag, then SMTP sends past the pool size and claiming stops at maxUnrecorded', async () => {
@@ -239,5 +119,42 @@ describe('dispatcher: claims ahead, frees a connection at the SMTP answer, recor
     expect(f.released.some((c) => deliveredIds.has(c.requestId))).toBe(false);
     f.answerAll();
     await f.dispatcher.stop();
+  });
+
+  it('when the intake hands over rows it claimed, then they go to free connections with no claim of their own', async () => {
+    const f = fixture(0);
+    f.smtp.answerAtOnce = 0;
+    await f.dispatcher.start();
+    expect(f.dispatcher.room()).toBe(2);
+    const fromIntake = [claimOf(), claimOf()];
+    f.dispatcher.adopt(fromIntake);
+    await waitFor(() => f.delivered.length === 2, { message: 'both sent' });
+    expect(f.delivered).toEqual(fromIntake);
+    // Both connections busy, SMTP's pace unknown: no room until one answers.
+    expect(f.dispatcher.room()).toBe(0);
+    f.answerAll();
+    // Free again, and SMTP's pace now known: room for both connections and the rows ahead (claimAhead 8).
+    await waitFor(() => f.dispatcher.room() === 2 + 8, { message: 'connections free again' });
+    expect(f.claimed).toEqual([]);
+  });
+
+  it('when no breaker is closed, or it is stopping, then room() is 0 and rows handed over go back', async () => {
+    const f = fixture(0);
+    await f.dispatcher.start();
+    f.setState('half-open');
+    expect(f.dispatcher.room()).toBe(0);
+    f.setState('open');
+    expect(f.dispatcher.room()).toBe(0);
+    f.setState('closed');
+    expect(f.dispatcher.room()).toBe(2);
+
+    const late = claimOf();
+    const stopping = f.dispatcher.stop();
+    expect(f.dispatcher.room()).toBe(0);
+    f.dispatcher.adopt([late]);
+    await stopping;
+    await waitFor(() => f.released.length === 1, { message: 'handed-over row given back' });
+    expect(f.released).toEqual([late]);
+    expect(f.delivered).toEqual([]);
   });
 });

@@ -6,7 +6,15 @@ import type { Delivery } from '../domain/deliver-context';
 import type { CircuitState } from '../domain/smtp-circuit';
 import { SendSlots } from './send-slots';
 
-export type Dispatcher = { start: () => Promise<void>; stop: () => Promise<void>; kick: () => void };
+export type Dispatcher = {
+  start: () => Promise<void>;
+  stop: () => Promise<void>;
+  kick: () => void;
+  /** How many rows the intake may claim for this dispatcher now (free connections; 0 unless closed). */
+  room: () => number;
+  /** Takes rows the intake inserted already claimed (given back at once if stopping). */
+  adopt: (claims: ClaimedRequest[]) => void;
+};
 
 /** Where claims come from and go back to (requests-repository's claimDueRequests, attempt-outcomes' releaseClaims). */
 export type ClaimStore = {
@@ -124,9 +132,11 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     failureMessage: 'claiming due mail requests failed',
   });
 
+  let stopping = false;
   return {
     start: loop.start,
     stop: async () => {
+      stopping = true;
       await loop.stop();
       // Claimed rows never handed to SMTP go back at once; sends in SMTP finish and every outcome is
       // recorded, not left to a lease.
@@ -136,5 +146,10 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
       await settled();
     },
     kick: loop.kick,
+    room: () => (stopping || opts.circuitState() !== 'closed' ? 0 : slots.claimLimit('closed')),
+    adopt: (claims) => {
+      if (stopping) void giveBack(claims, 'stopping', 'info');
+      else slots.add(claims);
+    },
   };
 }
