@@ -1,0 +1,53 @@
+import { Writable } from 'node:stream';
+import { createTestDatabase, type TestDatabase } from '../../test/support/infra';
+import { waitFor } from '../../test/support/wait-for';
+import { autovacuumCheck, autovacuumWarning, findAutovacuumGaps } from './autovacuum';
+import { createLogger } from './logger';
+
+describe('autovacuum check', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.pool.query('CREATE TABLE churn_off (id bigint PRIMARY KEY) WITH (autovacuum_enabled = false)');
+    await db.pool.query('CREATE TABLE churn_on (id bigint PRIMARY KEY)');
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  test('reads the server settings and the tables that turned autovacuum off (missing tables skipped)', async () => {
+    const gaps = await findAutovacuumGaps(db.pool, ['churn_on', 'churn_off', 'no_such_table']);
+    const { rows } = await db.pool.query<{ on: boolean }>(
+      `SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS on`,
+    );
+    expect(gaps).toEqual({ serverOn: rows[0]?.on, tablesOff: ['churn_off'] });
+    expect(await findAutovacuumGaps(db.pool, ['churn_on'])).toEqual({ serverOn: rows[0]?.on, tablesOff: [] });
+  });
+
+  test('warns only when autovacuum will not run for a table, naming the tables and the cause', () => {
+    expect(autovacuumWarning(['a', 'b'], { serverOn: true, tablesOff: [] })).toBeUndefined();
+    expect(autovacuumWarning(['a', 'b'], { serverOn: true, tablesOff: ['b'] })).toEqual({
+      tables: ['b'],
+      cause: 'autovacuum_enabled = false on the table',
+    });
+    expect(autovacuumWarning(['a', 'b'], { serverOn: false, tablesOff: [] })).toEqual({
+      tables: ['a', 'b'],
+      cause: 'autovacuum or track_counts is off on the server',
+    });
+  });
+
+  test('the start-up component logs one warning line for a table with autovacuum off', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      service: 'test',
+      level: 'info',
+      destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }),
+    });
+    await autovacuumCheck(db.pool, logger, ['churn_off']).start?.();
+    await waitFor(() => lines.length > 0, { message: 'the warning' });
+    const entry = JSON.parse(lines[0] ?? '{}') as { level: string; tables: string[]; msg: string };
+    expect(entry.level).toBe('warn');
+    expect(entry.tables).toEqual(expect.arrayContaining(['churn_off']));
+    expect(entry.msg).toMatch(/autovacuum will not reclaim these tables/);
+  });
+});
