@@ -9,7 +9,8 @@ import { waitFor } from '../support/wait-for';
  * Guarantee 8 with real processes on a PostgreSQL of the test's own, whose postmaster is SIGKILLed and
  * restarted (crash recovery on the same data directory): accounts answers 503 `unavailable` during the
  * outage — never a 500, never a request left unanswered — writes nothing half, and after the restart
- * the relay LISTENs again, the mailer consumes again and every 201 gets its mail.
+ * the relay LISTENs again, the mailer consumes again and every 201 gets its mail. Each service's
+ * /readyz (accounts' on OPS_PORT) says 503 while PostgreSQL is down and 200 once it is back.
  */
 describe('a PostgreSQL crash', () => {
   let server: PrivatePostgres;
@@ -137,4 +138,44 @@ describe('a PostgreSQL crash', () => {
     expect(all.map(mailsTo)).toEqual(all.map(() => 1));
     expect(await count(`SELECT count(*)::int AS n FROM outbox`, [])).toBe(0);
   }, 300_000);
+
+  it(
+    "when the postmaster is down, accounts', the relay's and the mailer's /readyz answer 503 naming postgres; " +
+      'after the restart each answers 200 again',
+    async () => {
+      // Each service's checks in the order it runs them; only postgres fails (the broker is up).
+      const checksOf = { accounts: ['postgres'], relay: ['postgres', 'kafka'], mailer: ['postgres', 'kafka'] };
+      const readiness = () =>
+        Promise.all(
+          system.instances.map(async ({ name, opsUrl }) => {
+            // Bounded: a readiness probe that hangs is as bad as one that lies.
+            const res = await fetch(`${opsUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
+            return { service: name, status: res.status, body: (await res.json()) as unknown };
+          }),
+        );
+      const expected = (ready: boolean) =>
+        system.instances.map(({ name }) => ({
+          service: name,
+          status: ready ? 200 : 503,
+          body: {
+            status: ready ? 'ready' : 'not_ready',
+            checks: checksOf[name].map((check) => ({ name: check, ok: ready || check !== 'postgres' })),
+          },
+        }));
+      const allReady = (when: string) =>
+        waitFor(async () => (await readiness()).every((r) => r.status === 200), {
+          timeoutMs: 60_000,
+          message: `every /readyz answers 200 ${when}`,
+        });
+      await allReady('before the crash');
+
+      await server.crash();
+      expect(await readiness()).toEqual(expected(false));
+
+      await server.start();
+      await allReady('after the restart');
+      expect(await readiness()).toEqual(expected(true));
+    },
+    120_000,
+  );
 });

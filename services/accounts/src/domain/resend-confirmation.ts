@@ -11,7 +11,7 @@ import { AlreadyConfirmedError, InvalidTokenError, ResendCooldownError } from '.
 import { decideResend } from './resend-policy';
 import { anonymousResendBody, validate } from './schemas';
 
-/** Anonymous resends whose database work may run after the response (see forEmail). */
+/** Anonymous resends whose transaction may run after the response (see forEmail). */
 const MAX_BACKGROUND_RESENDS = 64;
 
 export type ResendAccepted = { email_confirmation: { request_id: string; status: 'queued' }; retry_after_s: number };
@@ -76,27 +76,34 @@ export function createResendConfirmation(deps: DomainDeps) {
       }
     },
     /**
-     * Anonymous variant: the same answer, in the same time, whatever the address. The answer goes out
-     * BEFORE any database work: for an existing unconfirmed account the work is a committed
-     * transaction (row lock, inserts, WAL flush), for an unknown address one SELECT, and no amount of
-     * dummy work for unknown addresses would cost the same as a commit under every load. So the
-     * response is built from the validated body alone (the request id is chosen up front and used
-     * if a mail is queued), and the lookup and the resend run afterwards; their failures are logged,
-     * since no client is left to tell. Under a flood (more than MAX_BACKGROUND_RESENDS in flight) the
-     * work runs before the answer again: backpressure matters more than timing when the timing is
-     * drowned in load anyway.
+     * Anonymous variant: the same answer, in the same time, whatever the address. Before answering it
+     * waits only for the lookup — one indexed SELECT whatever the address — so PostgreSQL being down is
+     * a 503 here, not a 202 for a resend that never happens (guarantee 8). The resend itself goes out
+     * AFTER the answer: for an existing unconfirmed account it is a committed transaction (row lock,
+     * inserts, WAL flush), and no amount of dummy work for unknown addresses would cost the same as a
+     * commit under every load. The request id is chosen up front and used if a mail is queued; a
+     * failure after the answer is logged, since no client is left to tell. Under a flood
+     * (MAX_BACKGROUND_RESENDS in flight) the resend runs before the answer again, and its failure is
+     * the client's: backpressure matters more than timing when the timing is drowned in load anyway.
      */
     async forEmail(body: unknown): Promise<ResendAccepted> {
       const { email } = validate(anonymousResendBody, body);
       const requestId = randomUUID();
-      const work = (async () => {
-        const user = await findUserByEmail(deps.pool, email.trim());
-        count(user ? await attempt(user.id, requestId) : { kind: 'unknown_user' });
-      })().catch((err: unknown) => {
-        deps.logger.error({ err: { message: errorMessage(err) } }, 'anonymous resend failed after the response');
-      });
-      deps.background.track(work);
-      if (deps.background.inFlight() > MAX_BACKGROUND_RESENDS) await work;
+      const user = await findUserByEmail(deps.pool, email.trim());
+      if (!user) {
+        count({ kind: 'unknown_user' });
+        return accepted(requestId);
+      }
+      const work = attempt(user.id, requestId).then(count);
+      if (deps.background.inFlight() >= MAX_BACKGROUND_RESENDS) {
+        await work;
+        return accepted(requestId);
+      }
+      deps.background.track(
+        work.catch((err: unknown) => {
+          deps.logger.error({ err: { message: errorMessage(err) } }, 'anonymous resend failed after the response');
+        }),
+      );
       return accepted(requestId);
     },
   };
