@@ -131,7 +131,7 @@ function createDelivery(deps: MailerDeps, parts: Parts, failover: ProviderFailov
   });
 }
 
-/** The consumer records each mail request, then wakes the dispatcher and the publisher. */
+/** The consumer records each mail request, then wakes the dispatcher and the publisher if they have work. */
 function createIntake(deps: MailerDeps, parts: Parts, dispatcher: Dispatcher): MailRequestsConsumer {
   const { logger, clock, metrics, publisher } = parts;
   const record = createRecordMailRequests({
@@ -139,9 +139,10 @@ function createIntake(deps: MailerDeps, parts: Parts, dispatcher: Dispatcher): M
     metrics,
     logger,
     clock,
-    onRecorded: () => {
-      dispatcher.kick();
-      publisher.kick();
+    // Rows claimed at intake are already with the dispatcher: a kick would only look for more.
+    onRecorded: ({ pending, outboxEvents }) => {
+      if (pending > 0) dispatcher.kick();
+      if (outboxEvents > 0) publisher.kick();
     },
     claimAtIntake: { room: dispatcher.room, adopt: dispatcher.adopt, leaseMs: sendLeaseMs(deps.config) },
   });

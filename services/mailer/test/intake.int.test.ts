@@ -120,12 +120,13 @@ describe('mailer intake: one statement for the common case, the transaction for 
 
   test('the intake hands the rows it claimed to the dispatcher, as many as it has room for', async () => {
     const adopted: string[] = [];
+    const recorded: { pending: number; outboxEvents: number }[] = [];
     const withRoom = createRecordMailRequests({
       pool: db.pool,
       metrics: createMailerMetrics(new Registry(), async () => 0),
       logger: createLogger({ service: 'test', level: 'silent' }),
       clock: () => new Date(),
-      onRecorded: () => undefined,
+      onRecorded: (r) => recorded.push(r),
       claimAtIntake: {
         room: () => 1,
         leaseMs: 60_000,
@@ -135,6 +136,11 @@ describe('mailer intake: one statement for the common case, the transaction for 
     const batch = [mailRequest(), mailRequest()];
     await withRoom(batch.map((p) => message(p)));
     expect(adopted).toEqual([batch[0]?.request_id]);
+    // One row left for the dispatcher to claim, no status to publish.
+    expect(recorded).toEqual([{ pending: 1, outboxEvents: 0 }]);
+    const poison: IncomingMessage = { topic: 'mail.requests', partition: 0, offset: String(offset++), value: null };
+    await withRoom([poison]);
+    expect(recorded[1]).toEqual({ pending: 0, outboxEvents: 1 });
     expect(await states()).toEqual({
       [batch[0]?.request_id ?? '']: 'sending',
       [batch[1]?.request_id ?? '']: 'pending',

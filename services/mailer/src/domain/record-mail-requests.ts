@@ -32,7 +32,8 @@ type Deps = {
   metrics: MailerMetrics;
   logger: Logger;
   clock: () => Date;
-  onRecorded: () => void;
+  /** After each batch: how many rows it left `pending` (not claimed at intake), and events it put in mailer_outbox. */
+  onRecorded: (recorded: { pending: number; outboxEvents: number }) => void;
   claimAtIntake?: ClaimAtIntake;
 };
 
@@ -103,6 +104,7 @@ const onePerUser = (requests: NewRequest[]): boolean => new Set(requests.map((r)
  */
 async function writeBatch(deps: Deps, requests: NewRequest[], poison: Poison[], now: Date) {
   let fast = new Set<string>();
+  let claimed = 0;
   if (poison.length === 0 && onePerUser(requests)) {
     const claim = deps.claimAtIntake;
     const written = await insertRequestsOfIdleUsers(deps.pool, requests, {
@@ -110,12 +112,13 @@ async function writeBatch(deps: Deps, requests: NewRequest[], poison: Poison[], 
       leaseMs: claim?.leaseMs ?? 0,
     });
     if (written.claimed.length > 0) claim?.adopt(written.claimed);
+    claimed = written.claimed.length;
     fast = written.inserted;
   }
   const rest = fast.size === 0 ? requests : requests.filter((r) => !fast.has(r.requestId));
-  if (rest.length === 0 && poison.length === 0) return { inserted: [...fast], replayed: [], superseded: [] };
+  if (rest.length === 0 && poison.length === 0) return { inserted: [...fast], replayed: [], superseded: [], claimed };
   const written = await writeCarefully(deps.pool, rest, poison, now);
-  return { ...written, inserted: [...fast, ...written.inserted] };
+  return { ...written, inserted: [...fast, ...written.inserted], claimed };
 }
 
 /** Inbox rows, superseded statuses and DLQ records, in one transaction. */
@@ -183,6 +186,9 @@ export function createRecordMailRequests(deps: Deps) {
     const { requests, poison } = sortBatch(messages);
     const written = await writeBatch(deps, requests, poison, deps.clock());
     reportBatch(deps, log, requests, poison, written);
-    deps.onRecorded();
+    deps.onRecorded({
+      pending: written.inserted.length - written.claimed,
+      outboxEvents: written.superseded.length + poison.length,
+    });
   };
 }
