@@ -121,7 +121,7 @@ describe('dispatcher: claims ahead, frees a connection at the SMTP answer, recor
     await f.dispatcher.stop();
   });
 
-  it('when the intake hands over rows it claimed, then they go to free connections with no claim of their own', async () => {
+  it('when the intake hands over rows it claimed, then they go to free connections without a claim', async () => {
     const f = fixture(0);
     f.smtp.answerAtOnce = 0;
     await f.dispatcher.start();
