@@ -83,7 +83,9 @@ describe('accounts killed and restarted', () => {
       const recordedAtKill = await recordedSent();
       // The kill fell mid-consumption: the rest of the statuses come while accounts is dead.
       expect(recordedAtKill).toBeLessThan(before.length);
-      await system.smtp.setFault({ mode: 'healthy' });
+      // SMTP stays slow: switching the test server's mode cuts its open connections, and a connection cut
+      // after the server took a message but before its delayed 250 is the documented duplicate window
+      // (a retry, flagged) — not what this test is about.
       await waitFor(() => before.every((r) => mailsTo(r.email) >= 1), {
         timeoutMs: 60_000,
         message: 'the mailer sent every mail while accounts was dead',
