@@ -38,17 +38,21 @@ const message = (plain: MailRequestedPayload, eventId?: string): IncomingMessage
 
 describe('mailer intake: one statement for the common case, the transaction for the rest', () => {
   let db: TestDatabase;
-  let record: (messages: IncomingMessage[]) => Promise<void>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase('mailer');
-    record = createRecordMailRequests({
+  /** The intake on the test's database; `overrides` replace its callbacks (claiming at intake is off by default). */
+  const recorder = (overrides: Partial<Parameters<typeof createRecordMailRequests>[0]> = {}) =>
+    createRecordMailRequests({
       pool: db.pool,
       metrics: createMailerMetrics(new Registry(), async () => 0),
       logger: createLogger({ service: 'test', level: 'silent' }),
       clock: () => new Date(),
       onRecorded: () => undefined,
+      ...overrides,
     });
+  let record: (messages: IncomingMessage[]) => Promise<void>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('mailer');
+    record = recorder();
   });
   afterAll(async () => {
     await db.drop();
@@ -121,11 +125,7 @@ describe('mailer intake: one statement for the common case, the transaction for 
   test('the intake hands the rows it claimed to the dispatcher, as many as it has room for', async () => {
     const adopted: string[] = [];
     const recorded: { pending: number; outboxEvents: number }[] = [];
-    const withRoom = createRecordMailRequests({
-      pool: db.pool,
-      metrics: createMailerMetrics(new Registry(), async () => 0),
-      logger: createLogger({ service: 'test', level: 'silent' }),
-      clock: () => new Date(),
+    const withRoom = recorder({
       onRecorded: (r) => recorded.push(r),
       claimAtIntake: {
         room: () => 1,
