@@ -1,6 +1,13 @@
 import type { Pool, PoolClient } from '@shared/db';
 import type { MailRequestedPayload } from '@shared/events';
-import { CLAIMED_COLUMNS, REDACT, toClaimedRequest, type ClaimedRequest, type ClaimedRow } from './requests-repository';
+import {
+  CLAIMED_COLUMNS,
+  REDACT,
+  USER_UNSENT_INDEX,
+  toClaimedRequest,
+  type ClaimedRequest,
+  type ClaimedRow,
+} from './requests-repository';
 
 /* The inbox's writes on intake: the requests of a mail.requests batch, and the older ones they replace. */
 
@@ -74,7 +81,8 @@ export async function recordRequests(client: PoolClient, requests: NewRequest[])
         AND NOT EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = m.user_id AND n.seq > m.seq)
      RETURNING m.request_id, m.user_id, (m.xmax = 0) AS inserted,
                EXISTS (SELECT 1 FROM mailer_requests o
-                        WHERE o.user_id = m.user_id AND o.seq < m.seq AND o.state = 'pending') AS older_pending`,
+                        WHERE o.user_id = m.user_id AND o.seq < m.seq AND o.state = 'pending'
+                          AND ${USER_UNSENT_INDEX('o')}) AS older_pending`,
     values: requestColumns(unique),
   });
   // The EXISTS reads the statement's snapshot: rows this statement inserted are not in it, hence the
@@ -122,7 +130,8 @@ export async function insertRequestsOfIdleUsers(
             CASE WHEN ${claimed} THEN gen_random_uuid() END
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::text[])
           WITH ORDINALITY AS r(request_id, event_id, user_id, recipient, template, vars, requested_at, original, ord)
-     WHERE NOT EXISTS (SELECT 1 FROM mailer_requests o WHERE o.user_id = r.user_id AND o.state = 'pending')
+     WHERE NOT EXISTS (SELECT 1 FROM mailer_requests o
+                        WHERE o.user_id = r.user_id AND o.state = 'pending' AND ${USER_UNSENT_INDEX('o')})
      ORDER BY r.ord
      ON CONFLICT (request_id) DO NOTHING
      RETURNING state, ${CLAIMED_COLUMNS()}`,
@@ -149,7 +158,7 @@ export async function supersedeOlderUnsent(client: PoolClient, newRequestIds: st
         SET state = 'superseded', next_attempt_at = now(), updated_at = now(), ${REDACT}
        FROM (SELECT user_id, max(seq) AS newest FROM mailer_requests
               WHERE request_id = ANY($1::uuid[]) GROUP BY user_id) n
-      WHERE r.user_id = n.user_id AND r.seq < n.newest AND r.state = 'pending'
+      WHERE r.user_id = n.user_id AND r.seq < n.newest AND r.state = 'pending' AND ${USER_UNSENT_INDEX('r')}
      RETURNING r.request_id, r.user_id, r.attempts, r.generation`,
     values: [newRequestIds],
   });

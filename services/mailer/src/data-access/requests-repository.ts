@@ -42,6 +42,14 @@ export type ClaimedRow = {
 export const REDACT = `vars = vars - 'code', original = ''`;
 export const HAS_NEWER = `EXISTS (SELECT 1 FROM mailer_requests n WHERE n.user_id = r.user_id AND n.seq > r.seq)`;
 
+/**
+ * The predicate terms that make the inbox's partial indexes usable (migration
+ * 20261126070000000): only statements that say them can use those indexes, so no other statement
+ * scans a whole partial index a stale planner believes empty.
+ */
+export const DUE_INDEX = `next_attempt_at > '-infinity'`;
+export const USER_UNSENT_INDEX = (alias: string): string => `${alias}.seq > 0`;
+
 /** A ClaimedRow's columns. */
 const CLAIMED = [
   ...['request_id', 'user_id', 'recipient', 'template', 'vars', 'requested_at', 'received_at', 'original'],
@@ -86,8 +94,8 @@ export async function claimDueRequests(
             updated_at = now()
       WHERE r.request_id IN (
             SELECT request_id FROM mailer_requests
-             WHERE (state = 'pending' AND next_attempt_at <= now())
-                OR (state = 'sending' AND lease_until <= now())
+             WHERE ((state = 'pending' AND next_attempt_at <= now())
+                OR (state = 'sending' AND lease_until <= now())) AND ${DUE_INDEX}
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
@@ -125,7 +133,7 @@ export async function deleteExpiredRequests(
 
 export async function countRetryPending(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(
-    `SELECT count(*) AS n FROM mailer_requests WHERE state = 'pending' AND attempts > 0`,
+    `SELECT count(*) AS n FROM mailer_requests WHERE state = 'pending' AND attempts > 0 AND ${DUE_INDEX}`,
   );
   return Number(rows[0]?.n ?? 0);
 }
@@ -153,7 +161,7 @@ export async function deferDueRequests(
             last_error_class = 'circuit_open', updated_at = now()
       WHERE r.request_id IN (
             SELECT request_id FROM mailer_requests
-             WHERE state = 'pending' AND next_attempt_at <= now()
+             WHERE state = 'pending' AND next_attempt_at <= now() AND ${DUE_INDEX}
              ORDER BY next_attempt_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
