@@ -81,7 +81,13 @@ describe('mailer inbox statements keep their indexes when the statistics are sta
   test('each statement reads mailer_requests through the index meant for it', async () => {
     const sent = await claimedRequest();
     await markSentBatch(as('mark sent'), [
-      { requestId: sent.requestId, claimId: sent.claimId, smtpMessageId: '<m@x>', possibleDuplicate: false, status: null },
+      {
+        requestId: sent.requestId,
+        claimId: sent.claimId,
+        smtpMessageId: '<m@x>',
+        possibleDuplicate: false,
+        status: null,
+      },
     ]);
     const released = await claimedRequest();
     await releaseClaims(as('release') as unknown as pg.Pool, [released]);
