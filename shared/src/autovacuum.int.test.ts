@@ -1,9 +1,6 @@
-import { Writable } from 'node:stream';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../../test/support/infra';
-import { waitFor } from '../../test/support/wait-for';
-import { autovacuumCheck, autovacuumWarning, findAutovacuumGaps } from './autovacuum';
-import { createLogger } from './logger';
+import { autovacuumWarning, findAutovacuumGaps } from './autovacuum';
 
 describe('autovacuum check', () => {
   let db: TestDatabase;
@@ -43,20 +40,5 @@ describe('autovacuum check', () => {
       tables: ['a', 'b'],
       cause: 'autovacuum or track_counts is off on the server',
     });
-  });
-
-  test('the start-up component logs one warning line for a table with autovacuum off', async () => {
-    const lines: string[] = [];
-    const logger = createLogger({
-      service: 'test',
-      level: 'info',
-      destination: new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }),
-    });
-    await autovacuumCheck(db.pool, logger, ['churn_off']).start?.();
-    await waitFor(() => lines.length > 0, { message: 'the warning' });
-    const entry = JSON.parse(lines[0] ?? '{}') as { level: string; tables: string[]; msg: string };
-    expect(entry.level).toBe('warn');
-    expect(entry.tables).toEqual(expect.arrayContaining(['churn_off']));
-    expect(entry.msg).toMatch(/autovacuum will not reclaim these tables/);
   });
 });

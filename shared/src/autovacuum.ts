@@ -1,14 +1,11 @@
-import type { Component } from './lifecycle';
-import type { Logger } from './logger';
-import { errorMessage } from './errors';
 import type { Pool } from './db';
 
 /**
  * Tables that churn (a row per event, deleted once handled) stay small only while autovacuum reclaims
  * their dead rows. It does not when the server runs with `autovacuum` or `track_counts` off, or when
  * a table says `autovacuum_enabled = false`: the table and its indexes then grow with every event
- * until someone runs VACUUM. That is the server's or an operator's choice, not the service's, so the
- * service only says so, once, at start.
+ * until someone runs VACUUM. That is the server's or an operator's choice, not the service's: the
+ * service says so once at start and looks after those tables itself (table-upkeep.ts).
  */
 export type AutovacuumGaps = {
   /** autovacuum and track_counts are both on for the server. */
@@ -39,30 +36,5 @@ export function autovacuumWarning(tables: string[], gaps: AutovacuumGaps): Recor
     cause: gaps.serverOn
       ? 'autovacuum_enabled = false on the table'
       : 'autovacuum or track_counts is off on the server',
-  };
-}
-
-/**
- * A start-up component (never fails the start, never delays it): looks once and logs a warning when
- * autovacuum will not run for `tables`.
- */
-export function autovacuumCheck(pool: Pool, logger: Logger, tables: string[]): Component {
-  return {
-    name: 'autovacuum-check',
-    start: async () => {
-      void findAutovacuumGaps(pool, tables).then(
-        (gaps) => {
-          const warning = autovacuumWarning(tables, gaps);
-          if (warning)
-            logger.warn(
-              warning,
-              'autovacuum will not reclaim these tables: they and their indexes grow with every event; ' +
-                'turn autovacuum on (and track_counts) or VACUUM them on a schedule',
-            );
-        },
-        (err: unknown) => logger.debug({ err: { message: errorMessage(err) } }, 'autovacuum check skipped'),
-      );
-    },
-    stop: async () => undefined,
   };
 }

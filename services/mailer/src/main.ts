@@ -3,7 +3,7 @@ import { checkDatabaseReady } from '@shared/db';
 import { checkKafkaReady } from '@shared/kafka';
 import { createOpsApp, httpComponent } from '@shared/http';
 import { runService, startInBackground } from '@shared/lifecycle';
-import { autovacuumCheck } from '@shared/autovacuum';
+import { tableUpkeep } from '@shared/table-upkeep';
 import { loadMailerConfig } from './config';
 import { createFallbackTransports, createMailTransport } from './data-access/mail-transport';
 import { checkMailerSchema } from './data-access/requests-repository';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     components: [
       { name: 'pool', stop: () => pool.end() },
       // Statuses leave mailer_outbox once published; finished requests leave with retention.
-      autovacuumCheck(pool, logger, ['mailer_outbox', 'mailer_requests']),
+      tableUpkeep({ pool, logger, tables: ['mailer_outbox', 'mailer_requests'] }),
       // Kafka may be down when the mailer starts: the producer and the consumer connect in the
       // background, while mails already in the inbox are still sent (their statuses wait in
       // mailer_outbox until the producer is up).

@@ -3,7 +3,7 @@ import { checkDatabaseReady } from '@shared/db';
 import { checkKafkaReady } from '@shared/kafka';
 import { createOpsApp, httpComponent } from '@shared/http';
 import { runService } from '@shared/lifecycle';
-import { autovacuumCheck } from '@shared/autovacuum';
+import { tableUpkeep } from '@shared/table-upkeep';
 import { loadRelayConfig } from './config';
 import { createRelay } from './relay';
 
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
       // Readiness only: a relay started while Kafka is down still starts and waits for it.
       { name: 'kafka-admin', start: () => admin.connect().catch(() => undefined), stop: () => admin.disconnect() },
       // The outbox holds pending rows only because published ones are deleted: autovacuum must reclaim them.
-      autovacuumCheck(pool, logger, ['outbox']),
+      tableUpkeep({ pool, logger, tables: ['outbox'] }),
       { name: 'relay', start: () => relay.start(), stop: () => relay.stop() },
       httpComponent({
         name: 'http',
