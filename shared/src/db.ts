@@ -21,6 +21,8 @@ export function createPool(opts: {
   applicationName: string;
   connectTimeoutMs?: number;
   statementTimeoutMs?: number;
+  /** Server settings for every session (libpq `options`, e.g. `-c plan_cache_mode=force_generic_plan`). */
+  sessionOptions?: string;
 }): pg.Pool {
   const statementTimeoutMs = opts.statementTimeoutMs ?? 10_000;
   const pool = new pg.Pool({
@@ -34,6 +36,7 @@ export function createPool(opts: {
     query_timeout: statementTimeoutMs + 5_000,
     idle_in_transaction_session_timeout: 60_000,
     keepAlive: true,
+    ...(opts.sessionOptions ? { options: opts.sessionOptions } : {}),
   });
   pool.on('error', (err) => opts.logger.warn({ err: { message: err.message } }, 'idle PostgreSQL client failed'));
   // A checked-out client has no listener of the pool's: if the server dies while the client sits between

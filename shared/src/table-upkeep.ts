@@ -44,6 +44,26 @@ async function readCounts(pool: Pool, tables: string[]): Promise<{ tracked: bool
   return { tracked: rows[0]?.tracked ?? true, tables: rows };
 }
 
+/** VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after). */
+async function maintain(pool: Pool, work: [string, 'vacuum' | 'analyze'][]): Promise<void> {
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
+    for (const [relname, due] of work) {
+      const table = `"${relname.replaceAll('"', '""')}"`;
+      const sql = due === 'vacuum' ? `VACUUM (ANALYZE, SKIP_LOCKED) ${table}` : `ANALYZE (SKIP_LOCKED) ${table}`;
+      await client.query({ text: sql, query_timeout: UPKEEP_QUERY_TIMEOUT_MS } as pg.QueryConfig);
+    }
+  } catch (err) {
+    failed = err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    // Never pooled again: its session has no statement timeout.
+    client.release(failed ?? true);
+  }
+}
+
 export type TableUpkeep = Component & {
   /** One round: VACUUM or ANALYZE the tables that need it. Returns what it did, per table. */
   runOnce: () => Promise<Record<string, 'vacuum' | 'analyze'>>;
@@ -62,26 +82,6 @@ export function tableUpkeep(opts: { pool: Pool; logger: Logger; tables: string[]
   let running: Promise<unknown> | undefined;
   const notOwned = new Set<string>();
 
-  /** VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after). */
-  const maintain = async (work: [string, 'vacuum' | 'analyze'][]): Promise<void> => {
-    const client = await pool.connect();
-    let failed: Error | undefined;
-    try {
-      await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
-      for (const [relname, due] of work) {
-        const table = `"${relname.replaceAll('"', '""')}"`;
-        const sql = due === 'vacuum' ? `VACUUM (ANALYZE, SKIP_LOCKED) ${table}` : `ANALYZE (SKIP_LOCKED) ${table}`;
-        await client.query({ text: sql, query_timeout: UPKEEP_QUERY_TIMEOUT_MS } as pg.QueryConfig);
-      }
-    } catch (err) {
-      failed = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    } finally {
-      // Never pooled again: its session has no statement timeout.
-      client.release(failed ?? true);
-    }
-  };
-
   const runOnce = async (tables = opts.tables): Promise<Record<string, 'vacuum' | 'analyze'>> => {
     const counts = await readCounts(pool, tables);
     const work: [string, 'vacuum' | 'analyze'][] = [];
@@ -98,7 +98,7 @@ export function tableUpkeep(opts: { pool: Pool; logger: Logger; tables: string[]
     }
     if (work.length === 0) return {};
     const started = performance.now();
-    await maintain(work);
+    await maintain(pool, work);
     const done = Object.fromEntries(work);
     log.debug({ done, ms: Math.round(performance.now() - started) }, 'table upkeep');
     return done;
