@@ -173,10 +173,36 @@ describe('withTransaction', () => {
       expect(q).toEqual([{ q: 5 }]);
     });
 
-    test('values must be integers: anything else is refused before it reaches SQL', async () => {
-      await withTransaction(pool, async () => undefined, { beginWith: first(1) });
-      const bad = { ...first(1), values: [Number.NaN] };
-      await expect(withTransaction(pool, async () => undefined, { beginWith: bad })).rejects.toThrow('not an integer');
+    test('strings and arrays of ids are written as literals; a value that cannot be goes the usual way', async () => {
+      const echo = (text: string, ids: string[]) => ({
+        name: 'tx-probe-echo',
+        text: 'SELECT $1::text AS t, $2::text[] AS ids',
+        values: [text, ids],
+      });
+      const run = async (e: ReturnType<typeof echo>) => {
+        let rows: unknown[] = [];
+        const q = await queriesOf(() =>
+          withTransaction(pool, async (_c, tx) => void (rows = tx.first), { beginWith: e }),
+        );
+        return { q, rows };
+      };
+      await run(echo('prepare', []));
+      const quoted = "'); DROP TABLE tx_probe; --";
+      expect(await run(echo(quoted, ['a-1', 'b_2']))).toEqual({
+        q: [`BEGIN;\nEXECUTE "tx-probe-echo"('''); DROP TABLE tx_probe; --', '{a-1,b_2}')`, 'COMMIT'],
+        rows: [{ t: quoted, ids: ['a-1', 'b_2'] }],
+      });
+      // A backslash, an element an array literal would split, quote or read as NULL: parameters instead.
+      const unsafe: [string, string[]][] = [
+        ['back\\slash', []],
+        ['x', ['a,b']],
+        ['x', ['"q"']],
+        ['x', ['NULL']],
+      ];
+      for (const [t, ids] of unsafe) {
+        expect(await run(echo(t, ids))).toEqual({ q: ['BEGIN', echo(t, ids).text, 'COMMIT'], rows: [{ t, ids }] });
+      }
+      expect((await pool.query('SELECT count(*)::int AS n FROM tx_probe')).rows[0].n).toBe(0);
     });
   });
 });

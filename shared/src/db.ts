@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { executeArgLiteral, type SqlArg } from './sql-literals';
 import type { Logger } from './logger';
 
 export type Pool = pg.Pool;
@@ -59,7 +60,8 @@ export function createPool(opts: {
 export type FirstStatement = {
   name: string;
   text: string;
-  values: number[];
+  /** Integers, strings, arrays of plain tokens (ids): see sql-literals.ts; any other value goes the usual way. */
+  values: readonly SqlArg[];
   /**
    * A statement without parameters run after BEGIN and before this one, in the same round trip (e.g.
    * taking an advisory lock). In READ COMMITTED each statement takes its own snapshot, so the named
@@ -102,13 +104,13 @@ async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?:
   }
   const opening = first.preamble === undefined ? 'BEGIN' : `BEGIN;\n${first.preamble}`;
   const parsed = parsedOn(client);
-  if (parsed?.[first.name] !== first.text) {
+  const literals = first.values.map(executeArgLiteral);
+  if (parsed?.[first.name] !== first.text || literals.includes(undefined)) {
     const opened = (await client.query(opening)) as Results;
-    const { rows } = await client.query<R>(first);
+    const { rows } = await client.query<R>({ ...first, values: [...first.values] });
     return { first: rows, preamble: rowsAt(opened, 1) };
   }
-  for (const v of first.values) if (!Number.isSafeInteger(v)) throw new Error(`not an integer: ${String(v)}`);
-  const args = first.values.length > 0 ? `(${first.values.join(', ')})` : '';
+  const args = literals.length > 0 ? `(${literals.join(', ')})` : '';
   try {
     const results = (await client.query(
       `${opening};\nEXECUTE "${first.name.replaceAll('"', '""')}"${args}`,
@@ -172,11 +174,7 @@ export async function withTransaction<T, R extends pg.QueryResultRow = pg.QueryR
   }
 }
 
-/** A bigint[] literal for SQL sent without parameters (`finishWith`); throws on anything but integers. */
-export function bigintArrayLiteral(values: readonly string[]): string {
-  for (const v of values) if (!/^-?\d{1,19}$/.test(v)) throw new Error(`not a bigint: ${JSON.stringify(v)}`);
-  return `'{${values.join(',')}}'::bigint[]`;
-}
+export { bigintArrayLiteral } from './sql-literals';
 
 // 57014 query_canceled (statement_timeout), 55P03 lock_not_available (lock_timeout): the database is
 // too slow to answer in time, which the client sees as unavailable, not as a fault of its request.

@@ -1,4 +1,5 @@
 import type { DeliveryStatus, ErrorClass } from '@shared/events';
+import type { FirstStatement } from '@shared/db';
 import type { Queryable } from './queryable';
 
 export type DeliveryStatusRow = {
@@ -63,30 +64,33 @@ export type DeliveryStatusUpdate = {
   at: Date;
 };
 
-/** Records that `consumer` applied these events; returns the ids it had not applied before. */
-export async function markEventsProcessed(db: Queryable, consumer: string, eventIds: string[]): Promise<Set<string>> {
-  const { rows } = await db.query<{ event_id: string }>({
-    name: 'accounts-mark-events-processed',
-    text: `INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
-           ON CONFLICT DO NOTHING RETURNING event_id`,
-    values: [consumer, eventIds],
-  });
-  return new Set(rows.map((r) => r.event_id));
-}
+/** `openDeliveryStatuses`' rows: an event id this consumer had not applied, or a stored status, locked. */
+export type OpenedRow = { fresh_event_id: string | null } & (DeliveryStatusRow | Record<keyof DeliveryStatusRow, null>);
 
-/** Locks the stored statuses of these requests (in request_id order, so two lockers never deadlock). */
-export async function lockDeliveryStatuses(
-  db: Queryable,
-  requestIds: string[],
-): Promise<Map<string, DeliveryStatusRow>> {
-  const { rows } = await db.query<DeliveryStatusRow>({
-    name: 'accounts-lock-delivery-statuses',
-    text: `SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at
-             FROM mail_delivery_status
-            WHERE request_id = ANY($1::uuid[]) ORDER BY request_id FOR UPDATE`,
-    values: [requestIds],
-  });
-  return new Map(rows.map((r) => [r.request_id, r]));
+/**
+ * The first statement of a batch of statuses, for `withTransaction`'s `beginWith` (it then travels with
+ * the BEGIN): records that `consumer` applied these events (returning the ids it had not applied before:
+ * the dedupe) and locks the stored statuses of these requests, in request_id order so that two lockers
+ * never deadlock. FOR UPDATE returns each row's latest committed version.
+ */
+export function openDeliveryStatuses(consumer: string, eventIds: string[], requestIds: string[]): FirstStatement {
+  return {
+    name: 'accounts-open-delivery-statuses',
+    text: `WITH fresh AS (
+             INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])
+             ON CONFLICT DO NOTHING RETURNING event_id
+           ), stored AS (
+             SELECT request_id, user_id, status, attempt, error_class, updated_at, generation, provider, next_attempt_at
+               FROM mail_delivery_status WHERE request_id = ANY($3::uuid[]) ORDER BY request_id FOR UPDATE
+           )
+           SELECT event_id AS fresh_event_id, NULL::uuid AS request_id, NULL::uuid AS user_id, NULL::text AS status,
+                  NULL::int AS attempt, NULL::text AS error_class, NULL::timestamptz AS updated_at,
+                  NULL::int AS generation, NULL::text AS provider, NULL::timestamptz AS next_attempt_at
+             FROM fresh
+           UNION ALL
+           SELECT NULL, * FROM stored`,
+    values: [consumer, eventIds, requestIds],
+  };
 }
 
 const updateColumns = (updates: DeliveryStatusUpdate[]) => [
