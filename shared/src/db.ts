@@ -22,8 +22,6 @@ export function createPool(opts: {
   applicationName: string;
   connectTimeoutMs?: number;
   statementTimeoutMs?: number;
-  /** Server settings for every session (libpq `options`, e.g. `-c plan_cache_mode=force_generic_plan`). */
-  sessionOptions?: string;
 }): pg.Pool {
   const statementTimeoutMs = opts.statementTimeoutMs ?? 10_000;
   const pool = new pg.Pool({
@@ -37,7 +35,6 @@ export function createPool(opts: {
     query_timeout: statementTimeoutMs + 5_000,
     idle_in_transaction_session_timeout: 60_000,
     keepAlive: true,
-    ...(opts.sessionOptions ? { options: opts.sessionOptions } : {}),
   });
   pool.on('error', (err) => opts.logger.warn({ err: { message: err.message } }, 'idle PostgreSQL client failed'));
   // A checked-out client has no listener of the pool's: if the server dies while the client sits between
@@ -50,10 +47,11 @@ export function createPool(opts: {
 }
 
 /**
- * A transaction's first statement, sent together with the BEGIN in ONE round trip: a named statement
- * whose parameters are all integers. The first time a connection runs it, it goes the usual way (BEGIN,
- * then the statement, which prepares it on that connection); after that as `BEGIN; EXECUTE name(…)`
- * of the statement prepared there (simple query protocol: the integers are written into the text).
+ * A transaction's first statement, sent together with the BEGIN in ONE round trip: a named statement.
+ * The first time a connection runs it, it goes the usual way (BEGIN, then the statement, which prepares
+ * it on that connection); after that as `BEGIN; EXECUTE name(…)` of the statement prepared there (simple
+ * query protocol: its values written into the text as literals, sql-literals.ts; a value that cannot be
+ * goes the usual way).
  * Needs a session of its own per connection (a direct connection, or a pooler in session mode), as
  * node-postgres' named statements do; if the server lost the statement, it is prepared again.
  */

@@ -25,7 +25,6 @@ export function createServiceBase(opts: {
   config: ServiceBaseConfig;
   databaseUrl: string;
   poolMax?: number;
-  sessionOptions?: string;
 }): ServiceBase {
   const { service, config } = opts;
   const logger = createLogger({ service, level: config.LOG_LEVEL });
@@ -37,7 +36,6 @@ export function createServiceBase(opts: {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     ...(opts.poolMax !== undefined ? { max: opts.poolMax } : {}),
-    ...(opts.sessionOptions !== undefined ? { sessionOptions: opts.sessionOptions } : {}),
   });
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: service, logger, security: config });
   return { logger, registry, pool, kafka };

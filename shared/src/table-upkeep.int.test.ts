@@ -45,6 +45,9 @@ describe('table upkeep: what autovacuum would do, when it will not', () => {
     expect(upkeepDue({ live: 100_000, dead: 11_001, modifiedSinceAnalyze: 0 })).toBe('vacuum');
     expect(upkeepDue({ live: 10, dead: 0, modifiedSinceAnalyze: 10 })).toBeNull();
     expect(upkeepDue(undefined)).toBe('vacuum');
+    // Capped for a table that keeps many finished rows: 50,000 dead rows, not 10 % of three million.
+    expect(upkeepDue({ live: 3_000_000, dead: 50_001, modifiedSinceAnalyze: 0 })).toBe('vacuum');
+    expect(upkeepDue({ live: 3_000_000, dead: 0, modifiedSinceAnalyze: 50_001 })).toBe('analyze');
   });
 
   test('warns once at start, then reclaims the dead rows of a table autovacuum leaves alone', async () => {
@@ -60,6 +63,31 @@ describe('table upkeep: what autovacuum would do, when it will not', () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatchObject({ level: 'warn', tables: ['churn_off', 'no_such_table'] });
       expect(warnings[0]?.msg).toMatch(/autovacuum will not reclaim these tables/);
+    } finally {
+      await upkeep.stop();
+    }
+  });
+
+  test('a check that fails at start (database down) is tried again until it succeeds', async () => {
+    lines.length = 0;
+    await db.pool.query(`INSERT INTO churn_off SELECT g, 'x' FROM generate_series(1, 3000) g`);
+    await db.pool.query('DELETE FROM churn_off');
+    await waitFor(async () => (await stats('churn_off')).dead >= 3_000, { message: 'the dead rows counted' });
+    const before = (await stats('churn_off')).vacuums;
+    let calls = 0;
+    const downAtFirst = new Proxy(db.pool, {
+      get(target, prop, receiver) {
+        if (prop !== 'query' || calls++ > 0) return Reflect.get(target, prop, receiver) as unknown;
+        return () => Promise.reject(new Error('connect ECONNREFUSED'));
+      },
+    });
+    const upkeep = tableUpkeep({ pool: downAtFirst, logger, tables: ['churn_off'], intervalMs: 100 });
+    await upkeep.start?.();
+    try {
+      await waitFor(async () => (await stats('churn_off')).vacuums > before, { message: 'a VACUUM after the retry' });
+      const messages = lines.map((l) => (JSON.parse(l) as { level: string; msg: string }).msg);
+      expect(messages[0]).toBe('could not check autovacuum');
+      expect(messages[1]).toMatch(/autovacuum will not reclaim these tables/);
     } finally {
       await upkeep.stop();
     }

@@ -11,11 +11,15 @@ import { autovacuumWarning, findAutovacuumGaps } from './autovacuum';
  * steps over all of them), and its statistics — taken, if ever, while it was nearly empty — keep every
  * cached plan believing it holds a row or two. Autovacuum's own rule, with queue-sized thresholds:
  * VACUUM (ANALYZE) once the dead rows pass `base + scale × live`, ANALYZE alone once as many rows
- * changed since the last one. Without track_counts there are no counts: VACUUM (ANALYZE) every round.
+ * changed since the last one, the limit capped for a table of many kept rows. Without track_counts there
+ * are no counts: VACUUM (ANALYZE) every tenth round.
  */
 export type TableCounts = { live: number; dead: number; modifiedSinceAnalyze: number };
-export type UpkeepThresholds = { base: number; scale: number };
-export const UPKEEP_THRESHOLDS: UpkeepThresholds = { base: 1_000, scale: 0.1 };
+/** `max` caps the rule for a table that keeps many finished rows (the inbox keeps 7 days of them). */
+export type UpkeepThresholds = { base: number; scale: number; max: number };
+export const UPKEEP_THRESHOLDS: UpkeepThresholds = { base: 1_000, scale: 0.1, max: 50_000 };
+/** Without counts (track_counts off) the timer VACUUMs once every this many rounds. */
+const ROUNDS_PER_BLIND_VACUUM = 10;
 /** A VACUUM of a large inbox may take minutes; it holds no lock that blocks the services' writes. */
 const UPKEEP_QUERY_TIMEOUT_MS = 30 * 60_000;
 
@@ -24,7 +28,7 @@ export function upkeepDue(
   t: UpkeepThresholds = UPKEEP_THRESHOLDS,
 ): 'vacuum' | 'analyze' | null {
   if (!counts) return 'vacuum';
-  const limit = t.base + t.scale * counts.live;
+  const limit = Math.min(t.base + t.scale * counts.live, t.max);
   if (counts.dead > limit) return 'vacuum';
   return counts.modifiedSinceAnalyze > limit ? 'analyze' : null;
 }
@@ -45,8 +49,13 @@ async function readCounts(pool: Pool, tables: string[]): Promise<{ tracked: bool
 }
 
 /** VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after). */
-async function maintain(pool: Pool, work: [string, 'vacuum' | 'analyze'][]): Promise<void> {
+async function maintain(
+  pool: Pool,
+  work: [string, 'vacuum' | 'analyze'][],
+  onBackend: (pid: number | undefined) => void,
+): Promise<void> {
   const client = await pool.connect();
+  onBackend((client as unknown as { processID?: number }).processID);
   let failed: Error | undefined;
   try {
     await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
@@ -60,84 +69,110 @@ async function maintain(pool: Pool, work: [string, 'vacuum' | 'analyze'][]): Pro
     throw err;
   } finally {
     // Never pooled again: its session has no statement timeout.
+    onBackend(undefined);
     client.release(failed ?? true);
   }
 }
 
 export type TableUpkeep = Component & {
-  /** One round: VACUUM or ANALYZE the tables that need it. Returns what it did, per table. */
+  /** One round now: VACUUM or ANALYZE the tables that need it (without counts: VACUUM). Returns what it did. */
   runOnce: () => Promise<Record<string, 'vacuum' | 'analyze'>>;
 };
 
+type Work = [string, 'vacuum' | 'analyze'][];
+
+/** What a round should do: the tables due by their counts (or, without counts, all of them if `blind`). */
+async function dueWork(
+  pool: Pool,
+  tables: string[],
+  blind: boolean,
+  onNotOwned: (table: string) => void,
+): Promise<Work> {
+  const counts = await readCounts(pool, tables);
+  const work: Work = [];
+  for (const t of counts.tables) {
+    if (!t.owned) {
+      onNotOwned(t.relname);
+      continue;
+    }
+    const c = { live: t.live, dead: t.dead, modifiedSinceAnalyze: t.modified };
+    const due = counts.tracked ? upkeepDue(c) : blind ? 'vacuum' : null;
+    if (due) work.push([t.relname, due]);
+  }
+  return work;
+}
+
 /**
- * A start-up component: looks once whether autovacuum runs for `tables` and, for those it will not
- * reclaim, warns once and then looks after them itself every `intervalMs` (an unref'd timer; a failed
- * round is logged at debug, a table this role does not own is skipped with one warning). SKIP_LOCKED:
- * another instance vacuuming the same table is not waited for.
+ * A start-up component: checks whether autovacuum runs for `tables` (again every `intervalMs` until the
+ * check succeeds: the database may be down at start) and, for those it will not reclaim, warns once
+ * and then looks after them itself every `intervalMs` (an unref'd timer). The first failure of a streak
+ * is a warning; a table this role does not own is skipped with one warning; stop() cancels a VACUUM in
+ * progress. SKIP_LOCKED: another instance vacuuming the same table is not waited for.
  */
 export function tableUpkeep(opts: { pool: Pool; logger: Logger; tables: string[]; intervalMs?: number }): TableUpkeep {
-  const { pool, logger } = opts;
-  const log = logger.child({ component: 'table-upkeep' });
+  const { pool } = opts;
+  const log = opts.logger.child({ component: 'table-upkeep' });
+  const intervalMs = opts.intervalMs ?? 30_000;
+  const notOwned = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
-  const notOwned = new Set<string>();
+  let backend: number | undefined;
+  let stopped = false;
+  let failing = false;
+  let rounds = 0;
+  /** The tables to look after, once the check said which (undefined: not checked yet). */
+  let tables: string[] | undefined;
 
-  const runOnce = async (tables = opts.tables): Promise<Record<string, 'vacuum' | 'analyze'>> => {
-    const counts = await readCounts(pool, tables);
-    const work: [string, 'vacuum' | 'analyze'][] = [];
-    for (const t of counts.tables) {
-      if (!t.owned) {
-        if (!notOwned.has(t.relname)) log.warn({ table: t.relname }, 'cannot VACUUM a table this role does not own');
-        notOwned.add(t.relname);
-        continue;
-      }
-      const due = upkeepDue(
-        counts.tracked ? { live: t.live, dead: t.dead, modifiedSinceAnalyze: t.modified } : undefined,
-      );
-      if (due) work.push([t.relname, due]);
-    }
+  const onNotOwned = (table: string): void => {
+    if (!notOwned.has(table)) log.warn({ table }, 'cannot VACUUM a table this role does not own');
+    notOwned.add(table);
+  };
+  const runOnce = async (on: string[], blind = true): Promise<Record<string, 'vacuum' | 'analyze'>> => {
+    const work = await dueWork(pool, on, blind, onNotOwned);
     if (work.length === 0) return {};
     const started = performance.now();
-    await maintain(pool, work);
+    await maintain(pool, work, (pid) => (backend = pid));
     const done = Object.fromEntries(work);
     log.debug({ done, ms: Math.round(performance.now() - started) }, 'table upkeep');
     return done;
   };
-
-  let stopped = false;
-  const tick = (tables: string[]): void => {
-    if (running || stopped) return;
-    running = runOnce(tables)
-      .catch((err: unknown) => log.debug({ err: { message: errorMessage(err) } }, 'table upkeep round failed'))
-      .finally(() => (running = undefined));
-  };
-
-  const start = async (): Promise<void> => {
-    void findAutovacuumGaps(pool, opts.tables).then(
-      (gaps) => {
-        const warning = autovacuumWarning(opts.tables, gaps);
-        if (!warning || stopped) return;
-        const intervalMs = opts.intervalMs ?? 30_000;
-        log.warn(
-          { ...warning, upkeep_interval_ms: intervalMs },
-          'autovacuum will not reclaim these tables: the service VACUUMs and ANALYZEs them itself when their ' +
-            'dead rows pile up; turn autovacuum on (and track_counts) to leave that to the server',
-        );
-        timer = setInterval(() => tick(warning.tables as string[]), intervalMs);
-        timer.unref();
-      },
-      (err: unknown) => log.debug({ err: { message: errorMessage(err) } }, 'autovacuum check skipped'),
+  const check = async (): Promise<void> => {
+    const warning = autovacuumWarning(opts.tables, await findAutovacuumGaps(pool, opts.tables));
+    if (!warning) return clearInterval(timer);
+    tables = warning.tables as string[];
+    log.warn(
+      { ...warning, upkeep_interval_ms: intervalMs },
+      'autovacuum will not reclaim these tables: the service VACUUMs and ANALYZEs them itself when their ' +
+        'dead rows pile up; turn autovacuum on (and track_counts) to leave that to the server',
     );
+  };
+  const tick = (): void => {
+    if (running || stopped) return;
+    const round = tables ? runOnce(tables, rounds++ % ROUNDS_PER_BLIND_VACUUM === 0) : check();
+    running = round
+      .then(() => void (failing = false))
+      .catch((err: unknown) => {
+        const fields = { err: { message: errorMessage(err) }, retry_in_ms: intervalMs };
+        if (failing) log.debug(fields, 'table upkeep failed');
+        else log.warn(fields, tables ? 'table upkeep failed' : 'could not check autovacuum');
+        failing = true;
+      })
+      .finally(() => (running = undefined));
   };
 
   return {
     name: 'table-upkeep',
-    start,
+    start: async () => {
+      timer = setInterval(tick, intervalMs);
+      timer.unref();
+      tick();
+    },
     stop: async () => {
       stopped = true;
       clearInterval(timer);
+      if (backend !== undefined) await pool.query('SELECT pg_cancel_backend($1)', [backend]).catch(() => undefined);
       await running;
     },
-    runOnce: () => runOnce(),
+    runOnce: () => runOnce(opts.tables),
   };
 }

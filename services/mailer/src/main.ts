@@ -16,11 +16,6 @@ async function main(): Promise<void> {
     service: 'mailer',
     config,
     databaseUrl: config.MAILER_DATABASE_URL,
-    // The inbox's statements take arrays (a batch); with custom plans each call is planned again for its
-    // array's length (a quarter of a millisecond of the server's per mail). Their generic plans are
-    // index probes once the statistics know the table (ANALYZE, by autovacuum or table-upkeep, replans
-    // them), and no partial index can mislead them (migration 20261126070000000).
-    sessionOptions: '-c plan_cache_mode=force_generic_plan',
   });
   const transport = createMailTransport({ config, logger });
   const fallbacks = createFallbackTransports({ config, logger });

@@ -38,8 +38,9 @@ export function createRecordDeliveryStatuses(
     const at = deps.clock.now();
     const open = openDeliveryStatuses(
       deps.consumerName,
-      [...new Set(events.map((e) => e.id))],
-      [...new Set(events.map((e) => e.payload.request_id))],
+      // Both sorted: two transactions insert and lock in the same order, so they wait, never deadlock.
+      [...new Set(events.map((e) => e.id))].sort(),
+      [...new Set(events.map((e) => e.payload.request_id))].sort(),
     );
     const outcomes = await withTransaction<RecordOutcome[], OpenedRow>(
       deps.pool,
