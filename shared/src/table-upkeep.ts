@@ -56,7 +56,6 @@ async function maintain(
 ): Promise<void> {
   const client = await pool.connect();
   onBackend((client as unknown as { processID?: number }).processID);
-  let failed: Error | undefined;
   try {
     await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
     for (const [relname, due] of work) {
@@ -64,13 +63,10 @@ async function maintain(
       const sql = due === 'vacuum' ? `VACUUM (ANALYZE, SKIP_LOCKED) ${table}` : `ANALYZE (SKIP_LOCKED) ${table}`;
       await client.query({ text: sql, query_timeout: UPKEEP_QUERY_TIMEOUT_MS } as pg.QueryConfig);
     }
-  } catch (err) {
-    failed = err instanceof Error ? err : new Error(String(err));
-    throw err;
   } finally {
-    // Never pooled again: its session has no statement timeout.
+    // Never pooled again (destroyed, failed or not): its session has no statement timeout.
     onBackend(undefined);
-    client.release(failed ?? true);
+    client.release(true);
   }
 }
 

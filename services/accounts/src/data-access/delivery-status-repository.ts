@@ -93,6 +93,17 @@ export function openDeliveryStatuses(consumer: string, eventIds: string[], reque
   };
 }
 
+/** `openDeliveryStatuses`' rows as what they say: the event ids not applied before, the stored statuses. */
+export function readOpened(rows: OpenedRow[]): { fresh: Set<string>; stored: Map<string, DeliveryStatusRow> } {
+  const fresh = new Set<string>();
+  const stored = new Map<string, DeliveryStatusRow>();
+  for (const r of rows) {
+    if (r.fresh_event_id) fresh.add(r.fresh_event_id);
+    else if (r.request_id) stored.set(r.request_id, r);
+  }
+  return { fresh, stored };
+}
+
 const updateColumns = (updates: DeliveryStatusUpdate[]) => [
   updates.map((u) => u.requestId),
   updates.map((u) => u.userId),

@@ -3,8 +3,8 @@ import type { Envelope, MailDeliveryStatusPayload } from '@shared/events';
 import {
   insertDeliveryStatusesIfAbsent,
   openDeliveryStatuses,
+  readOpened,
   updateDeliveryStatuses,
-  type DeliveryStatusRow,
   type DeliveryStatusUpdate,
   type OpenedRow,
 } from '../data-access/delivery-status-repository';
@@ -45,10 +45,7 @@ export function createRecordDeliveryStatuses(
     const outcomes = await withTransaction<RecordOutcome[], OpenedRow>(
       deps.pool,
       async (client, tx) => {
-        const fresh = new Set(tx.first.flatMap((r) => (r.fresh_event_id ? [r.fresh_event_id] : [])));
-        const stored = new Map(
-          tx.first.flatMap((r): [string, DeliveryStatusRow][] => (r.request_id ? [[r.request_id, r]] : [])),
-        );
+        const { fresh, stored } = readOpened(tx.first);
         const current = new Map<string, StatusVersion>(stored);
         const inserts = new Map<string, DeliveryStatusUpdate>();
         const updates = new Map<string, DeliveryStatusUpdate>();
