@@ -9,6 +9,7 @@ import {
   CpuSampler,
   databaseOf,
   jitCompilerCpuMs,
+  mainThreadCpuMs,
   postgresBackends,
   treesOf,
   type ComponentUsage,
@@ -57,6 +58,8 @@ type Phase = {
   rss: Record<string, number>;
   /** CPU ms of the Kafka JVM's JIT compiler threads in the window (part of its figure). */
   kafkaJitMs: number;
+  /** CPU ms of accounts' main thread in the window; the rest of its figure is argon2's pool and V8's helpers. */
+  accountsMainMs: number;
 };
 
 /** Component name -> pids: each service's process tree, the Kafka JVM (when the run owns it), PostgreSQL backends. */
@@ -127,12 +130,16 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
     const jitAt = (): number => (ctx.brokerPid === undefined ? 0 : jitCompilerCpuMs(ctx.brokerPid));
     const jitBefore = jitAt();
+    const accountsPid = system.instances.find((i) => i.name === 'accounts')?.proc?.pid;
+    const mainAt = (): number => (accountsPid === undefined ? 0 : mainThreadCpuMs(accountsPid));
+    const mainBefore = mainAt();
     await sampler.start();
     const load = await closedLoop({ concurrency: CONCURRENCY, durationMs, request: (i) => register(i, 'load') });
     const rss = await sampler.rssNow();
     if (withMail) await waitAllSent(db.url);
     const { seconds, components: usage } = await sampler.stop();
     const kafkaJitMs = jitAt() - jitBefore;
+    const accountsMainMs = mainAt() - mainBefore;
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
     return {
       idle,
@@ -144,6 +151,7 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
       components: usage,
       rss,
       kafkaJitMs,
+      accountsMainMs,
     };
   } finally {
     agent.destroy();
@@ -162,6 +170,16 @@ async function waitAllSent(databaseUrl: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Accounts' figure split: its event loop, and the rest (argon2 on libuv's pool, V8's GC and compiler threads). */
+const accountsThreads = (p: Phase) => {
+  const n = Math.max(1, p.registrations);
+  const main = p.accountsMainMs / n;
+  return {
+    accounts_main_thread_cpu_ms_per_reg: round(main, 2),
+    accounts_other_threads_cpu_ms_per_reg: round((p.components.accounts?.cpu_ms ?? 0) / n - main, 2),
+  };
+};
 
 const perRegistration = (p: Phase, names: string[]) =>
   names.reduce((sum, n) => sum + (p.components[n]?.cpu_ms ?? 0), 0) / Math.max(1, p.registrations);
@@ -201,6 +219,7 @@ export const bench: Bench = {
           registrations: alone.registrations,
           cpu_ms_per_reg: round(aloneMs, 2),
           ...breakdown(alone, aloneNames),
+          ...accountsThreads(alone),
           ...rss(alone, ['accounts']),
         },
       },
@@ -214,6 +233,7 @@ export const bench: Bench = {
           window_s: round(stack.seconds, 1),
           cpu_ms_per_reg: round(stackMs, 2),
           ...breakdown(stack, stackNames),
+          ...accountsThreads(stack),
           ...(ctx.brokerPid === undefined
             ? {}
             : { kafka_jit_cpu_ms_per_reg: round(stack.kafkaJitMs / Math.max(1, stack.registrations), 2) }),

@@ -36,11 +36,8 @@ export function processCpuMs(pid: number): number | undefined {
   return f ? cpuTicks(f) * (1000 / CLK_TCK) : undefined;
 }
 
-/**
- * CPU time (ms) of a JVM's JIT compiler threads (C1/C2 CompilerThread*), 0 if none or gone: part of the
- * process's figure, reported beside it because it is a warm-up cost — a fresh JVM compiles for minutes.
- */
-export function jitCompilerCpuMs(pid: number): number {
+/** CPU time (ms) of the threads of `pid` that `pick(tid, comm)` selects, 0 if none or gone. */
+export function threadsCpuMs(pid: number, pick: (tid: number, comm: string) => boolean): number {
   let ticks = 0;
   let tasks: string[];
   try {
@@ -50,7 +47,7 @@ export function jitCompilerCpuMs(pid: number): number {
   }
   for (const tid of tasks) {
     try {
-      if (!/^C[12] CompilerThre/.test(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
+      if (!pick(Number(tid), readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
       const f = statFields(`/proc/${pid}/task/${tid}/stat`);
       if (f) ticks += cpuTicks(f);
     } catch {
@@ -59,6 +56,19 @@ export function jitCompilerCpuMs(pid: number): number {
   }
   return (ticks * 1000) / CLK_TCK;
 }
+
+/**
+ * CPU time (ms) of a JVM's JIT compiler threads (C1/C2 CompilerThread*), 0 if none or gone: part of the
+ * process's figure, reported beside it because it is a warm-up cost — a fresh JVM compiles for minutes.
+ */
+export const jitCompilerCpuMs = (pid: number): number =>
+  threadsCpuMs(pid, (_tid, comm) => /^C[12] CompilerThre/.test(comm));
+
+/**
+ * CPU time (ms) of a Node process's main thread (the event loop: HTTP, SQL, Kafka, JSON), 0 if gone. The
+ * rest of the process's figure is libuv's thread pool (argon2 hashes there) and V8's helper threads.
+ */
+export const mainThreadCpuMs = (pid: number): number => threadsCpuMs(pid, (tid) => tid === pid);
 
 /** Resident set size in bytes (VmRSS); undefined once the process has exited. */
 export function processRssBytes(pid: number): number | undefined {
