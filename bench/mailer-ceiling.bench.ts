@@ -7,6 +7,7 @@ import { topicNames } from '@shared/topics';
 import { spawnService, waitForReady, type ServiceProcess } from '../infra/dev/service-process';
 import { freePort } from '../test/support/ports';
 import { coalesceWrites } from '../services/mailer/src/data-access/smtp-socket';
+import { applySmtpPipelining } from '../services/mailer/src/data-access/smtp-pipelining';
 import { TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
 import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
 import { produceMailBurst, waitForStatuses } from './mail-burst';
@@ -59,6 +60,8 @@ async function countingSink(): Promise<Sink> {
 /** 1. A bare nodemailer pool, each socket opened by us with TCP_NODELAY and coalesced writes (getSocket). */
 async function transportCeiling(ctx: BenchContext, sink: Sink): Promise<{ row: BenchRow; perSecond: number }> {
   const count = Math.max(500, Math.round(10_000 * ctx.scale));
+  // The mailer's envelope pipelining too (process-wide, as in the mailer): no credit for it either.
+  applySmtpPipelining();
   const transport = nodemailer.createTransport({
     pool: true,
     maxConnections: POOL_SIZE,

@@ -67,6 +67,8 @@ export type SmtpTestServer = {
   fault: () => SmtpFault;
   /** Recipients answered 550 whatever the mode (a bad address among good ones). */
   rejectRecipient: (address: string) => void;
+  /** What clients wrote before any TLS, chunk by chunk as the front read it (the last 200). */
+  clientChunks: () => string[];
   resetCounters: () => void;
   close: () => Promise<void>;
 };
@@ -76,6 +78,8 @@ export async function startSmtpTestServer(
     port?: number;
     auth?: { user: string; pass: string };
     /** Default: starttls with auth, else none. */ tls?: SmtpTlsMode;
+    /** Advertise PIPELINING after EHLO (default true, as smtp-server does). */
+    pipelining?: boolean;
   } = {},
 ): Promise<SmtpTestServer> {
   let fault: SmtpFault = { mode: 'healthy' };
@@ -88,10 +92,12 @@ export async function startSmtpTestServer(
   const messages: ReceivedMail[] = [];
   const rejected = new Set<string>();
   const sockets = new Set<net.Socket>();
+  const clientWrites: string[] = [];
 
   const backend = new SMTPServer({
     authOptional: !opts.auth,
     disabledCommands: disabled,
+    hidePIPELINING: opts.pipelining === false,
     // A server without TLS still takes AUTH in clear: the test that a TLS-requiring client never sends it.
     allowInsecureAuth: true,
     secure: tlsMode === 'implicit',
@@ -200,6 +206,8 @@ export async function startSmtpTestServer(
       if (stalled()) return;
       if (!tlsStarted) {
         const text = chunk.toString('latin1');
+        clientWrites.push(text);
+        if (clientWrites.length > 200) clientWrites.shift();
         if (/^AUTH\b/im.test(text)) plainAuths += 1;
         if (/^STARTTLS\r?\n/im.test(text)) tlsStarted = true;
       }
@@ -260,6 +268,7 @@ export async function startSmtpTestServer(
     tls: tlsMode,
     fault: () => fault,
     rejectRecipient: (address) => rejected.add(address.toLowerCase()),
+    clientChunks: () => [...clientWrites],
     resetCounters: () => {
       connections = 0;
       auths = 0;

@@ -10,6 +10,7 @@ import type { MailerConfig } from '../config';
 import type { RenderedMail } from './rendered-mail';
 import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-providers';
 import { noDelaySocket } from './smtp-socket';
+import { applySmtpPipelining } from './smtp-pipelining';
 
 export type SendResult = { messageId: string; response: string };
 
@@ -122,6 +123,7 @@ function withBodyTracking<T extends SmtpTransporter>(t: T): T {
 export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger; pool?: boolean }): MailTransport {
   const { config } = opts;
   const log = opts.logger.child({ component: 'smtp-transport' });
+  if (!applySmtpPipelining()) log.warn('nodemailer internals changed: SMTP envelopes are not pipelined');
   const pooled = opts.pool ?? true;
   const base = smtpOptions(config);
   const build = () =>

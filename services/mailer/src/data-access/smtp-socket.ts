@@ -22,8 +22,9 @@ export function noDelaySocket() {
  * No-delay sends every write as it comes, and nodemailer writes a message in pieces: headers, body,
  * "\r\n", ".\r\n" — seven writes (syscalls, segments) per mail where SMTP without PIPELINING needs four
  * (MAIL, RCPT, DATA, the message). So the writes of one turn of the event loop are corked and go out
- * together at its end (setImmediate): four per mail. A command still leaves at once, as its reply is
- * awaited. (Over TLS, writes bypass this socket's `write`: TLS records are written to its handle.)
+ * together at its end (setImmediate). A command still leaves at once, as its reply is awaited. With the
+ * envelope pipelined (smtp-pipelining.ts) a mail is two writes: MAIL FROM + RCPT TO + DATA, then the
+ * message. (Over TLS, writes bypass this socket's `write`: TLS records are written to its handle.)
  */
 export function coalesceWrites(socket: net.Socket): net.Socket {
   const write = socket.write.bind(socket);
