@@ -139,6 +139,16 @@ export function postgresBackends(adminUrl: string, databases: string[]): PidSour
 /** The database name in a PostgreSQL URL. */
 export const databaseOf = (url: string): string => decodeURIComponent(new URL(url).pathname.slice(1));
 
+/** The middle value (the mean of the two middle ones), 0 for none: one odd sample does not move it. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 export type ComponentUsage = { cpu_ms: number; rss_mb: number; pids: number };
 
 /**
@@ -177,7 +187,7 @@ export class CpuSampler {
     this.rss.clear();
   }
 
-  /** Ends the window: per component CPU ms over it and its mean RSS (MiB) over the samples kept. */
+  /** Ends the window: per component CPU ms over it and its median RSS (MiB) over the samples kept. */
   async stop(): Promise<{ seconds: number; components: Record<string, ComponentUsage> }> {
     clearInterval(this.timer);
     await this.sampling;
@@ -192,7 +202,7 @@ export class CpuSampler {
     }
     for (const [name, values] of this.rss) {
       const c = components[name] as ComponentUsage;
-      c.rss_mb = values.length ? values.reduce((a, b) => a + b, 0) / values.length / 2 ** 20 : 0;
+      c.rss_mb = median(values) / 2 ** 20;
     }
     return { seconds, components };
   }

@@ -16,7 +16,7 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } fro
  * (10), at SOAK_RATE registrations/s or, by default, half the capacity measured first (a 10 s closed
  * loop). Every SOAK_STALL_EVERY_MIN minutes (3) SMTP stalls for SOAK_STALL_S seconds (30). Prints per
  * minute: registrations, register p99, mails accepted, consumer lag, outbox/mailer table sizes, RSS
- * per process; ends with lost mails, RSS growth after the warm-up per process, table bounds, and exits
+ * per process (the minute's median of once-a-second readings); ends with lost mails, RSS growth after the warm-up per process, table bounds, and exits
  * non-zero on a lost mail or RSS growth over 10 %. Warm-up: until the end of the first minute that began
  * after the first stall healed (minute 3 by default) — by then every path (stall, breaker, deferral, the
  * burst of mail and statuses after the heal) has run once; minute 1's figure is printed beside it.
@@ -252,7 +252,10 @@ async function runLoad(
       mailer_outbox: sizes.mailer_outbox,
       smtp: system.smtp.fault().mode,
       cpu_ms_per_reg: round(cpuNow / Math.max(1, ok), 1),
-      rss_mb: Object.fromEntries(Object.entries(await sampler.rssNow()).map(([k, v]) => [k, round(v, 0)])),
+      // The minute's median of the sampler's once-a-second RSS readings, not one reading at its end: a
+      // process caught between a GC and the heap's regrowth reads 10-20 MiB low for a moment (a soak
+      // once failed on such a reading as its reference), and a median ignores it while a leak moves it.
+      rss_mb: Object.fromEntries(Object.entries(usage.components).map(([k, v]) => [k, round(v.rss_mb, 0)])),
     };
     minutes.push(row);
     log(
