@@ -104,6 +104,58 @@ describe('table upkeep: what autovacuum would do, when it will not', () => {
     expect(await upkeep.runOnce()).toEqual({});
   });
 
+  test('a table another session holds locked is skipped (SKIP_LOCKED), not reported done, and done later', async () => {
+    const upkeep = tableUpkeep({ pool: db.pool, logger, tables: ['churn_off'] });
+    await db.pool.query('DELETE FROM churn_off');
+    await db.pool.query(`INSERT INTO churn_off SELECT g, 'x' FROM generate_series(1, 3000) g`);
+    await db.pool.query('DELETE FROM churn_off');
+    await waitFor(async () => (await stats('churn_off')).dead >= 3_000, { message: 'the dead rows counted' });
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE churn_off IN ACCESS EXCLUSIVE MODE');
+      expect(await upkeep.runOnce()).toEqual({});
+      expect((await stats('churn_off')).dead).toBeGreaterThanOrEqual(3_000);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await upkeep.runOnce()).toEqual({ churn_off: 'vacuum' });
+    expect((await stats('churn_off')).dead).toBe(0);
+  });
+
+  test("the database's owner may VACUUM a table it does not own, and does", async () => {
+    const role = `upkeep_dbowner_${db.name.slice(-8)}`;
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`ALTER DATABASE ${db.name} OWNER TO ${role}`);
+      await admin.query(`GRANT SELECT ON churn_off TO ${role}`);
+      await db.pool.query('DELETE FROM churn_off');
+      await db.pool.query(`INSERT INTO churn_off SELECT g, 'x' FROM generate_series(1, 3000) g`);
+      await db.pool.query('DELETE FROM churn_off');
+      await waitFor(async () => (await stats('churn_off')).dead >= 3_000, { message: 'the dead rows counted' });
+      const url = new URL(db.url);
+      url.username = role;
+      const asOwner = new pg.Pool({ connectionString: url.toString(), max: 2 });
+      try {
+        lines.length = 0;
+        const upkeep = tableUpkeep({ pool: asOwner, logger, tables: ['churn_off'] });
+        expect(await upkeep.runOnce()).toEqual({ churn_off: 'vacuum' });
+        expect((await stats('churn_off')).dead).toBe(0);
+        expect(lines.join('')).not.toMatch(/does not own/);
+      } finally {
+        await asOwner.end();
+      }
+    } finally {
+      await admin.query('ALTER DATABASE ' + db.name + ' OWNER TO CURRENT_USER').catch(() => undefined);
+      await admin.query(`REVOKE ALL ON churn_off FROM ${role}`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+
   test('without track_counts there are no counts to go by: every round VACUUMs', async () => {
     const noCounts = new pg.Pool({ connectionString: db.url, options: '-c track_counts=off', max: 1 });
     try {

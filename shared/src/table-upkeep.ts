@@ -35,26 +35,43 @@ export function upkeepDue(
 
 type Tracked = { relname: string; live: number; dead: number; modified: number; owned: boolean };
 
-/** The counts of the tables that exist among `tables`, and whether this role owns each. */
+/**
+ * The counts of the tables that exist among `tables`, and whether this role may VACUUM each: as its
+ * owner (or a member of the owning role), the database's owner, or a superuser (pg_has_role is true).
+ */
 async function readCounts(pool: Pool, tables: string[]): Promise<{ tracked: boolean; tables: Tracked[] }> {
   const { rows } = await pool.query<Tracked & { tracked: boolean }>(
     `SELECT c.relname::text AS relname, coalesce(s.n_live_tup, 0)::float8 AS live,
             coalesce(s.n_dead_tup, 0)::float8 AS dead, coalesce(s.n_mod_since_analyze, 0)::float8 AS modified,
-            pg_has_role(c.relowner, 'USAGE') AS owned, current_setting('track_counts') = 'on' AS tracked
+            (pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')) AS owned,
+            current_setting('track_counts') = 'on' AS tracked
        FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+       JOIN pg_database d ON d.datname = current_database()
       WHERE c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)`,
     [tables],
   );
   return { tracked: rows[0]?.tracked ?? true, tables: rows };
 }
 
-/** VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after). */
+/** PostgreSQL's notice for a table SKIP_LOCKED passed over: `skipping vacuum of "t" --- lock not available`. */
+const SKIPPED = /^skipping (?:vacuum|analyze) of "(.+)" --- lock not available/;
+
+/**
+ * VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after).
+ * Returns the tables SKIP_LOCKED passed over (another session held a conflicting lock): not done.
+ */
 async function maintain(
   pool: Pool,
   work: [string, 'vacuum' | 'analyze'][],
   onBackend: (pid: number | undefined) => void,
-): Promise<void> {
+): Promise<Set<string>> {
   const client = await pool.connect();
+  const skipped = new Set<string>();
+  const onNotice = (notice: { message?: string }): void => {
+    const table = SKIPPED.exec(notice.message ?? '')?.[1];
+    if (table !== undefined) skipped.add(table);
+  };
+  client.on('notice', onNotice);
   onBackend((client as unknown as { processID?: number }).processID);
   try {
     await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
@@ -63,15 +80,20 @@ async function maintain(
       const sql = due === 'vacuum' ? `VACUUM (ANALYZE, SKIP_LOCKED) ${table}` : `ANALYZE (SKIP_LOCKED) ${table}`;
       await client.query({ text: sql, query_timeout: UPKEEP_QUERY_TIMEOUT_MS } as pg.QueryConfig);
     }
+    return skipped;
   } finally {
     // Never pooled again (destroyed, failed or not): its session has no statement timeout.
     onBackend(undefined);
+    client.off('notice', onNotice);
     client.release(true);
   }
 }
 
 export type TableUpkeep = Component & {
-  /** One round now: VACUUM or ANALYZE the tables that need it (without counts: VACUUM). Returns what it did. */
+  /**
+   * One round now: VACUUM or ANALYZE the tables that need it (without counts: VACUUM). Returns what it did
+   * (a table another session held locked is skipped, and tried again next round).
+   */
   runOnce: () => Promise<Record<string, 'vacuum' | 'analyze'>>;
 };
 
@@ -127,9 +149,10 @@ export function tableUpkeep(opts: { pool: Pool; logger: Logger; tables: string[]
     const work = await dueWork(pool, on, blind, onNotOwned);
     if (work.length === 0) return {};
     const started = performance.now();
-    await maintain(pool, work, (pid) => (backend = pid));
-    const done = Object.fromEntries(work);
-    log.debug({ done, ms: Math.round(performance.now() - started) }, 'table upkeep');
+    const skipped = await maintain(pool, work, (pid) => (backend = pid));
+    const done = Object.fromEntries(work.filter(([table]) => !skipped.has(table)));
+    const ms = Math.round(performance.now() - started);
+    log.debug({ done, skipped_locked: [...skipped], ms }, 'table upkeep');
     return done;
   };
   const check = async (): Promise<void> => {
