@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
@@ -17,7 +18,10 @@ export type SendResult = { messageId: string; response: string };
 /** Where rendered mails go: SMTP in production, a log line in development. */
 export type MailTransport = {
   send: (mail: RenderedMail) => Promise<SendResult>;
-  /** Drops every pooled connection so nothing keeps talking to a server the breaker gave up on. */
+  /**
+   * Drops every pooled connection so nothing keeps talking to a server the breaker gave up on; a mail in
+   * flight on one fails at once, its error marked `connectionCut`.
+   */
   resetConnections: () => void;
   close: () => Promise<void>;
 };
@@ -60,7 +64,6 @@ function smtpOptions(config: SmtpSettings) {
     // STARTTLS mandatory: nodemailer fails the connection (ETLS) rather than AUTH or send in clear.
     requireTLS: !provider.secure && provider.requireTls,
     tls: tlsOptions(config),
-    getSocket: noDelaySocket(),
     auth: provider.user !== undefined ? { user: provider.user, pass: provider.password ?? '' } : undefined,
     connectionTimeout: config.SMTP_TIMEOUT_MS,
     greetingTimeout: config.SMTP_TIMEOUT_MS,
@@ -126,17 +129,26 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
   if (!applySmtpPipelining()) log.warn('nodemailer internals changed: SMTP envelopes are not pipelined');
   const pooled = opts.pool ?? true;
   const base = smtpOptions(config);
-  const build = () =>
-    pooled
-      ? nodemailer.createTransport({ ...base, pool: true, maxConnections: config.SMTP_POOL_SIZE } as SMTPPool.Options)
-      : nodemailer.createTransport({ ...base } as SMTPTransport.Options);
-  let transporter = withBodyTracking(build());
+  const build = () => {
+    const sockets = new Set<net.Socket>();
+    const options = { ...base, getSocket: noDelaySocket(sockets) };
+    const t = pooled
+      ? nodemailer.createTransport({
+          ...options,
+          pool: true,
+          maxConnections: config.SMTP_POOL_SIZE,
+        } as SMTPPool.Options)
+      : nodemailer.createTransport({ ...options } as SMTPTransport.Options);
+    return { transporter: withBodyTracking(t), sockets };
+  };
+  let current = build();
   const from = envelopeSender(config.MAIL_FROM);
 
   return {
     send: async (mail) => {
       const progress = { bodySent: false };
-      const info = (await transporter
+      const pool = current;
+      const info = (await pool.transporter
         .sendMail({
           from: config.MAIL_FROM,
           to: mail.to,
@@ -148,19 +160,29 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
           progress,
         } as nodemailer.SendMailOptions)
         .catch((err: unknown) => {
-          if (progress.bodySent && err && typeof err === 'object') Object.assign(err, { afterBody: true });
+          if (err && typeof err === 'object') {
+            if (progress.bodySent) Object.assign(err, { afterBody: true });
+            // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection
+            // pool was closed", no code). `connectionCut` says so, whatever nodemailer made of it.
+            if (pool !== current)
+              Object.assign(err, { connectionCut: true, ...('code' in err ? {} : { code: 'ECONNECTION' }) });
+          }
           throw err;
         })) as { messageId: string; response?: string };
       return { messageId: info.messageId, response: info.response ?? '' };
     },
     resetConnections: () => {
-      const old = transporter;
-      transporter = withBodyTracking(build());
-      old.close();
-      log.info('SMTP connections closed');
+      const old = current;
+      current = build();
+      old.transporter.close();
+      // nodemailer closes a busy connection only after its mail, which on a stalled server is one
+      // SMTP_TIMEOUT_MS away: cut it, so that mail fails now (`connection`) and moves on to a fallback.
+      const busy = old.sockets.size;
+      for (const socket of old.sockets) socket.destroy();
+      log.info({ connections_cut: busy }, 'SMTP connections closed');
     },
     close: async () => {
-      transporter.close();
+      current.transporter.close();
     },
   };
 }

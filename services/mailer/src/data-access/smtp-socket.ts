@@ -10,10 +10,15 @@ type SocketCallback = (err: Error | null, socketOptions?: { connection: net.Sock
  * timeout covers the TCP connect), then greets over it, upgrades it with STARTTLS, or wraps it in TLS
  * at once (smtps) — TLS runs over this same socket, so all three kinds of connection are no-delay.
  */
-export function noDelaySocket() {
+export function noDelaySocket(live?: Set<net.Socket>) {
   return (options: { host?: string; port?: number }, callback: SocketCallback): void => {
     const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port ?? 25, noDelay: true });
     socket.setNoDelay(true);
+    // `live`: the sockets still open, so that a reset can cut the ones busy with a mail.
+    if (live) {
+      live.add(socket);
+      socket.once('close', () => live.delete(socket));
+    }
     callback(null, { connection: coalesceWrites(socket) });
   };
 }

@@ -41,12 +41,23 @@ describe('classifySmtpError', () => {
       true,
     ],
     ['an open breaker', err({ code: 'EOPENBREAKER' }, 'Breaker is open'), 'circuit_open', true],
+    [
+      'a connection cut by the reset of a breaker that opened, before the body',
+      err({ code: 'ECONNECTION', connectionCut: true }, 'Connection closed unexpectedly'),
+      'circuit_open',
+      true,
+    ],
     ['something unexpected', new Error('weird'), 'unknown', true],
     ['a thrown string', 'not an error', 'unknown', true],
   ])('classifies %s', (_story, thrown, errorClass, retriable) => {
     const failure = classifySmtpError(thrown);
     expect(failure.errorClass).toBe(errorClass);
     expect(failure.retriable).toBe(retriable);
+  });
+
+  it('a connection cut by a reset after the whole body went out stays `connection`, possibly accepted', () => {
+    const failure = classifySmtpError(err({ code: 'ECONNECTION', connectionCut: true, afterBody: true }));
+    expect(failure).toMatchObject({ errorClass: 'connection', retriable: true, mayHaveBeenAccepted: true });
   });
 
   it('keeps the raw server text as detail (for logs) and out of the message (which may reach events)', () => {

@@ -48,6 +48,10 @@ export function classifySmtpError(err: unknown): SendFailure {
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
   // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
   const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
+  // Cut by the reset of a breaker that opened meanwhile (mail-transport's resetConnections) before the
+  // body went out: nothing was sent, and the mail waits for that breaker like any other, or moves on.
+  if ((fields as { connectionCut?: unknown }).connectionCut === true && !afterBody)
+    return new SendFailure('circuit_open', true, detail);
   if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail))
     return new SendFailure('timeout', true, detail, afterBody);
   if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail, afterBody);

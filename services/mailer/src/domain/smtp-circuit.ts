@@ -24,7 +24,8 @@ export type SmtpCircuit = {
  * passes the errorFilter (a bad address is not an outage). opossum's own timeout is off: an attempt
  * ends on nodemailer's SMTP timeouts, and a breaker timeout that abandoned a send still in flight
  * could let it be accepted after we recorded it as failed (a duplicate on retry).
- * On open the pooled connections are dropped, so nothing talks to SMTP until the half-open trial.
+ * On open the pooled connections are dropped, so nothing talks to SMTP until the half-open trial; a
+ * mail in flight on one fails at once (`circuit_open`, or `connection` if its body had gone out).
  */
 export function createSmtpCircuit(opts: {
   transport: MailTransport;
