@@ -37,13 +37,16 @@ type Tracked = { relname: string; live: number; dead: number; modified: number; 
 
 /**
  * The counts of the tables that exist among `tables`, and whether this role may VACUUM each: as its
- * owner (or a member of the owning role), the database's owner, or a superuser (pg_has_role is true).
+ * owner (or a member of the owning role), the database's owner, a superuser (pg_has_role is true), or,
+ * from PostgreSQL 17, with the MAINTAIN privilege.
  */
 async function readCounts(pool: Pool, tables: string[]): Promise<{ tracked: boolean; tables: Tracked[] }> {
   const { rows } = await pool.query<Tracked & { tracked: boolean }>(
     `SELECT c.relname::text AS relname, coalesce(s.n_live_tup, 0)::float8 AS live,
             coalesce(s.n_dead_tup, 0)::float8 AS dead, coalesce(s.n_mod_since_analyze, 0)::float8 AS modified,
-            (pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')) AS owned,
+            (pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')
+             OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                     THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END) AS owned,
             current_setting('track_counts') = 'on' AS tracked
        FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
        JOIN pg_database d ON d.datname = current_database()
@@ -53,8 +56,11 @@ async function readCounts(pool: Pool, tables: string[]): Promise<{ tracked: bool
   return { tracked: rows[0]?.tracked ?? true, tables: rows };
 }
 
-/** PostgreSQL's notice for a table SKIP_LOCKED passed over: `skipping vacuum of "t" --- lock not available`. */
-const SKIPPED = /^skipping (?:vacuum|analyze) of "(.+)" --- lock not available/;
+/**
+ * SQLSTATE of PostgreSQL's notice for a table SKIP_LOCKED passed over ("skipping vacuum of … --- lock not
+ * available", in the server's language): each statement names one table, so the notice means that one.
+ */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * VACUUM or ANALYZE on a connection of its own, without the pool's statement timeout (closed after).
@@ -67,15 +73,16 @@ async function maintain(
 ): Promise<Set<string>> {
   const client = await pool.connect();
   const skipped = new Set<string>();
-  const onNotice = (notice: { message?: string }): void => {
-    const table = SKIPPED.exec(notice.message ?? '')?.[1];
-    if (table !== undefined) skipped.add(table);
+  let current: string | undefined;
+  const onNotice = (notice: { code?: string }): void => {
+    if (notice.code === LOCK_NOT_AVAILABLE && current !== undefined) skipped.add(current);
   };
   client.on('notice', onNotice);
   onBackend((client as unknown as { processID?: number }).processID);
   try {
     await client.query('SET statement_timeout = 0; SET lock_timeout = 0');
     for (const [relname, due] of work) {
+      current = relname;
       const table = `"${relname.replaceAll('"', '""')}"`;
       const sql = due === 'vacuum' ? `VACUUM (ANALYZE, SKIP_LOCKED) ${table}` : `ANALYZE (SKIP_LOCKED) ${table}`;
       await client.query({ text: sql, query_timeout: UPKEEP_QUERY_TIMEOUT_MS } as pg.QueryConfig);

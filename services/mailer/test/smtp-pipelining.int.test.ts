@@ -109,7 +109,7 @@ describe('mailer: SMTP PIPELINING of the envelope (RFC 2920)', () => {
     },
   );
 
-  it('when a recipient is refused among mails on one connection, then the mails after it are not disturbed', async () => {
+  it('when a recipient is refused between two other mails, then the mails around it are not disturbed', async () => {
     const smtp = await server(true);
     const t = transport(smtp);
     const bad = mail();

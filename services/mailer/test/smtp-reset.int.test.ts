@@ -1,5 +1,5 @@
 import { createLogger } from '@shared/logger';
-import { startSmtpTestServer, type SmtpTestServer } from '../../../test/support/smtp-test-server';
+import { startSmtpTestServer, type SmtpFault, type SmtpTestServer } from '../../../test/support/smtp-test-server';
 import { waitFor } from '../../../test/support/wait-for';
 import { parseMailerConfig } from '../src/config';
 import { createSmtpTransport, type MailTransport } from '../src/data-access/mail-transport';
@@ -22,6 +22,8 @@ const mail = () => ({
 describe('mailer: resetting a provider’s connections cuts the mails in flight on them', () => {
   let smtp: SmtpTestServer;
   let transport: MailTransport;
+  /** Messages the server had accepted when the current case began. */
+  let received = 0;
 
   beforeAll(async () => {
     smtp = await startSmtpTestServer();
@@ -38,27 +40,48 @@ describe('mailer: resetting a provider’s connections cuts the mails in flight 
     await smtp.close();
   });
 
-  it('when the server stalls and the connections are reset, then the waiting send fails now (circuit_open: nothing was sent), and the next goes out', async () => {
-    await smtp.setFault({ mode: 'stall-connect' });
-    smtp.resetCounters();
-    const waiting = transport.send(mail()).then(
-      () => 'sent' as const,
-      (err: unknown) => err,
-    );
-    await waitFor(async () => smtp.connectionCount() >= 1, { message: 'the send connected' });
+  it.each<[string, SmtpFault, Record<string, unknown>]>([
+    ['before its greeting', { mode: 'stall-connect' }, { errorClass: 'circuit_open', mayHaveBeenAccepted: false }],
+    [
+      'after its greeting, EHLO unanswered',
+      { mode: 'stall-ehlo' },
+      { errorClass: 'circuit_open', mayHaveBeenAccepted: false },
+    ],
+    [
+      'after the whole message went out, its reply lost',
+      { mode: 'lose-ack' },
+      { errorClass: 'connection', mayHaveBeenAccepted: true },
+    ],
+  ])(
+    'when the server stalls %s and the connections are reset, then the waiting send fails now, and the next goes out',
+    async (_story, fault, expected) => {
+      // A fault applies to new connections: a fresh pool (no idle connection) makes the send meet it.
+      transport.resetConnections();
+      await smtp.setFault(fault);
+      smtp.resetCounters();
+      const waiting = transport.send(mail()).then(
+        () => 'sent' as const,
+        (err: unknown) => err,
+      );
+      await waitFor(async () => smtp.connectionCount() >= 1, { message: 'the send connected' });
+      // lose-ack: wait until the message itself went through, so the cut comes after the body.
+      if (fault.mode === 'lose-ack')
+        await waitFor(async () => smtp.messages.length > received, { message: 'the body in' });
 
-    transport.resetConnections();
+      transport.resetConnections();
 
-    // Well inside SMTP_TIMEOUT_MS (8 s), after which the send would have failed anyway.
-    const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting'), 3_000))]);
-    expect(outcome).toBeInstanceOf(Error);
-    const failure = classifySmtpError(outcome);
-    // Nothing of it was sent: it waits for the breaker that opened, or moves on to a fallback.
-    expect(failure).toMatchObject({ errorClass: 'circuit_open', retriable: true, mayHaveBeenAccepted: false });
+      // Well inside SMTP_TIMEOUT_MS (8 s), after which the send would have failed anyway.
+      const outcome = await Promise.race([waiting, new Promise((r) => setTimeout(() => r('still waiting'), 3_000))]);
+      expect(outcome).toBeInstanceOf(Error);
+      // circuit_open when nothing of it was sent: it waits for the breaker that opened, or moves on to a
+      // fallback; connection, possibly accepted, when the server may have taken it.
+      expect(classifySmtpError(outcome)).toMatchObject({ retriable: true, ...expected });
 
-    await smtp.setFault({ mode: 'healthy' });
-    const m = mail();
-    await transport.send(m);
-    expect(smtp.messages.map((r) => r.to)).toEqual([[m.to]]);
-  });
+      await smtp.setFault({ mode: 'healthy' });
+      const m = mail();
+      await transport.send(m);
+      expect(smtp.messages.at(-1)?.to).toEqual([m.to]);
+      received = smtp.messages.length;
+    },
+  );
 });

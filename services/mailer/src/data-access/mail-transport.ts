@@ -176,10 +176,11 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
       current = build();
       old.transporter.close();
       // nodemailer closes a busy connection only after its mail, which on a stalled server is one
-      // SMTP_TIMEOUT_MS away: cut it, so that mail fails now (`connection`) and moves on to a fallback.
-      const busy = old.sockets.size;
+      // SMTP_TIMEOUT_MS away: cut it, so that mail fails now (marked `connectionCut`, see send) and moves
+      // on to a fallback. The pool's idle connections, which close() has just ended, go with them.
+      const sockets = old.sockets.size;
       for (const socket of old.sockets) socket.destroy();
-      log.info({ connections_cut: busy }, 'SMTP connections closed');
+      log.info({ sockets_closed: sockets }, 'SMTP connections closed');
     },
     close: async () => {
       current.transporter.close();

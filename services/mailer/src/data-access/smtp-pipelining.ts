@@ -84,6 +84,10 @@ let applied = false;
 export function applySmtpPipelining(): boolean {
   if (applied) return true;
   const requireFromHere = createRequire(__filename);
+  // Written against nodemailer 7's SMTPConnection, which closes a connection after any failed envelope
+  // (so replies to commands sent ahead are never read by another handler): another major is left alone.
+  const { version } = requireFromHere('nodemailer/package.json') as { version: string };
+  if (!version.startsWith('7.')) return false;
   const SMTPConnection = requireFromHere('nodemailer/lib/smtp-connection') as { prototype: Prototype };
   const proto = SMTPConnection.prototype;
   const { _setEnvelope: setEnvelope, _sendCommand: sendCommand, _getDsnRcptToArgs: dsnArgs } = proto;

@@ -42,6 +42,12 @@ describe('classifySmtpError', () => {
     ],
     ['an open breaker', err({ code: 'EOPENBREAKER' }, 'Breaker is open'), 'circuit_open', true],
     [
+      'a connection cut by that reset in the TLS handshake',
+      err({ code: 'ETLS', connectionCut: true }, 'Connection closed unexpectedly'),
+      'circuit_open',
+      true,
+    ],
+    [
       'a connection cut by the reset of a breaker that opened, before the body',
       err({ code: 'ECONNECTION', connectionCut: true }, 'Connection closed unexpectedly'),
       'circuit_open',

@@ -39,19 +39,20 @@ export function classifySmtpError(err: unknown): SendFailure {
   const reply = typeof fields.responseCode === 'number' ? fields.responseCode : undefined;
 
   if (code === 'EOPENBREAKER') return new SendFailure('circuit_open', true, detail);
+  // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
+  const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
+  // Cut by the reset of a breaker that opened meanwhile (mail-transport's resetConnections) before the
+  // body went out — in the TLS handshake too: nothing was sent, and the mail waits for that breaker like
+  // any other, or moves on.
+  const cut = (fields as { connectionCut?: unknown }).connectionCut === true && !afterBody;
   // TLS could not be set up (SMTP_REQUIRE_TLS and no STARTTLS, a bad certificate): nothing was sent,
   // AUTH included. Checked before the reply code: the server's 5xx to STARTTLS is no verdict on the address.
-  if (code === 'ETLS') return new SendFailure('connection', true, detail);
+  if (code === 'ETLS' && !cut) return new SendFailure('connection', true, detail);
   if (code === 'EAUTH' || (reply !== undefined && AUTH_REPLY_CODES.has(reply)))
     return new SendFailure('auth', true, detail);
   if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
-  // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
-  const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
-  // Cut by the reset of a breaker that opened meanwhile (mail-transport's resetConnections) before the
-  // body went out: nothing was sent, and the mail waits for that breaker like any other, or moves on.
-  if ((fields as { connectionCut?: unknown }).connectionCut === true && !afterBody)
-    return new SendFailure('circuit_open', true, detail);
+  if (cut) return new SendFailure('circuit_open', true, detail);
   if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail))
     return new SendFailure('timeout', true, detail, afterBody);
   if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail, afterBody);

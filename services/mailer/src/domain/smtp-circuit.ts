@@ -57,7 +57,14 @@ export function createSmtpCircuit(opts: {
   // Besides opossum's rolling window: the last BREAKER_VOLUME_THRESHOLD answered attempts, so an outage
   // opens the breaker after about one SMTP_TIMEOUT_MS however busy the healthy period before it was.
   const recent = new RecentAttempts(opts.config.BREAKER_VOLUME_THRESHOLD, opts.config.BREAKER_ERROR_THRESHOLD_PERCENT);
-  breaker.on('success', () => recent.record(null));
+  // opossum reports an error its errorFilter let pass as a 'success' (and a 'success' while half-open
+  // closes the breaker). A `rejected` reply is one: the server answered. A mail cut by this breaker's own
+  // reset (`circuit_open`) says nothing about the provider and must not count as an answer.
+  const cutByReset = (result: unknown): boolean =>
+    result instanceof Error && classifySmtpError(result).errorClass === 'circuit_open';
+  breaker.on('success', (result: unknown) => {
+    if (!cutByReset(result)) recent.record(null);
+  });
   breaker.on('failure', (err: unknown) => {
     recent.record(classifySmtpError(err).errorClass);
     if (breaker.closed && recent.outage()) {
