@@ -138,7 +138,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
           pool: true,
           maxConnections: config.SMTP_POOL_SIZE,
         } as SMTPPool.Options)
-      : nodemailer.createTransport({ ...options } as SMTPTransport.Options);
+      : nodemailer.createTransport(options as SMTPTransport.Options);
     return { transporter: withBodyTracking(t), sockets };
   };
   let current = build();
@@ -164,8 +164,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
             if (progress.bodySent) Object.assign(err, { afterBody: true });
             // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection
             // pool was closed", no code). `connectionCut` says so, whatever nodemailer made of it.
-            if (pool !== current)
-              Object.assign(err, { connectionCut: true, ...('code' in err ? {} : { code: 'ECONNECTION' }) });
+            if (pool !== current) Object.assign(err, { connectionCut: true });
           }
           throw err;
         })) as { messageId: string; response?: string };

@@ -48,6 +48,12 @@ describe('classifySmtpError', () => {
       true,
     ],
     [
+      'a pool entry dropped by that reset (no code)',
+      err({ connectionCut: true }, 'Connection pool was closed'),
+      'circuit_open',
+      true,
+    ],
+    [
       'a connection cut by the reset of a breaker that opened, before the body',
       err({ code: 'ECONNECTION', connectionCut: true }, 'Connection closed unexpectedly'),
       'circuit_open',
@@ -61,9 +67,15 @@ describe('classifySmtpError', () => {
     expect(failure.retriable).toBe(retriable);
   });
 
-  it('a connection cut by a reset after the whole body went out stays `connection`, possibly accepted', () => {
-    const failure = classifySmtpError(err({ code: 'ECONNECTION', connectionCut: true, afterBody: true }));
-    expect(failure).toMatchObject({ errorClass: 'connection', retriable: true, mayHaveBeenAccepted: true });
+  it.each([
+    ['a closed connection', err({ code: 'ECONNECTION', connectionCut: true, afterBody: true })],
+    ['a pool entry dropped (no code)', err({ connectionCut: true, afterBody: true }, 'Connection pool was closed')],
+  ])('a connection cut by a reset after the whole body went out is `connection`, possibly accepted: %s', (_s, e) => {
+    expect(classifySmtpError(e)).toMatchObject({
+      errorClass: 'connection',
+      retriable: true,
+      mayHaveBeenAccepted: true,
+    });
   });
 
   it('keeps the raw server text as detail (for logs) and out of the message (which may reach events)', () => {

@@ -41,10 +41,9 @@ export function classifySmtpError(err: unknown): SendFailure {
   if (code === 'EOPENBREAKER') return new SendFailure('circuit_open', true, detail);
   // No reply after the whole body went out: the server may have taken the mail (see mail-transport).
   const afterBody = (fields as { afterBody?: unknown }).afterBody === true;
-  // Cut by the reset of a breaker that opened meanwhile (mail-transport's resetConnections) before the
-  // body went out — in the TLS handshake too: nothing was sent, and the mail waits for that breaker like
-  // any other, or moves on.
-  const cut = (fields as { connectionCut?: unknown }).connectionCut === true && !afterBody;
+  // Cut by the reset of a breaker that opened meanwhile (mail-transport's resetConnections), whatever
+  // nodemailer made of it (a closed socket, a dropped pool entry, a TLS handshake cut short).
+  const cut = (fields as { connectionCut?: unknown }).connectionCut === true;
   // TLS could not be set up (SMTP_REQUIRE_TLS and no STARTTLS, a bad certificate): nothing was sent,
   // AUTH included. Checked before the reply code: the server's 5xx to STARTTLS is no verdict on the address.
   if (code === 'ETLS' && !cut) return new SendFailure('connection', true, detail);
@@ -52,7 +51,12 @@ export function classifySmtpError(err: unknown): SendFailure {
     return new SendFailure('auth', true, detail);
   if (reply !== undefined && reply >= 500 && reply < 600) return new SendFailure('rejected', false, detail);
   if (reply !== undefined && reply >= 400 && reply < 500) return new SendFailure('unknown', true, detail);
-  if (cut) return new SendFailure('circuit_open', true, detail);
+  // Before the body went out nothing was sent: the mail waits for that breaker like any other, or moves
+  // on. After it, the server may have taken the mail: a connection failure, possibly accepted.
+  if (cut)
+    return afterBody
+      ? new SendFailure('connection', true, detail, true)
+      : new SendFailure('circuit_open', true, detail);
   if ((code && TIMEOUT_CODES.has(code)) || /\btime(d)?\s?out\b/i.test(detail))
     return new SendFailure('timeout', true, detail, afterBody);
   if (code && CONNECTION_CODES.has(code)) return new SendFailure('connection', true, detail, afterBody);
