@@ -2,12 +2,13 @@ import {
   Partitioners,
   type Admin,
   type Kafka,
+  type ICustomPartitioner,
   type Message,
-  type PartitionMetadata,
   type Producer,
   type TopicMessages,
 } from 'kafkajs';
 import { errorMessage } from './errors';
+import { partitionForKey } from './murmur2';
 import type { Logger } from './logger';
 
 /*
@@ -98,7 +99,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
         idempotent: true,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: explicitPartitioner,
       }));
   const partitions = opts.partitionCount
     ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined }
@@ -237,22 +238,24 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
 
 /** The partition kafkajs' default partitioner (murmur2, the Java client's) picks for a key. */
 export function partitionOf(key: Buffer | string, count: number): number {
-  let partitionMetadata = metadataOfCount.get(count);
-  if (partitionMetadata === undefined) {
-    partitionMetadata = Array.from({ length: count }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-      partitionErrorCode: 0,
-      replicas: [0],
-      isr: [0],
-    }));
-    metadataOfCount.set(count, partitionMetadata);
-  }
-  return defaultPartitioner({ topic: '', partitionMetadata, message: { key, value: null } });
+  return partitionForKey(key, count);
 }
-/** The partitioner only reads partition ids: one array per partition count, built once. */
-const metadataOfCount = new Map<number, PartitionMetadata[]>();
-const defaultPartitioner = Partitioners.DefaultPartitioner();
+
+/**
+ * The producers' partitioner: a message's own partition first (sendPerPartition sets it), then the
+ * key's murmur2 (the same partition kafkajs' default picks, without its 64-bit Long emulation), and
+ * kafkajs' default for a message with neither (it spreads them).
+ */
+export const explicitPartitioner: ICustomPartitioner = () => {
+  const fallback = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const { message, partitionMetadata } = args;
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    if (message.key !== null && message.key !== undefined)
+      return partitionForKey(message.key, partitionMetadata.length);
+    return fallback(args);
+  };
+};
 
 /** Partition counts from the cluster's metadata, cached per topic for `ttlMs`. */
 function partitionCounts(kafka: Kafka, ttlMs: number) {
