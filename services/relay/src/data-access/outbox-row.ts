@@ -6,13 +6,9 @@ export type OutboxRow = {
   topic: string;
   key: string;
   type: string;
-  version: number;
-  aggregateType: string;
-  /** occurred_at as an ISO-8601 UTC timestamp, formatted by PostgreSQL (no Date round trip). */
-  occurredAt: string;
-  /** The payload's JSON text as stored (jsonb's canonical form): put into the envelope as it is, never parsed. */
-  payloadJson: string;
-  headers: Record<string, unknown>;
+  /** The Kafka value: the contract's envelope as JSON text, written by PostgreSQL in the claim. */
+  value: string;
+  headers: Readonly<Record<string, unknown>>;
   /** When the row was inserted (PostgreSQL clock), for outbox_commit_to_publish_seconds. */
   createdAtMs: number;
 };
