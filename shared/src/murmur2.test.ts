@@ -74,6 +74,11 @@ describe('explicitPartitioner (the producers of createIdempotentProducer)', () =
 
   it("uses a message's own partition, else its key's (kafkajs' choice), else spreads keyless ones", () => {
     expect(partition({ topic: 't', partitionMetadata, message: { key: 'user-1', value: null, partition: 4 } })).toBe(4);
+    expect(partition({ topic: 't', partitionMetadata, message: { key: 'user-1', value: null, partition: 0 } })).toBe(0);
+    const bytes = { key: Buffer.from('user-7'), value: null };
+    expect(partition({ topic: 't', partitionMetadata, message: bytes })).toBe(
+      reference({ topic: 't', partitionMetadata, message: bytes }),
+    );
     for (let i = 0; i < 200; i++) {
       const message = { key: randomUUID(), value: null };
       expect(partition({ topic: 't', partitionMetadata, message })).toBe(

@@ -1,17 +1,21 @@
 /*
  * The Java client's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), which kafkajs' default
- * partitioner also uses, in 32-bit integer arithmetic. kafkajs 2.2.4 computes it with a 64-bit Long
- * emulation that allocates several objects per 4 bytes of key: in a profile of the relay's drain it
- * was ~6 % of the event loop (docs/performance.md, ninth round). Java's `int` arithmetic wraps at 32
- * bits, and the low 32 bits of kafkajs' 64-bit products, xors and shifts are the same, so the results
- * are identical: murmur2.test.ts compares them with kafkajs' own function.
+ * partitioner also uses, in 32-bit integer arithmetic. kafkajs 2.2.4 computes it on its `Long` class, a
+ * BigInt wrapper that allocates an object and a BigInt per operation and never truncates: 5-7 µs per
+ * UUID key here, ~6 % of the relay's event loop in a profile of its drain (docs/performance.md, ninth
+ * round). Java's `int` arithmetic wraps at 32 bits, and products, xors and shifts of the low 32 bits do
+ * not depend on the higher ones, so the results are identical: murmur2.test.ts compares them with
+ * kafkajs' own function.
  */
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 
-/** murmur2 of a key's bytes (a string as UTF-8), as a signed 32-bit integer like Java's. */
+/**
+ * murmur2 of a key's bytes, as a signed 32-bit integer like Java's. Anything but a Buffer is hashed as
+ * the UTF-8 of its string form, as kafkajs does.
+ */
 export function murmur2(key: Buffer | string): number {
-  const data = typeof key === 'string' ? Buffer.from(key) : key;
+  const data = Buffer.isBuffer(key) ? key : Buffer.from(String(key));
   const length = data.length;
   let h = SEED ^ length;
   const length4 = length >>> 2;

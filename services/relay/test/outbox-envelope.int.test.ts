@@ -37,6 +37,10 @@ describe('the envelope the claim writes', () => {
       payload: { text, n: i, nested: { list: [1, 'two', null], flag: true } },
       headers: i % 2 === 0 ? {} : { traceparent: `tp-${i}`, attempt: i },
     }));
+    // A later row of the first key: the claim takes it as a follower (the statement's other branch).
+    const first = rows[0];
+    if (!first) throw new Error('no rows');
+    rows.push({ ...first, eventId: randomUUID(), payload: { ...first.payload, n: 99 } });
     await db.pool.query(
       `INSERT INTO outbox (event_id, topic, key, type, version, aggregate_type, occurred_at, payload, headers)
        SELECT e, t, k, ty, 1 + n::int % 2, a, o, p, h
@@ -67,6 +71,7 @@ describe('the envelope the claim writes', () => {
       await client.query('ROLLBACK');
 
       expect(claimed).toHaveLength(rows.length);
+      expect(claimed.map((r) => r.eventId)).toEqual(rows.map((r) => r.eventId));
       claimed.forEach((row, i) => {
         const source = rows[i];
         const db = stored.rows[i];

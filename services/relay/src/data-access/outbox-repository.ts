@@ -21,8 +21,9 @@ export type RawRow = {
  * costs it less to receive than the seven the envelope is made of plus building the string. The
  * payload (jsonb) goes in as its stored text, occurred_at as ISO-8601 UTC with milliseconds, and the
  * strings through to_json, which escapes them as JSON. Fields in `buildEnvelope`'s order;
- * outbox-envelope.int.test.ts holds it byte for byte to JSON.stringify of the same envelope.
- * Headers: NULL when the row has none (nothing to parse).
+ * outbox-envelope.int.test.ts holds it byte for byte to JSON.stringify of the same envelope. concat()
+ * would drop a NULL silently: every column it reads is NOT NULL (core schema). Headers: NULL when the row
+ * has none (nothing to parse).
  */
 const COLUMNS = `o.id, o.event_id, o.topic, o.key, o.type,
   concat('{"id":', to_json(o.event_id), ',"type":', to_json(o.type), ',"version":', o.version,

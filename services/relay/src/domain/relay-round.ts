@@ -92,10 +92,13 @@ export function createRelayRound(deps: {
 
 /**
  * Counts a round's outcome, after its commit: published rows (and their insert → ack latency) per topic,
- * dead letters with a log line each. Each topic's two series are looked up once, not per row (a label
- * lookup per row was a cost of the drain).
+ * dead letters with a log line each. The published counter moves once per run of a topic's rows, not per
+ * row; the histogram still takes one observation per row (prom-client checks the child's labels on each).
  */
-function createRoundCounter(metrics: RelayMetrics, log: Logger): (outcome: PublishOutcome, ackedAt: number) => void {
+export function createRoundCounter(
+  metrics: RelayMetrics,
+  log: Logger,
+): (outcome: PublishOutcome, ackedAt: number) => void {
   type Series = {
     published: ReturnType<RelayMetrics['published']['labels']>;
     latency: ReturnType<RelayMetrics['commitToPublish']['labels']>;
