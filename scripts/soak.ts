@@ -17,9 +17,10 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } fro
  * loop). Every SOAK_STALL_EVERY_MIN minutes (3) SMTP stalls for SOAK_STALL_S seconds (30). Prints per
  * minute: registrations, register p99, mails accepted, consumer lag, outbox/mailer table sizes, RSS
  * per process (the minute's median of once-a-second readings); ends with lost mails, RSS growth after
- * the warm-up per process, table bounds, and exits non-zero on a lost mail or RSS growth over 10 %. Warm-up: until the end of the first minute that began
- * after the first stall healed (minute 3 by default) — by then every path (stall, breaker, deferral, the
- * burst of mail and statuses after the heal) has run once; minute 1's figure is printed beside it.
+ * the warm-up per process, table bounds, and exits non-zero on a lost mail or RSS growth over 10 %.
+ * Warm-up: until the end of the first minute that began after the first stall healed (minute 3 by
+ * default) — by then every path (stall, breaker, deferral, the burst of mail and statuses after the
+ * heal) has run once; minute 1's figure is printed beside it.
  */
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
 const STALL_EVERY_MIN = Number(process.env.SOAK_STALL_EVERY_MIN ?? 3);

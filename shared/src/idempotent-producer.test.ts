@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Kafka, Producer, TopicMessages } from 'kafkajs';
-import { createIdempotentProducer, partitionOf } from './idempotent-producer';
+import { createIdempotentProducer } from './idempotent-producer';
+import { partitionForKey } from './murmur2';
 import { createLogger } from './logger';
 
 const logger = createLogger({
@@ -87,7 +88,7 @@ describe('idempotent producer keeper', () => {
       'broker refuses fails alone',
     async () => {
       const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
-      const refused = partitionOf('k0', 3);
+      const refused = partitionForKey('k0', 3);
       // Like a partition without a leader: every request carrying it fails.
       const f = fakes([], (topicMessages) =>
         topicMessages.some((t) => t.messages.some((m) => m.partition === refused))
@@ -96,13 +97,13 @@ describe('idempotent producer keeper', () => {
       );
       const p = keeper(f.createProducer);
       const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
-      const partitions = new Set(keys.map((k) => partitionOf(k, 3)));
+      const partitions = new Set(keys.map((k) => partitionForKey(k, 3)));
       expect(results).toHaveLength(partitions.size);
       // Never two partitions in one request: refused records would otherwise take the others down too.
       const requests = f.made.flatMap((m) => m.sent);
       for (const r of requests) expect(new Set(r.flatMap((t) => t.messages.map((m) => m.partition))).size).toBe(1);
       for (const r of results) {
-        expect(r.items).toEqual(keys.filter((k) => partitionOf(k, 3) === r.partition));
+        expect(r.items).toEqual(keys.filter((k) => partitionForKey(k, 3) === r.partition));
         expect(r.error !== undefined).toBe(r.partition === refused);
       }
     },

@@ -111,7 +111,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
   const first = slots[0] as IdentitySlot;
   /** A partition always uses the same slot: its requests stay in order on one identity at a time. */
   const slotOf = (topic: string, partition: number): IdentitySlot =>
-    slots[partitionOf(`${partition}:${topic}`, slots.length)] ?? first;
+    slots[partitionForKey(`${partition}:${topic}`, slots.length)] ?? first;
 
   const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
     type T = (typeof items)[number];
@@ -121,7 +121,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
       const { topic, message } = record(item);
       let count = counts.get(topic);
       if (count === undefined) counts.set(topic, (count = await partitions.count(topic)));
-      const partition = message.key === null || message.key === undefined ? -1 : partitionOf(message.key, count);
+      const partition = message.key === null || message.key === undefined ? -1 : partitionForKey(message.key, count);
       const id = `${partition}:${topic}`;
       let group = groups.get(id);
       if (!group) {
@@ -236,14 +236,9 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
   };
 }
 
-/** The partition kafkajs' default partitioner (murmur2, the Java client's) picks for a key. */
-export function partitionOf(key: Buffer | string, count: number): number {
-  return partitionForKey(key, count);
-}
-
 /**
  * The producers' partitioner: a message's own partition first (sendPerPartition sets it), then the
- * key's murmur2 (the same partition kafkajs' default picks, without its 64-bit Long emulation), and
+ * key's murmur2 (the partition kafkajs' default picks, without its per-operation Long objects), and
  * kafkajs' default for a message with neither (it spreads them).
  */
 export const explicitPartitioner: ICustomPartitioner = () => {
