@@ -31,6 +31,8 @@ describe('mailer: delivering mail requests through a healthy SMTP server', () =>
     for (const r of requests) {
       const mail = byRecipient.get(r.to);
       expect(mail?.text).toContain(r.vars.code);
+      // Named after its request: a copy sent again after a lost answer carries the same Message-ID.
+      expect(mail?.messageId).toMatch(new RegExp(`^<${r.request_id}@`));
       const statuses = h.statusesOf(r.request_id);
       expect(statuses).toEqual([
         expect.objectContaining({

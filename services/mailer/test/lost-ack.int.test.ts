@@ -29,7 +29,13 @@ describe('mailer: the SMTP server accepted a mail but its acknowledgement was lo
       await h.smtp.setFault({ mode: 'healthy' });
       await h.waitForStatus(request.request_id, 'sent');
 
-      expect(h.smtp.messages.filter((m) => m.to.includes(request.to))).toHaveLength(2);
+      const copies = h.smtp.messages.filter((m) => m.to.includes(request.to));
+      expect(copies).toHaveLength(2);
+      // Both copies carry the request's Message-ID: mail stores that fold duplicates show one.
+      expect(copies.map((m) => m.messageId)).toEqual([
+        expect.stringMatching(`^<${request.request_id}@`),
+        copies[0]?.messageId,
+      ]);
       expect(await h.row(request.request_id)).toMatchObject({ state: 'sent', possible_duplicate: true });
       expect(await h.metric('mail_duplicate_sends_total')).toBe(1);
     },

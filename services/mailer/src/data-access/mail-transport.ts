@@ -11,6 +11,7 @@ import type { MailerConfig } from '../config';
 import type { RenderedMail } from './rendered-mail';
 import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-providers';
 import { noDelaySocket } from './smtp-socket';
+import { createBoundaryPool, messageIdFor } from './mime-ids';
 import { applySmtpPipelining } from './smtp-pipelining';
 
 export type SendResult = { messageId: string; response: string };
@@ -143,6 +144,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
   };
   let current = build();
   const from = envelopeSender(config.MAIL_FROM);
+  const boundary = createBoundaryPool();
 
   return {
     send: async (mail) => {
@@ -157,6 +159,8 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
           subject: mail.subject,
           text: mail.text,
           html: mail.html,
+          messageId: messageIdFor(mail.requestId, from),
+          baseBoundary: boundary(),
           progress,
         } as nodemailer.SendMailOptions)
         .catch((err: unknown) => {
@@ -192,7 +196,7 @@ export function createConsoleTransport(opts: { logger: Logger }): MailTransport 
   const log = opts.logger.child({ component: 'console-transport' });
   return {
     send: async (mail) => {
-      const messageId = `<${randomUUID()}@console.mailer>`;
+      const messageId = messageIdFor(mail.requestId, 'mailer@console.mailer') ?? `<${randomUUID()}@console.mailer>`;
       log.info(
         { console_mail: { message_id: messageId, to: mail.to, subject: mail.subject, text: mail.text } },
         'mail printed instead of sent (MAIL_TRANSPORT=console)',

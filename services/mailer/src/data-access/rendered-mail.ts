@@ -5,4 +5,6 @@ export type RenderedMail = {
   subject: string;
   text: string;
   html: string;
+  /** The mail request it renders: the SMTP transport names the mail after it (Message-ID, see mime-ids.ts). */
+  requestId?: string;
 };

@@ -28,10 +28,13 @@ function openCode(keys: PayloadKeyring, claim: ClaimedRequest): string {
 /** Render and send through the providers' breakers; a mail rendering refuses becomes a failed outcome. */
 async function attemptSend(ctx: DeliverContext, claim: ClaimedRequest): Promise<FailoverOutcome> {
   try {
-    const mail = renderConfirmationMail({
-      to: claim.recipient,
-      vars: { ...claim.vars, code: openCode(ctx.payloadKeys, claim) },
-    });
+    const mail = {
+      ...renderConfirmationMail({
+        to: claim.recipient,
+        vars: { ...claim.vars, code: openCode(ctx.payloadKeys, claim) },
+      }),
+      requestId: claim.requestId,
+    };
     return await ctx.failover.send(mail);
   } catch (err) {
     // Rendering refused the request (e.g. an address that would inject a header): no SMTP attempt.
