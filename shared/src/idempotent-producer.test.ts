@@ -38,8 +38,27 @@ function fakes(failures: unknown[] = [], failWhen?: (topicMessages: TopicMessage
   return { made, createProducer, maxInFlight: () => maxInFlight };
 }
 
-const keeper = (createProducer: () => Producer) =>
-  createIdempotentProducer({ kafka: {} as Kafka, logger, createProducer, partitionCount: async () => 3 });
+const keeper = (createProducer: () => Producer, leaders?: (number | undefined)[]) =>
+  createIdempotentProducer({
+    kafka: {} as Kafka,
+    logger,
+    createProducer,
+    partitionLayout: async () => ({ count: 3, ...(leaders ? { leaders } : {}) }),
+  });
+
+/** What kafkajs (with kafkajs-produce-outcomes.ts) throws when a broker refuses some partitions of a request. */
+const refusal = (topicMessages: TopicMessages[], refused: number, errorCode: number) =>
+  Object.assign(new Error('The request included a message larger than the max message size the server will accept'), {
+    type: 'MESSAGE_TOO_LARGE',
+    partitionOutcomes: topicMessages.flatMap((t) =>
+      [...new Set(t.messages.map((m) => m.partition))].map((partition) => ({
+        topic: t.topic,
+        partition,
+        errorCode: partition === refused ? errorCode : 0,
+      })),
+    ),
+  });
+const partitionsOf = (request: TopicMessages[]) => new Set(request.flatMap((t) => t.messages.map((m) => m.partition)));
 
 describe('idempotent producer keeper', () => {
   it.each([
@@ -84,61 +103,68 @@ describe('idempotent producer keeper', () => {
   );
 
   it(
-    'when items span partitions, then each partition is one request in the order given, and a partition the ' +
-      'broker refuses fails alone',
+    'when items span partitions of one leader, then they go in one request, and a partition the broker refuses ' +
+      'fails alone with its own error while the others count as acknowledged',
     async () => {
       const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'];
       const refused = partitionForKey('k0', 3);
-      // Like a partition without a leader: every request carrying it fails.
-      const f = fakes([], (topicMessages) =>
-        topicMessages.some((t) => t.messages.some((m) => m.partition === refused))
-          ? new Error('leader not available')
-          : undefined,
-      );
+      const f = fakes([], (topicMessages) => refusal(topicMessages, refused, 10));
       const p = keeper(f.createProducer);
       const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
       const partitions = new Set(keys.map((k) => partitionForKey(k, 3)));
       expect(results).toHaveLength(partitions.size);
-      // Never two partitions in one request: refused records would otherwise take the others down too.
       const requests = f.made.flatMap((m) => m.sent);
-      for (const r of requests) expect(new Set(r.flatMap((t) => t.messages.map((m) => m.partition))).size).toBe(1);
+      expect(requests).toHaveLength(1);
+      expect(partitionsOf(requests[0] ?? []).size).toBe(partitions.size);
       for (const r of results) {
         expect(r.items).toEqual(keys.filter((k) => partitionForKey(k, 3) === r.partition));
         expect(r.error !== undefined).toBe(r.partition === refused);
       }
+      // kafkajs' own error for the refused partition's code (10): classified as a rejection, as before.
+      expect(results.find((r) => r.partition === refused)?.error).toMatchObject({ type: 'MESSAGE_TOO_LARGE' });
+    },
+  );
+
+  it('when a request of several partitions fails without an answer, then none of them counts as sent', async () => {
+    const lost = Object.assign(new Error('Closed connection'), { name: 'KafkaJSNumberOfRetriesExceeded' });
+    const f = fakes([lost]);
+    const p = keeper(f.createProducer);
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
+    const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+    expect(results.length).toBeGreaterThan(1);
+    for (const r of results) expect(r.error).toBe(lost);
+    expect(p.generation()).toBe(1);
+    expect(p.connected()).toBe(false);
+  });
+
+  it(
+    'when partitions have different leaders, then each leader gets its own request, and one without a leader ' +
+      'goes alone',
+    async () => {
+      const f = fakes();
+      // Partition 0 and 1 on broker 1, partition 2 without a leader.
+      const p = keeper(f.createProducer, [1, 1, undefined]);
+      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+      await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const requests = f.made.flatMap((m) => m.sent).map((r) => [...partitionsOf(r)].sort());
+      expect(requests.sort()).toEqual([[0, 1], [2]]);
     },
   );
 });
 
-describe('idempotent producer keeper: partitions in parallel', () => {
-  it(
-    'when several partitions are sent at once, then they go out in parallel on separate producers, and one ' +
-      'partition always uses the same producer',
-    async () => {
-      const f = fakes();
-      const p = keeper(f.createProducer);
-      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
-      const topics = ['a', 'b'];
-      await p.sendPerPartition(
-        keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
-        (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
-      );
-      await p.sendPerPartition(
-        keys.flatMap((key) => topics.map((topic) => ({ key, topic }))),
-        (r) => ({ topic: r.topic, message: { key: r.key, value: r.key } }),
-      );
-      expect(f.maxInFlight()).toBeGreaterThan(1);
-      const producerOf = new Map<string, number>();
-      for (const made of f.made) {
-        for (const request of made.sent.flat()) {
-          for (const m of request.messages) {
-            const id = `${request.topic}:${m.partition}`;
-            expect(producerOf.get(id) ?? made.n).toBe(made.n);
-            producerOf.set(id, made.n);
-          }
-        }
-      }
-      expect(producerOf.size).toBe(6);
-    },
-  );
+describe('idempotent producer keeper: requests in parallel', () => {
+  it('when two sends run at once, then they go out in parallel on separate producers', async () => {
+    const f = fakes();
+    const p = keeper(f.createProducer);
+    const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+    const items = keys.flatMap((key) => ['a', 'b'].map((topic) => ({ key, topic })));
+    const record = (r: { key: string; topic: string }) => ({ topic: r.topic, message: { key: r.key, value: r.key } });
+    await Promise.all([p.sendPerPartition(items, record), p.sendPerPartition(items, record)]);
+    expect(f.maxInFlight()).toBe(2);
+    // Each request: both topics, all three partitions, every item once.
+    for (const request of f.made.flatMap((m) => m.sent)) {
+      expect(request.map((t) => t.topic)).toEqual(['a', 'b']);
+      expect(request.flatMap((t) => t.messages)).toHaveLength(items.length);
+    }
+  });
 });

@@ -1,6 +1,5 @@
 import {
   Partitioners,
-  type Admin,
   type Kafka,
   type ICustomPartitioner,
   type Message,
@@ -8,7 +7,14 @@ import {
   type TopicMessages,
 } from 'kafkajs';
 import { errorMessage } from './errors';
+import { applyProduceOutcomesPatch } from './kafkajs-produce-outcomes';
 import { partitionForKey } from './murmur2';
+import {
+  createPartitionSender,
+  partitionLayouts,
+  type PartitionLayout,
+  type PartitionResult,
+} from './partition-sender';
 import type { Logger } from './logger';
 
 /*
@@ -32,27 +38,21 @@ import type { Logger } from './logger';
  *
  * Hence, for every idempotent producer of this project:
  * 1. one sendBatch at a time per producer (each slot's chain below), so nothing is queued behind a failing
- *    send; the keeper holds a few producers ("slots") and routes each topic-partition always to the same
- *    one, so different partitions go out in parallel while each partition's requests stay in order;
+ *    send; the keeper holds a few producers ("slots"), so that requests go out in parallel;
  * 2. after ANY failed sendBatch (outcome unknown or not), the producer is disconnected and the next send
  *    runs on a new producer (connect → InitProducerId → a new producer id, sequences from 0);
- * 3. callers delete or mark only records whose sendBatch resolved — acknowledged by an identity that had
- *    never failed — and keep everything else pending.
- * `sendPerPartition` sends one request per partition, so a failure (a rejected record, a partition
- * without a leader) is confined to that partition's records.
+ * 3. callers delete or mark only records the broker acknowledged to an identity that had never failed
+ *    before: a sendBatch that resolved, or a partition the last answer to a failed one reports appended
+ *    (kafkajs' retries resend the same records with the same sequences, so that answer is about these
+ *    records) — and keep everything else pending.
+ * `sendPerPartition` reports each partition on its own, so a failure (a rejected record, a partition
+ * without a leader) is confined to that partition's records. It sends the partitions one leader has in
+ * ONE request: kafkajs only reports a request's first failed partition, but kafkajs-produce-outcomes.ts
+ * keeps the broker's whole answer, so the partitions it appended count as acknowledged and the others
+ * fail with their own error. Without that patch (other kafkajs internals), one request per partition.
  */
 
-export type PartitionResult<T> = {
-  topic: string;
-  /** -1 for records without a key (kafkajs spreads them; they form one group per topic). */
-  partition: number;
-  /** The caller's items in the order given. */
-  items: T[];
-  /** Set when this partition's request failed: none of `items` counts as acknowledged. */
-  error?: unknown;
-  /** Not sent: the caller asked to skip this partition. */
-  skipped?: true;
-};
+export type { PartitionLayout, PartitionResult };
 
 export type IdempotentProducer = {
   /** Connects the current producer (start-up, readiness); sends connect on their own too. */
@@ -60,8 +60,9 @@ export type IdempotentProducer = {
   /** One produce request (acks = all) on the first slot's identity; rejects when it was not acknowledged. */
   send: (topicMessages: TopicMessages[]) => Promise<void>;
   /**
-   * Groups `items` by topic-partition (keeping their order) and sends one request per partition, except
-   * for partitions `skip` names (returned with `skipped`, nothing sent).
+   * Groups `items` by topic-partition (keeping their order) and sends them, one request per partition
+   * leader, except for partitions `skip` names (returned with `skipped`, nothing sent); one result per
+   * partition.
    */
   sendPerPartition: <T>(
     items: T[],
@@ -80,13 +81,13 @@ export type IdempotentProducerOptions = {
   logger: Logger;
   /** Overrides the producer factory (tests). */
   createProducer?: () => Producer;
-  /** Looks up a topic's partition count (default: admin metadata, cached for `metadataTtlMs`). */
-  partitionCount?: (topic: string) => Promise<number>;
-  metadataTtlMs?: number;
   /**
-   * Producer identities kept side by side (default 4). Each topic-partition always uses the same one,
-   * so different partitions are sent in parallel while one partition's requests stay serialized.
+   * Looks up a topic's partitions: their count and each one's leader (default: admin metadata, cached for
+   * `metadataTtlMs`). Leaders unknown (undefined): all partitions count as one leader's.
    */
+  partitionLayout?: (topic: string) => Promise<PartitionLayout>;
+  metadataTtlMs?: number;
+  /** Producer identities kept side by side (default 4): requests on different ones go out in parallel. */
   producers?: number;
 };
 
@@ -101,54 +102,17 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
         allowAutoTopicCreation: false,
         createPartitioner: explicitPartitioner,
       }));
-  const partitions = opts.partitionCount
-    ? { count: opts.partitionCount, forget: () => undefined, close: async () => undefined }
-    : partitionCounts(opts.kafka, opts.metadataTtlMs ?? 30_000);
+  const partitions = opts.partitionLayout
+    ? { layout: opts.partitionLayout, forget: () => undefined, close: async () => undefined }
+    : partitionLayouts(opts.kafka, opts.metadataTtlMs ?? 30_000);
   const generations = { count: 0 };
   const slots = Array.from({ length: Math.max(1, opts.producers ?? 4) }, () =>
     createIdentitySlot(createProducer, log, generations),
   );
   const first = slots[0] as IdentitySlot;
-  /** A partition always uses the same slot: its requests stay in order on one identity at a time. */
-  const slotOf = (topic: string, partition: number): IdentitySlot =>
-    slots[partitionForKey(`${partition}:${topic}`, slots.length)] ?? first;
-
-  const sendPerPartition: IdempotentProducer['sendPerPartition'] = async (items, record, skip) => {
-    type T = (typeof items)[number];
-    const groups = new Map<string, PartitionGroup<T>>();
-    const counts = new Map<string, number>();
-    for (const item of items) {
-      const { topic, message } = record(item);
-      let count = counts.get(topic);
-      if (count === undefined) counts.set(topic, (count = await partitions.count(topic)));
-      const partition = message.key === null || message.key === undefined ? -1 : partitionForKey(message.key, count);
-      const id = `${partition}:${topic}`;
-      let group = groups.get(id);
-      if (!group) {
-        group = { topic, partition, items: [], messages: [] };
-        groups.set(id, group);
-      }
-      group.items.push(item);
-      group.messages.push(partition >= 0 ? { ...message, partition } : message);
-    }
-    // Partitions go out in parallel on their slots; each partition's request waits for its slot. One
-    // request per partition, never several in one: when the broker refuses one partition's records (a
-    // record too large), it has appended the others of the same request, but kafkajs reports only the
-    // error — resending them would duplicate them.
-    return Promise.all(
-      [...groups.values()].map(async ({ messages, ...group }): Promise<PartitionResult<T>> => {
-        if (skip?.(group.topic, group.partition)) return { ...group, skipped: true };
-        try {
-          await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages }]);
-          return group;
-        } catch (error) {
-          partitions.forget(group.topic);
-          return { ...group, error };
-        }
-      }),
-    );
-  };
-
+  const combine = applyProduceOutcomesPatch();
+  if (!combine) log.warn('kafkajs internals changed: one produce request per partition');
+  const sendPerPartition = createPartitionSender({ slots, partitions, combine });
   return {
     // Every identity at once: the first sends of a burst do not wait for InitProducerId one by one.
     connect: async () => void (await Promise.all(slots.map((s) => s.connect()))),
@@ -162,8 +126,6 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
     },
   };
 }
-
-type PartitionGroup<T> = PartitionResult<T> & { messages: Message[] };
 
 type IdentitySlot = {
   connect: () => Promise<void>;
@@ -251,35 +213,3 @@ export const explicitPartitioner: ICustomPartitioner = () => {
     return fallback(args);
   };
 };
-
-/** Partition counts from the cluster's metadata, cached per topic for `ttlMs`. */
-function partitionCounts(kafka: Kafka, ttlMs: number) {
-  const cache = new Map<string, { count: number; at: number }>();
-  let admin: Admin | undefined;
-  const count = async (topic: string): Promise<number> => {
-    const hit = cache.get(topic);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.count;
-    try {
-      admin ??= kafka.admin();
-      await admin.connect();
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-      const n = topics[0]?.partitions.length ?? 0;
-      if (n <= 0) throw new Error(`topic ${topic} has no partitions in the cluster's metadata`);
-      cache.set(topic, { count: n, at: Date.now() });
-      return n;
-    } catch (err) {
-      const stale = admin;
-      admin = undefined;
-      await stale?.disconnect().catch(() => undefined);
-      throw err;
-    }
-  };
-  return {
-    count,
-    forget: (topic: string) => cache.delete(topic),
-    close: async () => {
-      await admin?.disconnect().catch(() => undefined);
-      admin = undefined;
-    },
-  };
-}

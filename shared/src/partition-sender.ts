@@ -1,0 +1,172 @@
+import type { Admin, Kafka, Message, TopicMessages } from 'kafkajs';
+import { produceErrorFromCode, producePartitionOutcomes } from './kafkajs-produce-outcomes';
+import { partitionForKey } from './murmur2';
+
+export type PartitionResult<T> = {
+  topic: string;
+  /** -1 for records without a key (kafkajs spreads them; they form one group per topic). */
+  partition: number;
+  /** The caller's items in the order given. */
+  items: T[];
+  /** Set when this partition's records were not acknowledged: none of `items` counts as acknowledged. */
+  error?: unknown;
+  /** Not sent: the caller asked to skip this partition. */
+  skipped?: true;
+};
+
+/** A topic's partitions: how many, and each one's leader when known (none known: one leader for all). */
+export type PartitionLayout = { count: number; leaders?: (number | undefined)[] };
+
+/** Where a request goes: one producer identity, one sendBatch at a time (idempotent-producer.ts). */
+export type SendSlot = { send: (topicMessages: TopicMessages[]) => Promise<void> };
+
+export type PartitionSource = {
+  layout: (topic: string) => Promise<PartitionLayout>;
+  /** Drops a topic's cached layout (after a failure: leaders may have moved). */
+  forget: (topic: string) => void;
+};
+
+type Group<T> = { topic: string; partition: number; leader: string; items: T[]; messages: Message[] };
+
+const resultOf = <T>({ topic, partition, items }: Group<T>): PartitionResult<T> => ({ topic, partition, items });
+
+/** Groups items by topic-partition (keeping their order), each group tagged with its leader. */
+async function groupItems<T>(
+  items: T[],
+  record: (item: T) => { topic: string; message: Message },
+  layoutOf: (topic: string) => Promise<PartitionLayout>,
+): Promise<Group<T>[]> {
+  const groups = new Map<string, Group<T>>();
+  const layouts = new Map<string, PartitionLayout>();
+  for (const item of items) {
+    const { topic, message } = record(item);
+    let layout = layouts.get(topic);
+    if (layout === undefined) layouts.set(topic, (layout = await layoutOf(topic)));
+    const keyed = message.key !== null && message.key !== undefined;
+    const partition = keyed ? partitionForKey(message.key as Buffer | string, layout.count) : -1;
+    const id = `${partition}:${topic}`;
+    let group = groups.get(id);
+    if (!group) {
+      // Records without a key, or a partition whose leader is not known, go alone (their failure stays theirs).
+      const leader = layout.leaders === undefined ? 'any' : layout.leaders[partition];
+      group = {
+        topic,
+        partition,
+        leader: leader === undefined || !keyed ? id : String(leader),
+        items: [],
+        messages: [],
+      };
+      groups.set(id, group);
+    }
+    group.items.push(item);
+    group.messages.push(keyed ? { ...message, partition } : message);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * sendPerPartition (see idempotent-producer.ts): the partitions one leader has go out in one request
+ * when `combine` (kafkajs-produce-outcomes.ts applied), each other partition alone. A partition sent
+ * alone always uses the same slot; a combined request takes the slots in turn, so that two relay loops
+ * send at once. (Per-key order does not rest on the slots: a key's rows are claimed by one round at a
+ * time, the next claim only after the broker acknowledged them.)
+ */
+export function createPartitionSender(deps: { slots: SendSlot[]; partitions: PartitionSource; combine: boolean }) {
+  const { slots, partitions } = deps;
+  const slotOf = (topic: string, partition: number) =>
+    slots[partitionForKey(`${partition}:${topic}`, slots.length)] as SendSlot;
+  let turn = 0;
+
+  const sendAlone = async <T>(group: Group<T>): Promise<PartitionResult<T>[]> => {
+    try {
+      await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages: group.messages }]);
+      return [resultOf(group)];
+    } catch (error) {
+      partitions.forget(group.topic);
+      return [{ ...resultOf(group), error }];
+    }
+  };
+
+  // One request; on failure each partition's fate is the broker's last answer for it: appended (0),
+  // its own error, or — no answer at all (a lost connection, a timeout) — the request's error.
+  const sendTogether = async <T>(groups: Group<T>[]): Promise<PartitionResult<T>[]> => {
+    const byTopic = new Map<string, Message[]>();
+    for (const g of groups) {
+      const messages = byTopic.get(g.topic);
+      if (messages) for (const m of g.messages) messages.push(m);
+      else byTopic.set(g.topic, [...g.messages]);
+    }
+    const slot = slots[turn++ % slots.length] as SendSlot;
+    try {
+      await slot.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+      return groups.map(resultOf);
+    } catch (error) {
+      const outcomes = producePartitionOutcomes(error);
+      return groups.map((g) => {
+        const code = outcomes?.get(`${g.partition}:${g.topic}`);
+        if (code === 0) return resultOf(g);
+        partitions.forget(g.topic);
+        return { ...resultOf(g), error: code === undefined ? error : produceErrorFromCode(code) };
+      });
+    }
+  };
+
+  return async <T>(
+    items: T[],
+    record: (item: T) => { topic: string; message: Message },
+    skip?: (topic: string, partition: number) => boolean,
+  ): Promise<PartitionResult<T>[]> => {
+    const groups = await groupItems(items, record, partitions.layout);
+    const results = new Map<Group<T>, PartitionResult<T>>();
+    const requests = new Map<string, Group<T>[]>();
+    for (const g of groups) {
+      if (skip?.(g.topic, g.partition)) results.set(g, { ...resultOf(g), skipped: true });
+      else {
+        const key = deps.combine ? g.leader : `${g.partition}:${g.topic}`;
+        requests.set(key, [...(requests.get(key) ?? []), g]);
+      }
+    }
+    await Promise.all(
+      [...requests.values()].map(async (request) => {
+        const sent = request.length === 1 ? await sendAlone(request[0] as Group<T>) : await sendTogether(request);
+        request.forEach((g, i) => results.set(g, sent[i] as PartitionResult<T>));
+      }),
+    );
+    return groups.map((g) => results.get(g) as PartitionResult<T>);
+  };
+}
+
+/** Partition layouts from the cluster's metadata, cached per topic for `ttlMs`. */
+export function partitionLayouts(kafka: Kafka, ttlMs: number) {
+  const cache = new Map<string, { layout: PartitionLayout; at: number }>();
+  let admin: Admin | undefined;
+  const layout = async (topic: string): Promise<PartitionLayout> => {
+    const hit = cache.get(topic);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.layout;
+    try {
+      admin ??= kafka.admin();
+      await admin.connect();
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const found = topics[0]?.partitions ?? [];
+      if (found.length <= 0) throw new Error(`topic ${topic} has no partitions in the cluster's metadata`);
+      const leaders: (number | undefined)[] = [];
+      for (const p of found) leaders[p.partitionId] = p.leader >= 0 ? p.leader : undefined;
+      const fresh = { count: found.length, leaders };
+      cache.set(topic, { layout: fresh, at: Date.now() });
+      return fresh;
+    } catch (err) {
+      const stale = admin;
+      admin = undefined;
+      await stale?.disconnect().catch(() => undefined);
+      throw err;
+    }
+  };
+  return {
+    layout,
+    forget: (topic: string) => void cache.delete(topic),
+    close: async () => {
+      await admin?.disconnect().catch(() => undefined);
+      admin = undefined;
+    },
+  };
+}
