@@ -138,6 +138,30 @@ describe('idempotent producer keeper', () => {
   });
 
   it(
+    'when a combined request goes unanswered, then its partitions go alone until each succeeds alone, so a ' +
+      'partition that never answers does not hold the others back',
+    async () => {
+      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+      const silent = partitionForKey('key-0', 3);
+      const timeout = Object.assign(new Error('Request Produce timed out'), { name: 'KafkaJSRequestTimeoutError' });
+      const f = fakes([], (topicMessages) => (partitionsOf(topicMessages).has(silent) ? timeout : undefined));
+      const p = keeper(f.createProducer);
+      const send = () => p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const failed = async () => (await send()).filter((r) => r.error !== undefined).map((r) => r.partition);
+
+      expect((await failed()).length).toBe(3);
+      expect(await failed()).toEqual([silent]);
+      expect(await failed()).toEqual([silent]);
+      const requests = f.made.flatMap((m) => m.sent).map((r) => [...partitionsOf(r)].sort());
+      const others = [0, 1, 2].filter((x) => x !== silent);
+      // Together; then each alone; then the two that answered together again, the silent one alone.
+      expect(requests.slice(0, 1)).toEqual([[0, 1, 2]]);
+      expect(requests.slice(1, 4).sort()).toEqual([[0], [1], [2]]);
+      expect(requests.slice(4).sort()).toEqual([others, [silent]].sort());
+    },
+  );
+
+  it(
     'when partitions have different leaders, then each leader gets its own request, and one without a leader ' +
       'goes alone',
     async () => {

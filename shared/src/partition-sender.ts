@@ -70,9 +70,16 @@ async function groupItems<T>(
  * alone always uses the same slot; a combined request takes the slots in turn, so that two relay loops
  * send at once. (Per-key order does not rest on the slots: a key's rows are claimed by one round at a
  * time, the next claim only after the broker acknowledged them.)
+ *
+ * A combined request that failed without an answer (a lost connection, a timeout) says nothing about
+ * its partitions: each of them then goes alone until a request of its own succeeds, so that a partition
+ * whose answers never arrive cannot hold the others back round after round.
  */
 export function createPartitionSender(deps: { slots: SendSlot[]; partitions: PartitionSource; combine: boolean }) {
   const { slots, partitions } = deps;
+  /** Partitions (`partition:topic`) that go alone: a combined request carrying them went unanswered. */
+  const alone = new Set<string>();
+  const idOf = (g: { topic: string; partition: number }) => `${g.partition}:${g.topic}`;
   const slotOf = (topic: string, partition: number) =>
     slots[partitionForKey(`${partition}:${topic}`, slots.length)] as SendSlot;
   let turn = 0;
@@ -80,6 +87,7 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
   const sendAlone = async <T>(group: Group<T>): Promise<PartitionResult<T>[]> => {
     try {
       await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages: group.messages }]);
+      alone.delete(idOf(group));
       return [resultOf(group)];
     } catch (error) {
       partitions.forget(group.topic);
@@ -103,10 +111,12 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
     } catch (error) {
       const outcomes = producePartitionOutcomes(error);
       return groups.map((g) => {
-        const code = outcomes?.get(`${g.partition}:${g.topic}`);
+        const code = outcomes?.get(idOf(g));
         if (code === 0) return resultOf(g);
         partitions.forget(g.topic);
-        return { ...resultOf(g), error: code === undefined ? error : produceErrorFromCode(code) };
+        if (code !== undefined) return { ...resultOf(g), error: produceErrorFromCode(code) };
+        alone.add(idOf(g));
+        return { ...resultOf(g), error };
       });
     }
   };
@@ -122,7 +132,7 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
     for (const g of groups) {
       if (skip?.(g.topic, g.partition)) results.set(g, { ...resultOf(g), skipped: true });
       else {
-        const key = deps.combine ? g.leader : `${g.partition}:${g.topic}`;
+        const key = deps.combine && !alone.has(idOf(g)) ? g.leader : idOf(g);
         requests.set(key, [...(requests.get(key) ?? []), g]);
       }
     }

@@ -33,6 +33,30 @@ describe('relay: a blip between relay and broker loses nothing', () => {
     return counts;
   }
 
+  test('when a round holds a user event and a mail request, then one produce request carries both topics', async () => {
+    const prefix = uniquePrefix('one-request');
+    const topics = [`${prefix}accounts.user-events`, `${prefix}mail.requests`];
+    // Committed before the relay starts, so both land in one claimed round, like a registration's two rows.
+    const ids = await insertOutboxRows(db.pool, [
+      { key: `${prefix}user`, seq: 0 },
+      { key: `${prefix}user`, seq: 1, topic: 'mail.requests' },
+    ]);
+    const before = env.proxy.produceRequests.length;
+    const relay = await startTestRelay({ databaseUrl: db.url, pool: db.pool, brokers: env.proxied, prefix });
+    try {
+      await waitFor(async () => (await outboxCount(db.pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
+      const requests = env.proxy.produceRequests.slice(before).filter((r) => r.topics.some((t) => topics.includes(t)));
+      expect(requests.map((r) => [...r.topics].sort())).toEqual([[...topics].sort()]);
+      const held = [
+        ...(await readWholeTopic(env.direct, topics[0] ?? '')),
+        ...(await readWholeTopic(env.direct, topics[1] ?? '')),
+      ];
+      expect(idCounts(held)).toEqual(new Map(ids.map((id) => [id, 1])));
+    } finally {
+      await relay.stop();
+    }
+  });
+
   test.each(runs)(
     'when the answers to row A are lost while row B (another key, same partition) waits, then both A and B are in Kafka%s',
     async () => {
