@@ -151,6 +151,7 @@ function createIntake(deps: MailerDeps, parts: Parts, dispatcher: Dispatcher): M
     groupId: `${deps.config.KAFKA_TOPIC_PREFIX}mailer`,
     topic: topicNames(deps.config.KAFKA_TOPIC_PREFIX).mailRequests,
     record,
+    partitions: deps.config.KAFKA_TOPIC_PARTITIONS,
     logger,
   });
 }

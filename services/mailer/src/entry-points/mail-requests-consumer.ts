@@ -1,4 +1,5 @@
 import type { Consumer, Kafka } from 'kafkajs';
+import { groupConcurrentCalls } from '@shared/group-concurrent-calls';
 import { CONSUMER_TIMING } from '@shared/kafka';
 import { createOffsetCommitter, type OffsetCommitter } from '@shared/offset-commits';
 import type { Logger } from '@shared/logger';
@@ -19,18 +20,29 @@ export type MailRequestsConsumer = {
  * only after `record` resolved, i.e. after the batch's requests and DLQ records committed in PostgreSQL.
  * A crash before that commit redelivers the batch, and the inbox's primary key (request_id) turns the
  * redelivery into a no-op: at-least-once from Kafka, exactly-once into the inbox.
+ *
+ * The partitions of one fetch are handled side by side and their batches recorded together (one call
+ * of `record`, so one intake statement or transaction per fetch instead of one per partition: a burst
+ * spreads over every partition). If that call fails, each partition's batch is recorded again on its own
+ * (shared/src/group-concurrent-calls.ts), so a failure stays with the batch that caused it.
  */
 export function createMailRequestsConsumer(opts: {
   kafka: Kafka;
   groupId: string;
   topic: string;
   record: (messages: IncomingMessage[]) => Promise<void>;
+  /** The topic's partitions: how many batches of one fetch are handled side by side (default 6). */
+  partitions?: number;
   logger: Logger;
 }): MailRequestsConsumer {
   const log = opts.logger.child({ component: 'mail-requests-consumer' });
   let consumer: Consumer | undefined;
   let committer: OffsetCommitter | undefined;
   let paused = false;
+  const record = groupConcurrentCalls(async (messages: IncomingMessage[]) => {
+    await opts.record(messages);
+    return messages.map(() => true);
+  });
 
   return {
     start: async () => {
@@ -40,11 +52,12 @@ export function createMailRequestsConsumer(opts: {
       await consumer.connect();
       await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
       await consumer.run({
+        partitionsConsumedConcurrently: opts.partitions ?? 6,
         eachBatchAutoResolve: false,
         ...commits.runOptions,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           if (!isRunning() || isStale() || batch.messages.length === 0) return;
-          await opts.record(
+          await record(
             batch.messages.map((m) => ({
               topic: batch.topic,
               partition: batch.partition,

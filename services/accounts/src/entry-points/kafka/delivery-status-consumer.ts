@@ -8,7 +8,7 @@ import { contractTopicConfigs, topicNames } from '@shared/topics';
 import type { DomainDeps } from '../../domain/deps';
 import { createRecordDeliveryStatuses } from '../../domain/record-delivery-status';
 import { createDeliveryStatusBatchHandler } from './delivery-status-batch';
-import { groupConcurrentCalls } from './group-concurrent-calls';
+import { groupConcurrentCalls } from '@shared/group-concurrent-calls';
 
 export const DELIVERY_STATUS_CONSUMER = 'accounts.delivery-status';
 const STOP_GRACE_MS = 1_000;
@@ -55,7 +55,7 @@ async function runWithCommitter(
  * Consumes mail.delivery-status into mail_delivery_status (what /email/status, /email/resend and
  * `Prefer: wait` read), one DB transaction per Kafka batch (a run of valid messages of one partition,
  * domain/record-delivery-status.ts) — batches of several partitions handled at once share it
- * (group-concurrent-calls.ts). An offset is resolved only after its message's transaction
+ * (shared/src/group-concurrent-calls.ts). An offset is resolved only after its message's transaction
  * committed (and committed to Kafka within a second, shared/src/offset-commits.ts), so a crash
  * re-delivers and the processed_events dedupe absorbs it. A poison message is logged,
  * counted and parked in accounts_poison_events (then its offset is committed): one bad record never
