@@ -10,8 +10,16 @@ const logger = createLogger({
   destination: new Writable({ write: (_c, _e, done) => done() }),
 });
 
-/** Fake kafkajs producers: each records what it was asked to send; `failNext` scripts failures. */
-function fakes(failures: unknown[] = [], failWhen?: (topicMessages: TopicMessages[]) => unknown) {
+/**
+ * Fake kafkajs producers: each records what it was asked to send; `failures` and `failWhen` script
+ * failures; a send that succeeds answers for every partition it carried, except those `unanswered` names
+ * (kafkajs resolving without having sent them).
+ */
+function fakes(
+  failures: unknown[] = [],
+  failWhen?: (topicMessages: TopicMessages[]) => unknown,
+  unanswered: (topic: string, partition: number | undefined) => boolean = () => false,
+) {
   const made: { n: number; sent: TopicMessages[][]; disconnected: boolean }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -31,7 +39,11 @@ function fakes(failures: unknown[] = [], failWhen?: (topicMessages: TopicMessage
         state.sent.push(topicMessages);
         const failure = failWhen?.(topicMessages) ?? failures.shift();
         if (failure) throw failure;
-        return [];
+        return topicMessages.flatMap((t) =>
+          [...new Set(t.messages.map((m) => m.partition))]
+            .filter((partition) => !unanswered(t.topic, partition))
+            .map((partition) => ({ topicName: t.topic, partition: partition ?? 0, errorCode: 0 })),
+        );
       },
     } as unknown as Producer;
   };
@@ -158,6 +170,31 @@ describe('idempotent producer keeper', () => {
       expect(requests.slice(0, 1)).toEqual([[0, 1, 2]]);
       expect(requests.slice(1, 4).sort()).toEqual([[0], [1], [2]]);
       expect(requests.slice(4).sort()).toEqual([others, [silent]].sort());
+    },
+  );
+
+  it(
+    'when a request resolves without an answer for one of its partitions, then that partition is not ' +
+      'acknowledged, and it goes alone until it is',
+    async () => {
+      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+      const skipped = partitionForKey('key-0', 3);
+      let answers = false;
+      // Like kafkajs skipping a partition that moved to a broker which had already answered.
+      const f = fakes([], undefined, (_topic, partition) => partition === skipped && !answers);
+      const p = keeper(f.createProducer);
+      const send = () => p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+
+      const first = await send();
+      expect(first.filter((r) => r.error !== undefined).map((r) => r.partition)).toEqual([skipped]);
+      expect(String(first.find((r) => r.partition === skipped)?.error)).toMatch(/without an answer for partition/);
+      // Alone now, and still unanswered (kafkajs knows no leader for it): still not acknowledged.
+      const second = await send();
+      expect(second.filter((r) => r.error !== undefined).map((r) => r.partition)).toEqual([skipped]);
+      answers = true;
+      expect((await send()).filter((r) => r.error !== undefined)).toEqual([]);
+      const requests = f.made.flatMap((m) => m.sent).map((r) => [...partitionsOf(r)].sort());
+      expect(requests.filter((r) => r.length === 1 && r[0] === skipped)).toHaveLength(2);
     },
   );
 

@@ -4,6 +4,7 @@ import {
   type ICustomPartitioner,
   type Message,
   type Producer,
+  type RecordMetadata,
   type TopicMessages,
 } from 'kafkajs';
 import { errorMessage } from './errors';
@@ -42,9 +43,11 @@ import type { Logger } from './logger';
  * 2. after ANY failed sendBatch (outcome unknown or not), the producer is disconnected and the next send
  *    runs on a new producer (connect → InitProducerId → a new producer id, sequences from 0);
  * 3. callers delete or mark only records the broker acknowledged to an identity that had never failed
- *    before: a sendBatch that resolved, or a partition the last answer to a failed one reports appended
- *    (kafkajs' retries resend the same records with the same sequences, so that answer is about these
- *    records) — and keep everything else pending.
+ *    before: a partition the answers of a resolved sendBatch list without error — not merely a resolved
+ *    sendBatch: kafkajs resolves without sending a partition it knows no leader for, or one that moved,
+ *    between its retries, to a broker that had already answered — or a partition the last answer to a
+ *    failed one reports appended (kafkajs' retries resend the same records with the same sequences, so
+ *    that answer is about these records); everything else stays pending.
  * `sendPerPartition` reports each partition on its own, so a failure (a rejected record, a partition
  * without a leader) is confined to that partition's records. It sends the partitions one leader has in
  * ONE request: kafkajs only reports a request's first failed partition, but kafkajs-produce-outcomes.ts
@@ -116,7 +119,7 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
   return {
     // Every identity at once: the first sends of a burst do not wait for InitProducerId one by one.
     connect: async () => void (await Promise.all(slots.map((s) => s.connect()))),
-    send: (topicMessages) => first.send(topicMessages),
+    send: async (topicMessages) => void (await first.send(topicMessages)),
     sendPerPartition,
     generation: () => generations.count,
     connected: () => slots.some((s) => s.connected()),
@@ -129,7 +132,8 @@ export function createIdempotentProducer(opts: IdempotentProducerOptions): Idemp
 
 type IdentitySlot = {
   connect: () => Promise<void>;
-  send: (topicMessages: TopicMessages[]) => Promise<void>;
+  /** kafkajs' answer: the partitions the broker acknowledged (see partition-sender.ts on trusting it). */
+  send: (topicMessages: TopicMessages[]) => Promise<RecordMetadata[]>;
   connected: () => boolean;
   disconnect: () => Promise<void>;
 };
@@ -182,7 +186,7 @@ function createIdentitySlot(createProducer: () => Producer, log: Logger, generat
       serialize(async () => {
         const producer = await ensure();
         try {
-          await producer.sendBatch({ topicMessages, acks: -1 });
+          return await producer.sendBatch({ topicMessages, acks: -1 });
         } catch (err) {
           await retire(producer, err);
           throw err;

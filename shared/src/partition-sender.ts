@@ -1,4 +1,4 @@
-import type { Admin, Kafka, Message, TopicMessages } from 'kafkajs';
+import type { Admin, Kafka, Message, RecordMetadata, TopicMessages } from 'kafkajs';
 import { produceErrorFromCode, producePartitionOutcomes } from './kafkajs-produce-outcomes';
 import { partitionForKey } from './murmur2';
 
@@ -18,7 +18,7 @@ export type PartitionResult<T> = {
 export type PartitionLayout = { count: number; leaders?: (number | undefined)[] };
 
 /** Where a request goes: one producer identity, one sendBatch at a time (idempotent-producer.ts). */
-export type SendSlot = { send: (topicMessages: TopicMessages[]) => Promise<void> };
+export type SendSlot = { send: (topicMessages: TopicMessages[]) => Promise<RecordMetadata[]> };
 
 export type PartitionSource = {
   layout: (topic: string) => Promise<PartitionLayout>;
@@ -29,6 +29,22 @@ export type PartitionSource = {
 type Group<T> = { topic: string; partition: number; leader: string; items: T[]; messages: Message[] };
 
 const resultOf = <T>({ topic, partition, items }: Group<T>): PartitionResult<T> => ({ topic, partition, items });
+
+/** The partitions (`partition:topic`) a resolved sendBatch's answers list without error. */
+const answered = (metadata: RecordMetadata[]): Set<string> =>
+  new Set(metadata.filter((m) => m.errorCode === 0).map((m) => `${m.partition}:${m.topicName}`));
+
+/**
+ * A resolved sendBatch is not proof for every partition in it: kafkajs sends nothing for a partition it
+ * knows no leader for (its own metadata may lag the topic's), and between its retries it skips a broker
+ * that has answered once, even if a partition has moved to it since. A partition counts as sent only when
+ * the answers list it; a group without a key (kafkajs picks its partitions) when there is any answer.
+ */
+const unanswered = <T>(group: Group<T>, acked: Set<string>): boolean =>
+  group.partition >= 0 ? !acked.has(`${group.partition}:${group.topic}`) : acked.size === 0;
+
+const noAnswer = (g: { topic: string; partition: number }) =>
+  new Error(`the produce request resolved without an answer for partition ${g.partition} of ${g.topic}`);
 
 /** Groups items by topic-partition (keeping their order), each group tagged with its leader. */
 async function groupItems<T>(
@@ -64,6 +80,18 @@ async function groupItems<T>(
   return [...groups.values()];
 }
 
+/** The groups by request: those sharing `keyOf` go out together, in the order given. */
+function requestsOf<T>(groups: Group<T>[], keyOf: (g: Group<T>) => string): Group<T>[][] {
+  const requests = new Map<string, Group<T>[]>();
+  for (const g of groups) {
+    const key = keyOf(g);
+    const request = requests.get(key);
+    if (request) request.push(g);
+    else requests.set(key, [g]);
+  }
+  return [...requests.values()];
+}
+
 /**
  * sendPerPartition (see idempotent-producer.ts): the partitions one leader has go out in one request
  * when `combine` (kafkajs-produce-outcomes.ts applied), each other partition alone. A partition sent
@@ -72,8 +100,9 @@ async function groupItems<T>(
  * time, the next claim only after the broker acknowledged them.)
  *
  * A combined request that failed without an answer (a lost connection, a timeout) says nothing about
- * its partitions: each of them then goes alone until a request of its own succeeds, so that a partition
- * whose answers never arrive cannot hold the others back round after round.
+ * its partitions, nor does a resolved one about a partition its answers leave out: each of them then
+ * goes alone until a request of its own succeeds, so that a partition whose answers never arrive cannot
+ * hold the others back round after round.
  */
 export function createPartitionSender(deps: { slots: SendSlot[]; partitions: PartitionSource; combine: boolean }) {
   const { slots, partitions } = deps;
@@ -86,7 +115,13 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
 
   const sendAlone = async <T>(group: Group<T>): Promise<PartitionResult<T>[]> => {
     try {
-      await slotOf(group.topic, group.partition).send([{ topic: group.topic, messages: group.messages }]);
+      const metadata = await slotOf(group.topic, group.partition).send([
+        { topic: group.topic, messages: group.messages },
+      ]);
+      if (unanswered(group, answered(metadata))) {
+        partitions.forget(group.topic);
+        return [{ ...resultOf(group), error: noAnswer(group) }];
+      }
       alone.delete(idOf(group));
       return [resultOf(group)];
     } catch (error) {
@@ -106,8 +141,13 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
     }
     const slot = slots[turn++ % slots.length] as SendSlot;
     try {
-      await slot.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
-      return groups.map(resultOf);
+      const acked = answered(await slot.send([...byTopic].map(([topic, messages]) => ({ topic, messages }))));
+      return groups.map((g) => {
+        if (!unanswered(g, acked)) return resultOf(g);
+        partitions.forget(g.topic);
+        alone.add(idOf(g));
+        return { ...resultOf(g), error: noAnswer(g) };
+      });
     } catch (error) {
       const outcomes = producePartitionOutcomes(error);
       return groups.map((g) => {
@@ -128,16 +168,13 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
   ): Promise<PartitionResult<T>[]> => {
     const groups = await groupItems(items, record, partitions.layout);
     const results = new Map<Group<T>, PartitionResult<T>>();
-    const requests = new Map<string, Group<T>[]>();
-    for (const g of groups) {
-      if (skip?.(g.topic, g.partition)) results.set(g, { ...resultOf(g), skipped: true });
-      else {
-        const key = deps.combine && !alone.has(idOf(g)) ? g.leader : idOf(g);
-        requests.set(key, [...(requests.get(key) ?? []), g]);
-      }
-    }
+    for (const g of groups) if (skip?.(g.topic, g.partition)) results.set(g, { ...resultOf(g), skipped: true });
+    const requests = requestsOf(
+      groups.filter((g) => !results.has(g)),
+      (g) => (deps.combine && !alone.has(idOf(g)) ? g.leader : idOf(g)),
+    );
     await Promise.all(
-      [...requests.values()].map(async (request) => {
+      requests.map(async (request) => {
         const sent = request.length === 1 ? await sendAlone(request[0] as Group<T>) : await sendTogether(request);
         request.forEach((g, i) => results.set(g, sent[i] as PartitionResult<T>));
       }),

@@ -19,9 +19,9 @@ export type PublishOutcome = {
 };
 
 /**
- * Publishes claimed rows (in id order) with one produce request per topic-partition, each on a producer
- * identity that has never failed (see shared/src/idempotent-producer.ts). A failure stays in its
- * partition:
+ * Publishes claimed rows (in id order), one batch per topic-partition and one produce request per
+ * partition leader, on a producer identity that has never failed (see shared/src/idempotent-producer.ts);
+ * each partition's outcome is its own. A failure stays in its partition:
  * - the broker rejected the partition's batch for good (a record too large, invalid): its rows are
  *   re-sent one by one in id order, the offending ones are dead-lettered, the others go out;
  * - anything else (no leader, timeout, lost answer): the partition's rows stay pending, from the first

@@ -21,7 +21,8 @@ type Done = { outcome: PublishOutcome; ackedAt: number };
  * 1. claim — in one transaction, lock the oldest pending row of as many keys as possible and later rows
  *    of those keys (the claim's SQL in outbox-repository.ts explains why per-key order holds), sent
  *    with the BEGIN;
- * 2. publish — one produce request per partition on an idempotent producer identity that never failed;
+ * 2. publish — one produce request per partition leader on an idempotent producer identity that never
+ *    failed, each partition acknowledged or failed on its own;
  * 3. delete — only the rows the broker acknowledged; dead-letter the ones it rejected for good; the
  *    rest stay pending (a failed partition's rows, from its first unacknowledged one);
  * 4. commit (withTransaction; the delete goes with the COMMIT, one round trip), then count — metrics
