@@ -49,6 +49,8 @@ describe('mailer + scripts/replay-dlq.ts: a failed request replayed from the DLQ
     const mails = h.smtp.messages.filter((m) => m.to.includes(request.to));
     expect(mails).toHaveLength(1);
     expect(mails[0]?.text).toContain(request.vars.code);
+    // A replay is a new delivery: its Message-ID names the replay, not the original's.
+    expect(mails[0]?.messageId).toMatch(new RegExp(`^<${request.request_id}\\.1@`));
     expect(
       h
         .statusesOf(request.request_id)

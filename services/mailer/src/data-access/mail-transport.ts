@@ -159,7 +159,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
           subject: mail.subject,
           text: mail.text,
           html: mail.html,
-          messageId: messageIdFor(mail.requestId, from),
+          messageId: messageIdFor(mail.requestId, from, mail.generation),
           baseBoundary: boundary(),
           progress,
         } as nodemailer.SendMailOptions)
@@ -196,7 +196,8 @@ export function createConsoleTransport(opts: { logger: Logger }): MailTransport 
   const log = opts.logger.child({ component: 'console-transport' });
   return {
     send: async (mail) => {
-      const messageId = messageIdFor(mail.requestId, 'mailer@console.mailer') ?? `<${randomUUID()}@console.mailer>`;
+      const messageId =
+        messageIdFor(mail.requestId, 'mailer@console.mailer', mail.generation) ?? `<${randomUUID()}@console.mailer>`;
       log.info(
         { console_mail: { message_id: messageId, to: mail.to, subject: mail.subject, text: mail.text } },
         'mail printed instead of sent (MAIL_TRANSPORT=console)',

@@ -10,12 +10,15 @@ const ID_RIGHT = /^[A-Za-z0-9.-]{1,253}$/;
  * every provider. The mail a lost SMTP answer made us send twice (a possible duplicate, on a retry or
  * through the fallback) carries the same Message-ID both times, so mail stores and clients that fold
  * duplicates by Message-ID show it once; and nodemailer draws no random bytes for it (five calls per
- * mail). Undefined (nodemailer generates a random one, as before) when either part is not plain.
+ * mail). A DLQ replay is an operator's deliberate new delivery: its N-th replay is `<request id.N@…>`,
+ * so a store that kept an earlier copy (in spam, deleted) does not fold the replay away. Undefined
+ * (nodemailer generates a random one, as before) when either part is not plain.
  */
-export function messageIdFor(requestId: string | undefined, senderAddress: string): string | undefined {
+export function messageIdFor(requestId: string | undefined, senderAddress: string, generation = 0): string | undefined {
   const domain = senderAddress.slice(senderAddress.lastIndexOf('@') + 1);
   if (requestId === undefined || !ID_LEFT.test(requestId) || !ID_RIGHT.test(domain)) return undefined;
-  return `<${requestId}@${domain}>`;
+  if (!Number.isSafeInteger(generation) || generation < 0) return undefined;
+  return `<${requestId}${generation > 0 ? `.${generation}` : ''}@${domain}>`;
 }
 
 /**

@@ -7,4 +7,6 @@ export type RenderedMail = {
   html: string;
   /** The mail request it renders: the SMTP transport names the mail after it (Message-ID, see mime-ids.ts). */
   requestId?: string;
+  /** The request's DLQ replay generation (0: its original delivery), part of the Message-ID when above 0. */
+  generation?: number;
 };

@@ -34,6 +34,7 @@ async function attemptSend(ctx: DeliverContext, claim: ClaimedRequest): Promise<
         vars: { ...claim.vars, code: openCode(ctx.payloadKeys, claim) },
       }),
       requestId: claim.requestId,
+      generation: claim.generation,
     };
     return await ctx.failover.send(mail);
   } catch (err) {

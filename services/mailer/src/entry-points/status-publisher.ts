@@ -23,10 +23,11 @@ export type StatusPublisher = {
  * and deletes only what the broker acknowledged. Woken after each recorded outcome, and sweeps every
  * `sweepMs` so leftovers of a crash or of a Kafka outage go out on their own.
  *
- * The keeper (shared/src/idempotent-producer.ts) sends one request per partition, one at a time, and
- * replaces its producer (a new producer id) after ANY failed send, whatever the cause: kafkajs rolls back
- * the sequences of a failed request even where the broker appended it, so reusing that producer could
- * get later statuses acknowledged as duplicates and never appended. A failed partition's events stay
+ * The keeper (shared/src/idempotent-producer.ts) sends one request per partition leader, tells each
+ * partition's outcome apart, sends one request at a time per producer identity, and replaces its
+ * producer (a new producer id) after ANY failed send, whatever the cause: kafkajs rolls back the
+ * sequences of a failed request even where the broker appended it, so reusing that producer could get
+ * later statuses acknowledged as duplicates and never appended. A failed partition's events stay
  * pending (from the first one not acknowledged); the others are deleted.
  */
 export function createStatusPublisher(opts: {
