@@ -87,7 +87,14 @@ function fakeKafka(script: { failingConnects: number }) {
             });
           }
           state.sent.push(...topicMessages);
-          return [];
+          // The broker's answers: every partition the request carried, appended.
+          return topicMessages.flatMap((t) =>
+            [...new Set(t.messages.map((m) => m.partition ?? 0))].map((partition) => ({
+              topicName: t.topic,
+              partition,
+              errorCode: 0,
+            })),
+          );
         },
       } as unknown as Producer;
     },
