@@ -28,11 +28,14 @@ export type PartitionSource = {
 
 type Group<T> = { topic: string; partition: number; leader: string; items: T[]; messages: Message[] };
 
+/** A topic-partition's name (`partition:topic`): groups, the broker's answers, the slot choice. */
+const idOf = (g: { topic: string; partition: number }): string => `${g.partition}:${g.topic}`;
+
 const resultOf = <T>({ topic, partition, items }: Group<T>): PartitionResult<T> => ({ topic, partition, items });
 
 /** The partitions (`partition:topic`) a resolved sendBatch's answers list without error. */
 const answered = (metadata: RecordMetadata[]): Set<string> =>
-  new Set(metadata.filter((m) => m.errorCode === 0).map((m) => `${m.partition}:${m.topicName}`));
+  new Set(metadata.filter((m) => m.errorCode === 0).map((m) => idOf({ topic: m.topicName, partition: m.partition })));
 
 /**
  * A resolved sendBatch is not proof for every partition in it: kafkajs sends nothing for a partition it
@@ -41,7 +44,7 @@ const answered = (metadata: RecordMetadata[]): Set<string> =>
  * the answers list it; a group without a key (kafkajs picks its partitions) when there is any answer.
  */
 const unanswered = <T>(group: Group<T>, acked: Set<string>): boolean =>
-  group.partition >= 0 ? !acked.has(`${group.partition}:${group.topic}`) : acked.size === 0;
+  group.partition >= 0 ? !acked.has(idOf(group)) : acked.size === 0;
 
 const noAnswer = (g: { topic: string; partition: number }) =>
   new Error(`the produce request resolved without an answer for partition ${g.partition} of ${g.topic}`);
@@ -60,7 +63,7 @@ async function groupItems<T>(
     if (layout === undefined) layouts.set(topic, (layout = await layoutOf(topic)));
     const keyed = message.key !== null && message.key !== undefined;
     const partition = keyed ? partitionForKey(message.key as Buffer | string, layout.count) : -1;
-    const id = `${partition}:${topic}`;
+    const id = idOf({ topic, partition });
     let group = groups.get(id);
     if (!group) {
       // Records without a key, or a partition whose leader is not known, go alone (their failure stays theirs).
@@ -108,9 +111,8 @@ export function createPartitionSender(deps: { slots: SendSlot[]; partitions: Par
   const { slots, partitions } = deps;
   /** Partitions (`partition:topic`) that go alone: a combined request carrying them went unanswered. */
   const alone = new Set<string>();
-  const idOf = (g: { topic: string; partition: number }) => `${g.partition}:${g.topic}`;
   const slotOf = (topic: string, partition: number) =>
-    slots[partitionForKey(`${partition}:${topic}`, slots.length)] as SendSlot;
+    slots[partitionForKey(idOf({ topic, partition }), slots.length)] as SendSlot;
   let turn = 0;
 
   const sendAlone = async <T>(group: Group<T>): Promise<PartitionResult<T>[]> => {
