@@ -149,6 +149,26 @@ export function median(values: readonly number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/**
+ * A trend through per-minute figures that one odd minute cannot decide (Theil–Sen): the slope is the
+ * median of the slopes between every pair of minutes, the line goes through the median of the minutes'
+ * offsets from it. A soak judges RSS growth from this line's value at its first judged minute to its
+ * value at the last: a process read 10–20 MiB low right after a collection (the soak failed twice on
+ * such a reference minute) moves neither, while a steady leak moves the slope, and the line with it,
+ * over the whole span. `growth` = to / from - 1 (0 for fewer than two minutes).
+ */
+export function robustTrend(values: readonly number[]): { from: number; to: number; growth: number } {
+  const n = values.length;
+  if (n < 2) return { from: values[0] ?? 0, to: values[0] ?? 0, growth: 0 };
+  const slopes: number[] = [];
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) slopes.push(((values[j] as number) - (values[i] as number)) / (j - i));
+  const slope = median(slopes);
+  const from = median(values.map((v, i) => v - slope * i));
+  const to = from + slope * (n - 1);
+  return { from, to, growth: from > 0 ? to / from - 1 : 0 };
+}
+
 export type ComponentUsage = { cpu_ms: number; rss_mb: number; pids: number };
 
 /**

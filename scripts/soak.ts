@@ -8,7 +8,7 @@ import type { ServiceName } from '../infra/dev/service-process';
 import { topicNames } from '../shared/src/topics';
 import { closedLoop, postJson } from '../bench/load';
 import { percentile, round } from '../bench/lib';
-import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } from '../bench/proc-stats';
+import { CpuSampler, databaseOf, postgresBackends, robustTrend, treesOf, type PidSource } from '../bench/proc-stats';
 
 /**
  * `npm run soak`: the whole stack (accounts, relay, mailer as real processes, a Kafka broker of its
@@ -17,7 +17,8 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } fro
  * loop). Every SOAK_STALL_EVERY_MIN minutes (3) SMTP stalls for SOAK_STALL_S seconds (30). Prints per
  * minute: registrations, register p99, mails accepted, consumer lag, outbox/mailer table sizes, RSS
  * per process (the minute's median of once-a-second readings); ends with lost mails, RSS growth after
- * the warm-up per process, table bounds, and exits non-zero on a lost mail or RSS growth over 10 %.
+ * the warm-up per process (from a trend through the minutes after it, `robustTrend`), table bounds, and
+ * exits non-zero on a lost mail or RSS growth over 10 %.
  * Warm-up: until the end of the first minute that began after the first stall healed (minute 3 by
  * default) — by then every path (stall, breaker, deferral, the burst of mail and statuses after the
  * heal) has run once; minute 1's figure is printed beside it.
@@ -25,7 +26,7 @@ import { CpuSampler, databaseOf, postgresBackends, treesOf, type PidSource } fro
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
 const STALL_EVERY_MIN = Number(process.env.SOAK_STALL_EVERY_MIN ?? 3);
 const STALL_S = Number(process.env.SOAK_STALL_S ?? 30);
-/** The first stall starts after the warm-up minute, at 90 s; RSS is judged from the first minute after it healed. */
+/** The first stall starts after the warm-up minute, at 90 s; RSS is judged over the minutes from the first one after it healed. */
 const FIRST_STALL_AT_S = 90;
 const ADMIN_URL = process.env.SOAK_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RSS_GROWTH_LIMIT = 0.1;
@@ -299,27 +300,29 @@ function report(minutes: Minute[], registered: Set<string>, system: System, flag
   const unflagged = duplicatedTo.filter((e) => !flagged.has(e)).length;
   // The end of the first minute that began after the first stall healed.
   const warmMinute = Math.ceil((FIRST_STALL_AT_S + STALL_S) / 60) + 1;
-  const warm = minutes.length > warmMinute ? minutes[warmMinute - 1] : minutes[0];
-  const warmLabel = minutes.length > warmMinute ? `minute ${warmMinute} (after the first stall)` : 'minute 1';
-  const first = minutes[0];
-  const last = minutes.at(-1);
+  const judged = minutes.length > warmMinute ? minutes.slice(warmMinute - 1) : minutes;
+  const judgedLabel = minutes.length > warmMinute ? `minutes ${warmMinute}-${minutes.length}` : 'every minute';
   log('');
   log(
     `[soak] registrations 201: ${registered.size}; mails lost: ${lost}; duplicated: ${duplicated} ` +
       `(not flagged as a possible duplicate by the mailer: ${unflagged})`,
   );
   let failed = lost > 0;
-  if (warm && last && minutes.length > 1) {
+  if (judged.length > 1) {
+    log(
+      `[soak] RSS growth over ${judgedLabel} (after the warm-up), from a trend through them (the median of ` +
+        'the slopes between every two minutes), so one minute read right after a collection decides nothing:',
+    );
     for (const p of PROCESSES) {
-      const from = warm.rss_mb[p];
-      const to = last.rss_mb[p];
-      if (!from || to === undefined) continue;
-      const growth = to / from - 1;
-      const over = p !== 'postgres' && growth > RSS_GROWTH_LIMIT;
+      const series = judged.map((m) => m.rss_mb[p] ?? 0);
+      if (series.some((v) => v <= 0)) continue;
+      const trend = robustTrend(series);
+      const over = p !== 'postgres' && trend.growth > RSS_GROWTH_LIMIT;
       failed ||= over;
-      const sinceFirst = first?.rss_mb[p] ? ` (after minute 1: ${first.rss_mb[p]} MiB)` : '';
       log(
-        `[soak] RSS ${p}: ${from} MiB after ${warmLabel} -> ${to} MiB at the end (${round(growth * 100, 1)} %${over ? ', OVER the 10 % limit' : ''})${sinceFirst}`,
+        `[soak] RSS ${p}: ${round(trend.from, 1)} -> ${round(trend.to, 1)} MiB (${round(trend.growth * 100, 1)} %` +
+          `${over ? ', OVER the 10 % limit' : ''}); minutes: ${series.join(', ')} MiB` +
+          ` (minute 1: ${minutes[0]?.rss_mb[p] ?? 0} MiB)`,
       );
     }
   }
@@ -328,7 +331,7 @@ function report(minutes: Minute[], registered: Set<string>, system: System, flag
     `[soak] tables: outbox max ${max('outbox')} (0 at the end), mailer_outbox max ${max('mailer_outbox')}, unfinished mail requests max ${max('mailer_unfinished')}`,
   );
   log(
-    `[soak] mailer_requests ${last?.mailer_requests ?? 0} rows: finished requests stay MAIL_RETENTION_DAYS (7 d) by design, then the retention job deletes them in batches`,
+    `[soak] mailer_requests ${minutes.at(-1)?.mailer_requests ?? 0} rows: finished requests stay MAIL_RETENTION_DAYS (7 d) by design, then the retention job deletes them in batches`,
   );
   log(`[soak] verdict: ${failed ? 'FAILED' : 'passed'} (0 lost, RSS growth <= 10 % per service process)`);
   return failed ? 1 : 0;
