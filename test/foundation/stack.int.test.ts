@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
-import { freePort } from '../support/ports';
+import { freePorts } from '../support/ports';
 import { waitFor } from '../support/wait-for';
 
 const alive = (pid: number) => {
@@ -37,17 +37,20 @@ describe('npm start (the whole stack)', () => {
     'when started, then every part is up; when Ctrl-C is pressed with resends in flight, then each service ' +
       'drains once and they are written',
     async () => {
-      const ports = { accounts: await freePort(), relay: await freePort(), mailer: await freePort() };
-      const opsPorts = { accounts: await freePort(), relay: ports.relay, mailer: ports.mailer };
+      // KAFKA_PORT and its + 1 (the broker's controller) are chosen together with every other port.
+      const chosen = await freePorts(8, 2);
+      const at = (i: number): number => chosen[i] as number;
+      const ports = { accounts: at(2), relay: at(3), mailer: at(4) };
+      const opsPorts = { accounts: at(5), relay: ports.relay, mailer: ports.mailer };
       const env = {
         ...process.env,
         DATABASE_URL: db.url,
         KAFKA_BROKERS: '',
         SMTP_HOST: '',
-        KAFKA_PORT: String(await freePort()),
+        KAFKA_PORT: String(at(0)),
         KAFKA_DATA_DIR: path.join(dataDir, 'kafka'),
-        MAIL_CATCHER_SMTP_PORT: String(await freePort()),
-        MAIL_CATCHER_WEB_PORT: String(await freePort()),
+        MAIL_CATCHER_SMTP_PORT: String(at(6)),
+        MAIL_CATCHER_WEB_PORT: String(at(7)),
         ACCOUNTS_PORT: String(ports.accounts),
         ACCOUNTS_OPS_PORT: String(opsPorts.accounts),
         RELAY_PORT: String(ports.relay),
