@@ -5,18 +5,22 @@ type Queue = {
   throttledUntil: number;
   throttleCheckTimeoutId: NodeJS.Timeout | null;
   pending: unknown[];
+  inflight: Map<number, unknown>;
   checkPendingRequests: () => void;
+  scheduleRequestTimeoutCheck: () => void;
+  push: (request: object) => void;
+  fulfillRequest: (answer: { correlationId: number; payload: Buffer | null; size: number }) => void;
   destroy: () => void;
 };
 const RequestQueue = createRequire(__filename)('kafkajs/src/network/requestQueue/index.js') as new (
   opts: object,
 ) => Queue;
 const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const newQueue = () =>
+const newQueue = (opts: { enforceRequestTimeout?: boolean; requestTimeout?: number } = {}) =>
   new RequestQueue({
     maxInFlightRequests: 1,
-    requestTimeout: 1_000,
-    enforceRequestTimeout: false,
+    requestTimeout: opts.requestTimeout ?? 1_000,
+    enforceRequestTimeout: opts.enforceRequestTimeout ?? false,
     clientId: 't',
     broker: 'b',
     logger,
@@ -44,5 +48,109 @@ describe("kafkajs' request queue while idle", () => {
     queue.checkPendingRequests();
     expect(queue.throttleCheckTimeoutId).not.toBeNull();
     clearTimeout(queue.throttleCheckTimeoutId as NodeJS.Timeout);
+  });
+});
+
+/**
+ * Timers armed through the globals kafkajs calls (setTimeout, setInterval) and still due: neither fired
+ * (a one-shot) nor cleared. kafkajs' forever interval would stay in it.
+ */
+function trackTimers(): { live: () => number; restore: () => void } {
+  const live = new Set<unknown>();
+  const real = { setTimeout, setInterval, clearTimeout, clearInterval };
+  const spies = [
+    jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const timer = real.setTimeout(() => {
+        live.delete(timer);
+        fn();
+      }, ms);
+      live.add(timer);
+      return timer;
+    }) as unknown as typeof setTimeout),
+    jest.spyOn(global, 'setInterval').mockImplementation(((fn: () => void, ms?: number) => {
+      const timer = real.setInterval(fn, ms);
+      live.add(timer);
+      return timer;
+    }) as unknown as typeof setInterval),
+    jest.spyOn(global, 'clearTimeout').mockImplementation((timer) => {
+      live.delete(timer);
+      real.clearTimeout(timer);
+    }),
+    jest.spyOn(global, 'clearInterval').mockImplementation((timer) => {
+      live.delete(timer);
+      real.clearInterval(timer);
+    }),
+  ];
+  return { live: () => live.size, restore: () => spies.forEach((spy) => spy.mockRestore()) };
+}
+
+/** Sleeps on the real timer (not counted). */
+const sleep = (ms: number, realSetTimeout: typeof setTimeout) => new Promise((r) => realSetTimeout(r, ms));
+
+/** Pushes a request as a connection does; resolves to how it ended. */
+function send(queue: Queue, correlationId: number, requestTimeout: number): Promise<string> {
+  return new Promise((resolve) =>
+    queue.push({
+      entry: {
+        correlationId,
+        apiName: 'Produce',
+        apiKey: 0,
+        apiVersion: 7,
+        resolve: () => resolve('answered'),
+        reject: (err: Error) => resolve(err.name),
+      },
+      expectResponse: true,
+      sendRequest: () => undefined,
+      requestTimeout,
+    }),
+  );
+}
+
+describe("kafkajs' request timeouts while idle", () => {
+  const realSetTimeout = setTimeout;
+  let tracked: ReturnType<typeof trackTimers>;
+  beforeAll(() => expect(applyKafkajsIdleFix()).toBe(true));
+  beforeEach(() => (tracked = trackTimers()));
+  afterEach(() => tracked.restore());
+
+  it('when a connection connects and sends nothing, then no timer runs (kafkajs polled every 100 ms for ever)', async () => {
+    const queue = newQueue({ enforceRequestTimeout: true });
+    try {
+      queue.scheduleRequestTimeoutCheck();
+      await sleep(250, realSetTimeout);
+      expect(tracked.live()).toBe(0);
+    } finally {
+      queue.destroy();
+    }
+  });
+
+  it("when a request is never answered, then it still times out with kafkajs' own error, and no timer is left", async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 50 });
+    queue.scheduleRequestTimeoutCheck();
+    const started = Date.now();
+    await expect(send(queue, 1, 50)).resolves.toBe('KafkaJSRequestTimeoutError');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+    expect(queue.inflight.size).toBe(0);
+    expect(tracked.live()).toBe(0);
+  });
+
+  it('when a request is answered, then it does not time out, and the check turns itself off after its deadline', async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
+    queue.scheduleRequestTimeoutCheck();
+    const outcome = send(queue, 7, 30);
+    expect(tracked.live()).toBe(1);
+    queue.fulfillRequest({ correlationId: 7, payload: null, size: 0 });
+    await expect(outcome).resolves.toBe('answered');
+    await sleep(80, realSetTimeout);
+    expect(tracked.live()).toBe(0);
+  });
+
+  it('when the connection is destroyed with a request in flight, then its timer goes with it', () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 60_000 });
+    queue.scheduleRequestTimeoutCheck();
+    void send(queue, 9, 60_000);
+    expect(tracked.live()).toBe(1);
+    queue.destroy();
+    expect(tracked.live()).toBe(0);
   });
 });

@@ -9,6 +9,9 @@ import { createRequire } from 'node:module';
  * when a request is pending or the connection is throttled — a pushed request that must wait, and a
  * fulfilled or timed-out request, call it again anyway. Applied once, to the very module instance
  * kafkajs uses (same resolved file); a kafkajs without that method is left alone.
+ *
+ * The second idle cost, a 100 ms request-timeout poll per broker connection, is mended below
+ * (`armRequestTimeoutCheck`); a kafkajs without the methods it replaces is left alone as a whole.
  */
 type Queue = {
   throttledUntil: number;
@@ -31,15 +34,87 @@ export function scheduleCheckPendingRequests(this: Queue): void {
   }, delay);
 }
 
+/** A sent request as the queue keeps it in `inflight`. */
+type InflightRequest = { sentAt: number | null; requestTimeout: number; timeoutRequest: () => void };
+type TimedQueue = {
+  enforceRequestTimeout: boolean;
+  inflight: Map<number, InflightRequest>;
+  isConnected: () => boolean;
+  destroy: () => void;
+  [TIMEOUT_CHECK]?: { timer: NodeJS.Timeout; dueAt: number } | undefined;
+};
+
+const TIMEOUT_CHECK = Symbol('requestTimeoutCheck');
+
+const deadlineOf = (request: InflightRequest): number => (request.sentAt ?? Date.now()) + request.requestTimeout;
+
+/**
+ * The second idle cost of kafkajs 2.2.4: from the moment a connection connects, its queue runs a 100 ms
+ * `setInterval` to look for timed-out requests, in flight or not, for as long as it stays connected —
+ * ten wake-ups a second per broker connection, in every service, idle or not (the relay's main thread
+ * woke 30 times a second doing nothing, the mailer's 57). Instead, one timer per queue, armed for the
+ * earliest deadline among the requests in flight and only while one is: sending a request arms it (or
+ * moves it earlier), its firing times out what is past its deadline exactly as kafkajs' check did, then
+ * re-arms for the next deadline or stays off. A request still times out (at its deadline rather than up to
+ * 100 ms after it); an idle connection costs nothing.
+ */
+export function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
+  const armed = queue[TIMEOUT_CHECK];
+  if (!queue.enforceRequestTimeout || (armed && armed.dueAt <= dueAt)) return;
+  if (armed) clearTimeout(armed.timer);
+  // kafkajs times a request out once more than requestTimeout has passed: fire just after the deadline.
+  const timer = setTimeout(() => checkRequestTimeouts(queue), Math.max(0, dueAt - Date.now()) + 1);
+  queue[TIMEOUT_CHECK] = { timer, dueAt };
+}
+
+/** Times out the requests past their deadline (kafkajs' own test), then arms for the next one, if any. */
+export function checkRequestTimeouts(queue: TimedQueue): void {
+  queue[TIMEOUT_CHECK] = undefined;
+  const now = Date.now();
+  let next = Infinity;
+  for (const request of [...queue.inflight.values()]) {
+    if (request.sentAt !== null && now - request.sentAt > request.requestTimeout) request.timeoutRequest();
+    else next = Math.min(next, deadlineOf(request));
+  }
+  if (next !== Infinity && queue.isConnected()) armRequestTimeoutCheck(queue, next);
+}
+
 let applied = false;
+
+type QueuePrototype = Partial<Queue> & {
+  scheduleRequestTimeoutCheck?: (this: TimedQueue) => void;
+  sendSocketRequest?: (this: TimedQueue, request: InflightRequest & { correlationId: number }) => void;
+  destroy?: (this: TimedQueue) => void;
+};
 
 /** Patches kafkajs' RequestQueue (idempotent); returns whether the patch is in place. */
 export function applyKafkajsIdleFix(): boolean {
   if (applied) return true;
   const requireFromHere = createRequire(__filename);
-  const RequestQueue = requireFromHere('kafkajs/src/network/requestQueue/index.js') as { prototype: Partial<Queue> };
-  if (typeof RequestQueue.prototype.scheduleCheckPendingRequests !== 'function') return false;
-  RequestQueue.prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+  const RequestQueue = requireFromHere('kafkajs/src/network/requestQueue/index.js') as { prototype: QueuePrototype };
+  const proto = RequestQueue.prototype;
+  const { sendSocketRequest, destroy } = proto;
+  if (
+    typeof proto.scheduleCheckPendingRequests !== 'function' ||
+    typeof proto.scheduleRequestTimeoutCheck !== 'function' ||
+    typeof sendSocketRequest !== 'function' ||
+    typeof destroy !== 'function'
+  )
+    return false;
+  proto.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
+  // On connect kafkajs clears the queue's timers and starts its forever interval: only the clearing stays.
+  proto.scheduleRequestTimeoutCheck = function (this: TimedQueue) {
+    if (this.enforceRequestTimeout) this.destroy();
+  };
+  proto.sendSocketRequest = function (this: TimedQueue, request) {
+    sendSocketRequest.call(this, request);
+    if (this.inflight.get(request.correlationId) === request) armRequestTimeoutCheck(this, deadlineOf(request));
+  };
+  proto.destroy = function (this: TimedQueue) {
+    destroy.call(this);
+    clearTimeout(this[TIMEOUT_CHECK]?.timer);
+    this[TIMEOUT_CHECK] = undefined;
+  };
   applied = true;
   return true;
 }
