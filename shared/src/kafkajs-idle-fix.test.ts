@@ -16,9 +16,11 @@ const RequestQueue = createRequire(__filename)('kafkajs/src/network/requestQueue
   opts: object,
 ) => Queue;
 const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const newQueue = (opts: { enforceRequestTimeout?: boolean; requestTimeout?: number } = {}) =>
+const newQueue = (
+  opts: { enforceRequestTimeout?: boolean; requestTimeout?: number; maxInFlightRequests?: number } = {},
+) =>
   new RequestQueue({
-    maxInFlightRequests: 1,
+    maxInFlightRequests: opts.maxInFlightRequests ?? 1,
     requestTimeout: opts.requestTimeout ?? 1_000,
     enforceRequestTimeout: opts.enforceRequestTimeout ?? false,
     clientId: 't',
@@ -55,11 +57,13 @@ describe("kafkajs' request queue while idle", () => {
  * Timers armed through the globals kafkajs calls (setTimeout, setInterval) and still due: neither fired
  * (a one-shot) nor cleared. kafkajs' forever interval would stay in it.
  */
-function trackTimers(): { live: () => number; restore: () => void } {
+function trackTimers(): { live: () => number; set: () => number; restore: () => void } {
   const live = new Set<unknown>();
+  let set = 0;
   const real = { setTimeout, setInterval, clearTimeout, clearInterval };
   const spies = [
     jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      set++;
       const timer = real.setTimeout(() => {
         live.delete(timer);
         fn();
@@ -81,14 +85,19 @@ function trackTimers(): { live: () => number; restore: () => void } {
       real.clearInterval(timer);
     }),
   ];
-  return { live: () => live.size, restore: () => spies.forEach((spy) => spy.mockRestore()) };
+  return { live: () => live.size, set: () => set, restore: () => spies.forEach((spy) => spy.mockRestore()) };
 }
 
 /** Sleeps on the real timer (not counted). */
 const sleep = (ms: number, realSetTimeout: typeof setTimeout) => new Promise((r) => realSetTimeout(r, ms));
 
 /** Pushes a request as a connection does; resolves to how it ended. */
-function send(queue: Queue, correlationId: number, requestTimeout: number): Promise<string> {
+function send(
+  queue: Queue,
+  correlationId: number,
+  requestTimeout: number,
+  sendRequest: () => void = () => undefined,
+): Promise<string> {
   return new Promise((resolve) =>
     queue.push({
       entry: {
@@ -100,7 +109,7 @@ function send(queue: Queue, correlationId: number, requestTimeout: number): Prom
         reject: (err: Error) => resolve(err.name),
       },
       expectResponse: true,
-      sendRequest: () => undefined,
+      sendRequest,
       requestTimeout,
     }),
   );
@@ -151,6 +160,62 @@ describe("kafkajs' request timeouts while idle", () => {
     void send(queue, 9, 60_000);
     expect(tracked.live()).toBe(1);
     queue.destroy();
+    expect(tracked.live()).toBe(0);
+  });
+
+  it('when the earlier of two requests is answered, then the later one still times out at its own deadline', async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30, maxInFlightRequests: 2 });
+    queue.scheduleRequestTimeoutCheck();
+    const early = send(queue, 1, 30);
+    const late = send(queue, 2, 200);
+    queue.fulfillRequest({ correlationId: 1, payload: null, size: 0 });
+    await expect(early).resolves.toBe('answered');
+    const started = Date.now();
+    await expect(late).resolves.toBe('KafkaJSRequestTimeoutError');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    expect(tracked.live()).toBe(0);
+  });
+
+  it('when a request waits in the queue behind another, then once sent it times out too', async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 40, maxInFlightRequests: 1 });
+    queue.scheduleRequestTimeoutCheck();
+    const first = send(queue, 1, 40);
+    const second = send(queue, 2, 40);
+    expect(queue.pending).toHaveLength(1);
+    await expect(first).resolves.toBe('KafkaJSRequestTimeoutError');
+    await expect(second).resolves.toBe('KafkaJSRequestTimeoutError');
+    expect(queue.inflight.size).toBe(0);
+    expect(tracked.live()).toBe(0);
+  });
+
+  it("when a request's timeout is beyond setTimeout's range (kafkajs allows days), then the check does not spin", async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 1_000, maxInFlightRequests: 1 });
+    try {
+      queue.scheduleRequestTimeoutCheck();
+      void send(queue, 1, Number.MAX_SAFE_INTEGER);
+      await sleep(50, realSetTimeout);
+      // A delay past 2^31 - 1 ms becomes 1 ms in Node: re-armed from each firing, that was ~50 timers here.
+      expect(tracked.set()).toBe(1);
+      expect(queue.inflight.size).toBe(1);
+    } finally {
+      queue.destroy();
+    }
+  });
+
+  it('when writing a request throws, then the unsent request is still dropped from the queue (as kafkajs did)', async () => {
+    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
+    queue.scheduleRequestTimeoutCheck();
+    const outcome = new Promise<string>((resolve) => {
+      const entry = { correlationId: 1, apiName: 'Produce', apiKey: 0, apiVersion: 7, resolve, reject: resolve };
+      const write = () => {
+        throw new Error('write EPIPE');
+      };
+      expect(() => queue.push({ entry, expectResponse: true, sendRequest: write, requestTimeout: 30 })).toThrow(
+        'write EPIPE',
+      );
+    });
+    await expect(outcome).resolves.toMatchObject({ name: 'KafkaJSRequestTimeoutError' });
+    expect(queue.inflight.size).toBe(0);
     expect(tracked.live()).toBe(0);
   });
 });

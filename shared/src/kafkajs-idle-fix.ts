@@ -46,7 +46,12 @@ type TimedQueue = {
 
 const TIMEOUT_CHECK = Symbol('requestTimeoutCheck');
 
-const deadlineOf = (request: InflightRequest): number => (request.sentAt ?? Date.now()) + request.requestTimeout;
+/** kafkajs' own test: more than requestTimeout since it was sent (a request never sent counts from 0). */
+const expired = (request: InflightRequest, now: number): boolean =>
+  now - (request.sentAt ?? 0) > request.requestTimeout;
+const deadlineOf = (request: InflightRequest): number => (request.sentAt ?? 0) + request.requestTimeout;
+/** setTimeout's longest delay; a longer one fires after 1 ms (kafkajs allows timeouts of days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The second idle cost of kafkajs 2.2.4: from the moment a connection connects, its queue runs a 100 ms
@@ -56,14 +61,16 @@ const deadlineOf = (request: InflightRequest): number => (request.sentAt ?? Date
  * earliest deadline among the requests in flight and only while one is: sending a request arms it (or
  * moves it earlier), its firing times out what is past its deadline exactly as kafkajs' check did, then
  * re-arms for the next deadline or stays off. A request still times out (at its deadline rather than up to
- * 100 ms after it); an idle connection costs nothing.
+ * 100 ms after it); an idle connection costs nothing. The timer fires at or before `dueAt`, never after.
  */
 export function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
   const armed = queue[TIMEOUT_CHECK];
   if (!queue.enforceRequestTimeout || (armed && armed.dueAt <= dueAt)) return;
   if (armed) clearTimeout(armed.timer);
-  // kafkajs times a request out once more than requestTimeout has passed: fire just after the deadline.
-  const timer = setTimeout(() => checkRequestTimeouts(queue), Math.max(0, dueAt - Date.now()) + 1);
+  // kafkajs times a request out once more than requestTimeout has passed: fire just after the deadline
+  // (or, for a deadline past setTimeout's range, at the end of its range, to look again then).
+  const delay = Math.min(MAX_TIMER_MS, Math.max(0, dueAt - Date.now()) + 1);
+  const timer = setTimeout(() => checkRequestTimeouts(queue), delay);
   queue[TIMEOUT_CHECK] = { timer, dueAt };
 }
 
@@ -72,8 +79,10 @@ export function checkRequestTimeouts(queue: TimedQueue): void {
   queue[TIMEOUT_CHECK] = undefined;
   const now = Date.now();
   let next = Infinity;
-  for (const request of [...queue.inflight.values()]) {
-    if (request.sentAt !== null && now - request.sentAt > request.requestTimeout) request.timeoutRequest();
+  for (const [correlationId, request] of [...queue.inflight]) {
+    // Still the same request in flight: one timing out may have settled another (kafkajs' live forEach).
+    if (queue.inflight.get(correlationId) !== request) continue;
+    if (expired(request, now)) request.timeoutRequest();
     else next = Math.min(next, deadlineOf(request));
   }
   if (next !== Infinity && queue.isConnected()) armRequestTimeoutCheck(queue, next);
@@ -107,8 +116,12 @@ export function applyKafkajsIdleFix(): boolean {
     if (this.enforceRequestTimeout) this.destroy();
   };
   proto.sendSocketRequest = function (this: TimedQueue, request) {
-    sendSocketRequest.call(this, request);
-    if (this.inflight.get(request.correlationId) === request) armRequestTimeoutCheck(this, deadlineOf(request));
+    try {
+      sendSocketRequest.call(this, request);
+    } finally {
+      // Also when the write threw: the request stays in flight unsent, and kafkajs' check dropped it.
+      if (this.inflight.get(request.correlationId) === request) armRequestTimeoutCheck(this, deadlineOf(request));
+    }
   };
   proto.destroy = function (this: TimedQueue) {
     destroy.call(this);
