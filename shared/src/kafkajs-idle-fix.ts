@@ -56,8 +56,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * The second idle cost of kafkajs 2.2.4: from the moment a connection connects, its queue runs a 100 ms
  * `setInterval` to look for timed-out requests, in flight or not, for as long as it stays connected —
- * ten wake-ups a second per broker connection, in every service, idle or not (the relay's main thread
- * woke 30 times a second doing nothing, the mailer's 57). Instead, one timer per queue, armed for the
+ * ten wake-ups a second per broker connection, in every service, idle or not (an idle relay's main
+ * thread woke 34 times a second, 30 of them for these; with this, 18). Instead, one timer per queue, armed for the
  * earliest deadline among the requests in flight and only while one is: sending a request arms it (or
  * moves it earlier), its firing times out what is past its deadline exactly as kafkajs' check did, then
  * re-arms for the next deadline or stays off. A request still times out (at its deadline rather than up to
