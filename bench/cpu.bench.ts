@@ -49,6 +49,8 @@ const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(
 type Phase = {
   /** CPU ms per second of each component while the stack is up with no load (idle polling, JVM). */
   idle: Record<string, number>;
+  /** Wake-ups per second of each component while idle (`processWakeups`). */
+  idleWakeups: Record<string, number>;
   registrations: number;
   per_s: number;
   p50_ms: number;
@@ -126,6 +128,9 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     const idle = Object.fromEntries(
       Object.entries(idleUsage.components).map(([k, v]) => [k, v.cpu_ms / idleUsage.seconds]),
     );
+    const idleWakeups = Object.fromEntries(
+      Object.entries(idleUsage.components).map(([k, v]) => [k, v.wakeups / idleUsage.seconds]),
+    );
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
     const jitAt = (): number => (ctx.brokerPid === undefined ? 0 : jitCompilerCpuMs(ctx.brokerPid));
@@ -143,6 +148,7 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
     return {
       idle,
+      idleWakeups,
       registrations: load.ok,
       per_s: load.per_s,
       p50_ms: load.p50_ms,
@@ -183,6 +189,10 @@ const accountsThreads = (p: Phase) => {
 
 const perRegistration = (p: Phase, names: string[]) =>
   names.reduce((sum, n) => sum + (p.components[n]?.cpu_ms ?? 0), 0) / Math.max(1, p.registrations);
+
+/** Wake-ups of these components in the window per registration (what a registration costs in hand-offs). */
+const wakeupsPerRegistration = (p: Phase, names: string[]): number =>
+  names.reduce((sum, n) => sum + (p.components[n]?.wakeups ?? 0), 0) / Math.max(1, p.registrations);
 
 export const bench: Bench = {
   name: 'cpu per registration',
@@ -242,8 +252,22 @@ export const bench: Bench = {
       },
       {
         benchmark: name,
-        case: `whole stack idle (no load, ${IDLE_MS / 1000} s): CPU ms per second`,
-        metrics: Object.fromEntries(stackNames.map((n) => [`${n}_cpu_ms_per_s`, round(stack.idle[n] ?? 0, 1)])),
+        case: `wake-ups per registration (threads put to sleep and woken, from /proc): accounts alone; whole stack`,
+        metrics: {
+          alone_total_per_reg: round(wakeupsPerRegistration(alone, aloneNames), 1),
+          stack_total_per_reg: round(wakeupsPerRegistration(stack, stackNames), 1),
+          ...Object.fromEntries(stackNames.map((n) => [`${n}_per_reg`, round(wakeupsPerRegistration(stack, [n]), 1)])),
+        },
+      },
+      {
+        benchmark: name,
+        case: `whole stack idle (no load, ${IDLE_MS / 1000} s): CPU ms and wake-ups per second`,
+        metrics: Object.fromEntries(
+          stackNames.flatMap((n) => [
+            [`${n}_cpu_ms_per_s`, round(stack.idle[n] ?? 0, 1)],
+            [`${n}_wakeups_per_s`, round(stack.idleWakeups[n] ?? 0, 0)],
+          ]),
+        ),
       },
       {
         benchmark: name,

@@ -70,6 +70,30 @@ export const jitCompilerCpuMs = (pid: number): number =>
  */
 export const mainThreadCpuMs = (pid: number): number => threadsCpuMs(pid, (tid) => tid === pid);
 
+/**
+ * Times the threads of `pid` went to sleep waiting and were woken (the sum of their
+ * voluntary_ctxt_switches): a count of wake-ups — a timer, a socket, a lock — that, unlike CPU time, no
+ * clock tick rounds; undefined once the process has exited.
+ */
+export function processWakeups(pid: number): number | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  let total = 0;
+  for (const tid of tasks) {
+    try {
+      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+      total += m ? Number(m[1]) : 0;
+    } catch {
+      // the thread ended
+    }
+  }
+  return total;
+}
+
 /** Resident set size in bytes (VmRSS); undefined once the process has exited. */
 export function processRssBytes(pid: number): number | undefined {
   try {
@@ -169,16 +193,21 @@ export function robustTrend(values: readonly number[]): { from: number; to: numb
   return { from, to, growth: from > 0 ? to / from - 1 : 0 };
 }
 
-export type ComponentUsage = { cpu_ms: number; rss_mb: number; pids: number };
+/** A component over a window: CPU ms, median RSS (MiB), pids seen, wake-ups (`processWakeups`). */
+export type ComponentUsage = { cpu_ms: number; rss_mb: number; pids: number; wakeups: number };
 
 /**
  * Samples every `intervalMs`: per pid, the CPU time used since the window began (a pid first seen
  * after the start counts from zero: it was created inside the window), and per component the summed
- * RSS. CPU of a process that exits between two samples is lost for that interval only.
+ * RSS. CPU of a process that exits between two samples is lost for that interval only. Wake-ups are read
+ * at the window's two ends only (every thread's status file: too many reads to repeat every sample); a
+ * process that exits inside the window loses its own.
  */
 export class CpuSampler {
   private readonly first = new Map<number, number>();
   private readonly last = new Map<number, number>();
+  private readonly wakeFirst = new Map<number, number>();
+  private readonly wakeLast = new Map<number, number>();
   private readonly owner = new Map<number, string>();
   private readonly rss = new Map<string, number[]>();
   private timer: NodeJS.Timeout | undefined;
@@ -194,9 +223,11 @@ export class CpuSampler {
   async start(): Promise<void> {
     this.first.clear();
     this.last.clear();
+    this.wakeFirst.clear();
+    this.wakeLast.clear();
     this.rss.clear();
     this.startedAt = performance.now();
-    await this.sample(true);
+    await this.sample(true, this.wakeFirst);
     this.timer = setInterval(() => {
       this.sampling = this.sampling.then(() => this.sample(false)).catch(() => undefined);
     }, this.intervalMs);
@@ -211,13 +242,15 @@ export class CpuSampler {
   async stop(): Promise<{ seconds: number; components: Record<string, ComponentUsage> }> {
     clearInterval(this.timer);
     await this.sampling;
-    await this.sample(false);
+    await this.sample(false, this.wakeLast);
     const seconds = (performance.now() - this.startedAt) / 1000;
     const components: Record<string, ComponentUsage> = {};
-    for (const name of Object.keys(this.components)) components[name] = { cpu_ms: 0, rss_mb: 0, pids: 0 };
+    for (const name of Object.keys(this.components)) components[name] = { cpu_ms: 0, rss_mb: 0, pids: 0, wakeups: 0 };
     for (const [pid, name] of this.owner) {
       const c = components[name] as ComponentUsage;
       c.cpu_ms += (this.last.get(pid) ?? 0) - (this.first.get(pid) ?? 0);
+      const woken = this.wakeLast.get(pid);
+      if (woken !== undefined) c.wakeups += woken - (this.wakeFirst.get(pid) ?? 0);
       c.pids += 1;
     }
     for (const [name, values] of this.rss) {
@@ -237,7 +270,8 @@ export class CpuSampler {
     return out;
   }
 
-  private async sample(atStart: boolean): Promise<void> {
+  /** One sample; `wakeups`: also read every pid's wake-ups into that map (the window's two ends). */
+  private async sample(atStart: boolean, wakeups?: Map<number, number>): Promise<void> {
     for (const [name, source] of Object.entries(this.components)) {
       let pids: number[];
       try {
@@ -253,6 +287,8 @@ export class CpuSampler {
         this.last.set(pid, cpu);
         this.owner.set(pid, name);
         rss += processRssBytes(pid) ?? 0;
+        const woken = wakeups ? processWakeups(pid) : undefined;
+        if (wakeups && woken !== undefined) wakeups.set(pid, woken);
       }
       const list = this.rss.get(name) ?? [];
       list.push(rss);
