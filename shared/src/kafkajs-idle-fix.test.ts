@@ -122,7 +122,7 @@ describe("kafkajs' request timeouts while idle", () => {
   beforeEach(() => (tracked = trackTimers()));
   afterEach(() => tracked.restore());
 
-  it('when a connection connects and sends nothing, then no timer runs (kafkajs polled every 100 ms for ever)', async () => {
+  it('when a connection connects and sends nothing, then no timer runs (kafkajs polled every 100 ms)', async () => {
     const queue = newQueue({ enforceRequestTimeout: true });
     try {
       queue.scheduleRequestTimeoutCheck();
@@ -133,7 +133,7 @@ describe("kafkajs' request timeouts while idle", () => {
     }
   });
 
-  it("when a request is never answered, then it still times out with kafkajs' own error, and no timer is left", async () => {
+  it("when a request is never answered, then it times out with kafkajs' own error, no timer left", async () => {
     const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 50 });
     queue.scheduleRequestTimeoutCheck();
     const started = Date.now();
@@ -143,7 +143,7 @@ describe("kafkajs' request timeouts while idle", () => {
     expect(tracked.live()).toBe(0);
   });
 
-  it('when a request is answered, then it does not time out, and the check turns itself off after its deadline', async () => {
+  it('when a request is answered, then it does not time out, and the check stops after its deadline', async () => {
     const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
     queue.scheduleRequestTimeoutCheck();
     const outcome = send(queue, 7, 30);
@@ -163,7 +163,7 @@ describe("kafkajs' request timeouts while idle", () => {
     expect(tracked.live()).toBe(0);
   });
 
-  it('when the earlier of two requests is answered, then the later one still times out at its own deadline', async () => {
+  it('when the earlier of two requests is answered, then the later one times out at its deadline', async () => {
     const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30, maxInFlightRequests: 2 });
     queue.scheduleRequestTimeoutCheck();
     const early = send(queue, 1, 30);
@@ -188,7 +188,7 @@ describe("kafkajs' request timeouts while idle", () => {
     expect(tracked.live()).toBe(0);
   });
 
-  it("when a request's timeout is beyond setTimeout's range (kafkajs allows days), then the check does not spin", async () => {
+  it("when a timeout is beyond setTimeout's range (kafkajs allows days), then the check does not spin", async () => {
     const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 1_000, maxInFlightRequests: 1 });
     try {
       queue.scheduleRequestTimeoutCheck();
@@ -202,7 +202,7 @@ describe("kafkajs' request timeouts while idle", () => {
     }
   });
 
-  it('when writing a request throws, then the unsent request is still dropped from the queue (as kafkajs did)', async () => {
+  it('when writing a request throws, then the unsent request is dropped from the queue (as kafkajs did)', async () => {
     const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
     queue.scheduleRequestTimeoutCheck();
     const outcome = new Promise<string>((resolve) => {
