@@ -53,6 +53,13 @@ describe("kafkajs' request queue while idle", () => {
   });
 });
 
+/** A queue enforcing request timeouts, as kafkajs has it once its connection connected. */
+function connected(opts: { requestTimeout?: number; maxInFlightRequests?: number }): Queue {
+  const queue = newQueue({ enforceRequestTimeout: true, ...opts });
+  queue.scheduleRequestTimeoutCheck();
+  return queue;
+}
+
 /**
  * Timers armed through the globals kafkajs calls (setTimeout, setInterval) and still due: neither fired
  * (a one-shot) nor cleared. kafkajs' forever interval would stay in it.
@@ -123,9 +130,8 @@ describe("kafkajs' request timeouts while idle", () => {
   afterEach(() => tracked.restore());
 
   it('when a connection connects and sends nothing, then no timer runs (kafkajs polled every 100 ms)', async () => {
-    const queue = newQueue({ enforceRequestTimeout: true });
+    const queue = connected({});
     try {
-      queue.scheduleRequestTimeoutCheck();
       await sleep(250, realSetTimeout);
       expect(tracked.live()).toBe(0);
     } finally {
@@ -134,8 +140,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it("when a request is never answered, then it times out with kafkajs' own error, no timer left", async () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 50 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 50 });
     const started = Date.now();
     await expect(send(queue, 1, 50)).resolves.toBe('KafkaJSRequestTimeoutError');
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
@@ -144,8 +149,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it('when a request is answered, then it does not time out, and the check stops after its deadline', async () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 30 });
     const outcome = send(queue, 7, 30);
     expect(tracked.live()).toBe(1);
     queue.fulfillRequest({ correlationId: 7, payload: null, size: 0 });
@@ -155,8 +159,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it('when the connection is destroyed with a request in flight, then its timer goes with it', () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 60_000 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 60_000 });
     void send(queue, 9, 60_000);
     expect(tracked.live()).toBe(1);
     queue.destroy();
@@ -164,8 +167,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it('when the earlier of two requests is answered, then the later one times out at its deadline', async () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30, maxInFlightRequests: 2 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 30, maxInFlightRequests: 2 });
     const early = send(queue, 1, 30);
     const late = send(queue, 2, 200);
     queue.fulfillRequest({ correlationId: 1, payload: null, size: 0 });
@@ -177,8 +179,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it('when a request waits in the queue behind another, then once sent it times out too', async () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 40, maxInFlightRequests: 1 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 40, maxInFlightRequests: 1 });
     const first = send(queue, 1, 40);
     const second = send(queue, 2, 40);
     expect(queue.pending).toHaveLength(1);
@@ -203,8 +204,7 @@ describe("kafkajs' request timeouts while idle", () => {
   });
 
   it('when writing a request throws, then the unsent request is dropped from the queue (as kafkajs did)', async () => {
-    const queue = newQueue({ enforceRequestTimeout: true, requestTimeout: 30 });
-    queue.scheduleRequestTimeoutCheck();
+    const queue = connected({ requestTimeout: 30 });
     const outcome = new Promise<string>((resolve) => {
       const entry = { correlationId: 1, apiName: 'Produce', apiKey: 0, apiVersion: 7, resolve, reject: resolve };
       const write = () => {
