@@ -86,6 +86,8 @@ export function createKafka(opts: {
   security?: KafkaSecurityConfig;
 }): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
+  if (!applyKafkajsIdleFix())
+    log.warn('kafkajs internals changed: its idle timer loop and 100 ms request-timeout poll run unpatched');
   const security = kafkaSecurity(opts.security ?? {});
   opts.logger.info(
     {

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { applyKafkajsIdleFix } from './kafkajs-idle-fix';
+import { applyKafkajsIdleFix, patchRequestQueue } from './kafkajs-idle-fix';
 
 type Queue = {
   throttledUntil: number;
@@ -217,5 +217,23 @@ describe("kafkajs' request timeouts while idle", () => {
     await expect(outcome).resolves.toMatchObject({ name: 'KafkaJSRequestTimeoutError' });
     expect(queue.inflight.size).toBe(0);
     expect(tracked.live()).toBe(0);
+  });
+});
+
+describe('a kafkajs whose request queue changed', () => {
+  it('when one of the methods the fix replaces is missing, then nothing is replaced and the caller is told', () => {
+    const untouched = () => undefined;
+    const proto = {
+      scheduleCheckPendingRequests: untouched,
+      scheduleRequestTimeoutCheck: untouched,
+      destroy: untouched,
+      // no sendSocketRequest: renamed in this imagined kafkajs
+    };
+    expect(patchRequestQueue(proto)).toBe(false);
+    expect(proto).toEqual({
+      scheduleCheckPendingRequests: untouched,
+      scheduleRequestTimeoutCheck: untouched,
+      destroy: untouched,
+    });
   });
 });

@@ -90,7 +90,7 @@ export function checkRequestTimeouts(queue: TimedQueue): void {
 
 let applied = false;
 
-type QueuePrototype = Partial<Queue> & {
+export type QueuePrototype = Partial<Queue> & {
   scheduleRequestTimeoutCheck?: (this: TimedQueue) => void;
   sendSocketRequest?: (this: TimedQueue, request: InflightRequest & { correlationId: number }) => void;
   destroy?: (this: TimedQueue) => void;
@@ -101,7 +101,15 @@ export function applyKafkajsIdleFix(): boolean {
   if (applied) return true;
   const requireFromHere = createRequire(__filename);
   const RequestQueue = requireFromHere('kafkajs/src/network/requestQueue/index.js') as { prototype: QueuePrototype };
-  const proto = RequestQueue.prototype;
+  applied = patchRequestQueue(RequestQueue.prototype);
+  return applied;
+}
+
+/**
+ * Replaces the four methods on a RequestQueue prototype; touches nothing and returns false when any of
+ * them is missing (a kafkajs whose internals changed: the caller warns, the client works unpatched).
+ */
+export function patchRequestQueue(proto: QueuePrototype): boolean {
   const { sendSocketRequest, destroy } = proto;
   if (
     typeof proto.scheduleCheckPendingRequests !== 'function' ||
@@ -128,6 +136,5 @@ export function applyKafkajsIdleFix(): boolean {
     clearTimeout(this[TIMEOUT_CHECK]?.timer);
     this[TIMEOUT_CHECK] = undefined;
   };
-  applied = true;
   return true;
 }
