@@ -70,6 +70,11 @@ const refusal = (topicMessages: TopicMessages[], refused: number, errorCode: num
       })),
     ),
   });
+/** Thirty keys: every partition of a 3-partition topic gets some. */
+const KEYS = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+/** Each key as a record of topic `t`. */
+const onT = (key: string) => ({ topic: 't', message: { key, value: key } });
+
 const partitionsOf = (request: TopicMessages[]) => new Set(request.flatMap((t) => t.messages.map((m) => m.partition)));
 
 describe('idempotent producer keeper', () => {
@@ -122,7 +127,7 @@ describe('idempotent producer keeper', () => {
       const refused = partitionForKey('k0', 3);
       const f = fakes([], (topicMessages) => refusal(topicMessages, refused, 10));
       const p = keeper(f.createProducer);
-      const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const results = await p.sendPerPartition(keys, onT);
       const partitions = new Set(keys.map((k) => partitionForKey(k, 3)));
       expect(results).toHaveLength(partitions.size);
       const requests = f.made.flatMap((m) => m.sent);
@@ -142,7 +147,7 @@ describe('idempotent producer keeper', () => {
     const f = fakes([lost]);
     const p = keeper(f.createProducer);
     const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
-    const results = await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+    const results = await p.sendPerPartition(keys, onT);
     expect(results.length).toBeGreaterThan(1);
     for (const r of results) expect(r.error).toBe(lost);
     expect(p.generation()).toBe(1);
@@ -153,12 +158,11 @@ describe('idempotent producer keeper', () => {
     'when a combined request goes unanswered, then its partitions go alone until each succeeds alone, so a ' +
       'partition that never answers does not hold the others back',
     async () => {
-      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
       const silent = partitionForKey('key-0', 3);
       const timeout = Object.assign(new Error('Request Produce timed out'), { name: 'KafkaJSRequestTimeoutError' });
       const f = fakes([], (topicMessages) => (partitionsOf(topicMessages).has(silent) ? timeout : undefined));
       const p = keeper(f.createProducer);
-      const send = () => p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const send = () => p.sendPerPartition(KEYS, onT);
       const failed = async () => (await send()).filter((r) => r.error !== undefined).map((r) => r.partition);
 
       expect((await failed()).length).toBe(3);
@@ -177,13 +181,12 @@ describe('idempotent producer keeper', () => {
     'when a request resolves without an answer for one of its partitions, then that partition is not ' +
       'acknowledged, and it goes alone until it is',
     async () => {
-      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
       const skipped = partitionForKey('key-0', 3);
       let answers = false;
       // Like kafkajs skipping a partition that moved to a broker which had already answered.
       const f = fakes([], undefined, (_topic, partition) => partition === skipped && !answers);
       const p = keeper(f.createProducer);
-      const send = () => p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      const send = () => p.sendPerPartition(KEYS, onT);
 
       const first = await send();
       expect(first.filter((r) => r.error !== undefined).map((r) => r.partition)).toEqual([skipped]);
@@ -205,8 +208,7 @@ describe('idempotent producer keeper', () => {
       const f = fakes();
       // Partition 0 and 1 on broker 1, partition 2 without a leader.
       const p = keeper(f.createProducer, [1, 1, undefined]);
-      const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
-      await p.sendPerPartition(keys, (key) => ({ topic: 't', message: { key, value: key } }));
+      await p.sendPerPartition(KEYS, onT);
       const requests = f.made.flatMap((m) => m.sent).map((r) => [...partitionsOf(r)].sort());
       expect(requests.sort()).toEqual([[0, 1], [2]]);
     },
@@ -217,8 +219,7 @@ describe('idempotent producer keeper: requests in parallel', () => {
   it('when two sends run at once, then they go out in parallel on separate producers', async () => {
     const f = fakes();
     const p = keeper(f.createProducer);
-    const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
-    const items = keys.flatMap((key) => ['a', 'b'].map((topic) => ({ key, topic })));
+    const items = KEYS.flatMap((key) => ['a', 'b'].map((topic) => ({ key, topic })));
     const record = (r: { key: string; topic: string }) => ({ topic: r.topic, message: { key: r.key, value: r.key } });
     await Promise.all([p.sendPerPartition(items, record), p.sendPerPartition(items, record)]);
     expect(f.maxInFlight()).toBe(2);
