@@ -47,10 +47,8 @@ const WARM_UP_MS = Number(process.env.BENCH_CPU_WARM_UP_MS ?? 60_000);
 const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 type Phase = {
-  /** CPU ms per second of each component while the stack is up with no load (idle polling, JVM). */
-  idle: Record<string, number>;
-  /** Wake-ups per second of each component while idle (`processWakeups`). */
-  idleWakeups: Record<string, number>;
+  /** Each component while the stack is up with no load (idle polling, JVM), over `seconds`. */
+  idle: { seconds: number; components: Record<string, ComponentUsage> };
   registrations: number;
   per_s: number;
   p50_ms: number;
@@ -124,13 +122,7 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     if (withMail) await waitAllSent(db.url);
     await sampler.start();
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    const idleUsage = await sampler.stop();
-    const idle = Object.fromEntries(
-      Object.entries(idleUsage.components).map(([k, v]) => [k, v.cpu_ms / idleUsage.seconds]),
-    );
-    const idleWakeups = Object.fromEntries(
-      Object.entries(idleUsage.components).map(([k, v]) => [k, v.wakeups / idleUsage.seconds]),
-    );
+    const idle = await sampler.stop();
     const durationMs = Math.max(3_000, Math.round(15_000 * ctx.scale));
     ctx.log(`cpu: ${label}: ${durationMs} ms at concurrency ${CONCURRENCY}...`);
     const jitAt = (): number => (ctx.brokerPid === undefined ? 0 : jitCompilerCpuMs(ctx.brokerPid));
@@ -148,7 +140,6 @@ async function runPhase(ctx: BenchContext, label: string, withMail: boolean): Pr
     ctx.log(`cpu: ${label}: ${load.ok} registrations, window ${round(seconds, 1)} s`);
     return {
       idle,
-      idleWakeups,
       registrations: load.ok,
       per_s: load.per_s,
       p50_ms: load.p50_ms,
@@ -187,12 +178,9 @@ const accountsThreads = (p: Phase) => {
   };
 };
 
-const perRegistration = (p: Phase, names: string[]) =>
-  names.reduce((sum, n) => sum + (p.components[n]?.cpu_ms ?? 0), 0) / Math.max(1, p.registrations);
-
-/** Wake-ups of these components in the window per registration (what a registration costs in hand-offs). */
-const wakeupsPerRegistration = (p: Phase, names: string[]): number =>
-  names.reduce((sum, n) => sum + (p.components[n]?.wakeups ?? 0), 0) / Math.max(1, p.registrations);
+/** CPU ms (or wake-ups: what a registration costs in hand-offs) of these components per registration. */
+const perRegistration = (p: Phase, names: string[], of: 'cpu_ms' | 'wakeups' = 'cpu_ms') =>
+  names.reduce((sum, n) => sum + (p.components[n]?.[of] ?? 0), 0) / Math.max(1, p.registrations);
 
 export const bench: Bench = {
   name: 'cpu per registration',
@@ -206,12 +194,7 @@ export const bench: Bench = {
     const cpuRatio = stackMs / aloneMs;
     const rateRatio = stack.per_s / alone.per_s;
     const breakdown = (p: Phase, names: string[]) =>
-      Object.fromEntries(
-        names.map((n) => [
-          `${n}_cpu_ms_per_reg`,
-          round((p.components[n]?.cpu_ms ?? 0) / Math.max(1, p.registrations), 2),
-        ]),
-      );
+      Object.fromEntries(names.map((n) => [`${n}_cpu_ms_per_reg`, round(perRegistration(p, [n]), 2)]));
     const rss = (p: Phase, names: string[]) =>
       Object.fromEntries(names.filter((n) => n in p.rss).map((n) => [`${n}_rss_mb`, round(p.rss[n] ?? 0, 0)]));
     const name = 'CPU per registration';
@@ -254,9 +237,11 @@ export const bench: Bench = {
         benchmark: name,
         case: `wake-ups per registration (threads put to sleep and woken, from /proc): accounts alone; whole stack`,
         metrics: {
-          alone_total_per_reg: round(wakeupsPerRegistration(alone, aloneNames), 1),
-          stack_total_per_reg: round(wakeupsPerRegistration(stack, stackNames), 1),
-          ...Object.fromEntries(stackNames.map((n) => [`${n}_per_reg`, round(wakeupsPerRegistration(stack, [n]), 1)])),
+          alone_total_per_reg: round(perRegistration(alone, aloneNames, 'wakeups'), 1),
+          stack_total_per_reg: round(perRegistration(stack, stackNames, 'wakeups'), 1),
+          ...Object.fromEntries(
+            stackNames.map((n) => [`${n}_per_reg`, round(perRegistration(stack, [n], 'wakeups'), 1)]),
+          ),
         },
       },
       {
@@ -264,8 +249,8 @@ export const bench: Bench = {
         case: `whole stack idle (no load, ${IDLE_MS / 1000} s): CPU ms and wake-ups per second`,
         metrics: Object.fromEntries(
           stackNames.flatMap((n) => [
-            [`${n}_cpu_ms_per_s`, round(stack.idle[n] ?? 0, 1)],
-            [`${n}_wakeups_per_s`, round(stack.idleWakeups[n] ?? 0, 0)],
+            [`${n}_cpu_ms_per_s`, round((stack.idle.components[n]?.cpu_ms ?? 0) / stack.idle.seconds, 1)],
+            [`${n}_wakeups_per_s`, round((stack.idle.components[n]?.wakeups ?? 0) / stack.idle.seconds, 0)],
           ]),
         ),
       },

@@ -36,23 +36,32 @@ export function processCpuMs(pid: number): number | undefined {
   return f ? cpuTicks(f) * (1000 / CLK_TCK) : undefined;
 }
 
+/** The thread ids of `pid`; undefined once it has exited. */
+function threadIds(pid: number): string[] | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A file of one thread of `pid`; undefined once the thread has ended. */
+function threadFile(pid: number, tid: string, name: 'comm' | 'status'): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/${name}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU time (ms) of the threads of `pid` that `pick(tid, comm)` selects, 0 if none or gone. */
 export function threadsCpuMs(pid: number, pick: (tid: number, comm: string) => boolean): number {
   let ticks = 0;
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
-  for (const tid of tasks) {
-    try {
-      if (!pick(Number(tid), readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
-      const f = statFields(`/proc/${pid}/task/${tid}/stat`);
-      if (f) ticks += cpuTicks(f);
-    } catch {
-      // the thread ended
-    }
+  for (const tid of threadIds(pid) ?? []) {
+    const comm = threadFile(pid, tid, 'comm');
+    if (comm === undefined || !pick(Number(tid), comm)) continue;
+    const f = statFields(`/proc/${pid}/task/${tid}/stat`);
+    if (f) ticks += cpuTicks(f);
   }
   return (ticks * 1000) / CLK_TCK;
 }
@@ -76,20 +85,12 @@ export const mainThreadCpuMs = (pid: number): number => threadsCpuMs(pid, (tid) 
  * clock tick rounds; undefined once the process has exited.
  */
 export function processWakeups(pid: number): number | undefined {
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return undefined;
-  }
+  const tids = threadIds(pid);
+  if (tids === undefined) return undefined;
   let total = 0;
-  for (const tid of tasks) {
-    try {
-      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
-      total += m ? Number(m[1]) : 0;
-    } catch {
-      // the thread ended
-    }
+  for (const tid of tids) {
+    const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(threadFile(pid, tid, 'status') ?? '');
+    total += m ? Number(m[1]) : 0;
   }
   return total;
 }
@@ -287,8 +288,10 @@ export class CpuSampler {
         this.last.set(pid, cpu);
         this.owner.set(pid, name);
         rss += processRssBytes(pid) ?? 0;
-        const woken = wakeups ? processWakeups(pid) : undefined;
-        if (wakeups && woken !== undefined) wakeups.set(pid, woken);
+        if (wakeups) {
+          const woken = processWakeups(pid);
+          if (woken !== undefined) wakeups.set(pid, woken);
+        }
       }
       const list = this.rss.get(name) ?? [];
       list.push(rss);
