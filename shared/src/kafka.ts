@@ -13,7 +13,8 @@ import type { Logger } from './logger';
 import { waitForTopicLeaders } from './topic-leaders';
 import { applyKafkajsIdleFix } from './kafkajs-idle-fix';
 
-applyKafkajsIdleFix();
+/** Patched once, before any client exists; false when kafkajs' internals changed (each client warns). */
+const idleFixApplied = applyKafkajsIdleFix();
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.NOTHING]: 'debug',
@@ -86,7 +87,7 @@ export function createKafka(opts: {
   security?: KafkaSecurityConfig;
 }): Kafka {
   const log = opts.logger.child({ component: 'kafkajs' });
-  if (!applyKafkajsIdleFix())
+  if (!idleFixApplied)
     log.warn('kafkajs internals changed: its idle timer loop and 100 ms request-timeout poll run unpatched');
   const security = kafkaSecurity(opts.security ?? {});
   opts.logger.info(

@@ -46,9 +46,10 @@ type TimedQueue = {
 
 const TIMEOUT_CHECK = Symbol('requestTimeoutCheck');
 
-/** kafkajs' own test: more than requestTimeout since it was sent (a request never sent counts from 0). */
-const expired = (request: InflightRequest, now: number): boolean =>
-  now - (request.sentAt ?? 0) > request.requestTimeout;
+/**
+ * When a request is due: kafkajs times it out once more than requestTimeout has passed since it was sent
+ * (one never sent counts from 0, as `Date.now() - null` does in kafkajs' check).
+ */
 const deadlineOf = (request: InflightRequest): number => (request.sentAt ?? 0) + request.requestTimeout;
 /** setTimeout's longest delay; a longer one fires after 1 ms (kafkajs allows timeouts of days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -63,7 +64,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * re-arms for the next deadline or stays off. A request still times out (at its deadline rather than up to
  * 100 ms after it); an idle connection costs nothing. The timer fires at or before `dueAt`, never after.
  */
-export function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
+function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
   const armed = queue[TIMEOUT_CHECK];
   if (!queue.enforceRequestTimeout || (armed && armed.dueAt <= dueAt)) return;
   if (armed) clearTimeout(armed.timer);
@@ -75,15 +76,16 @@ export function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
 }
 
 /** Times out the requests past their deadline (kafkajs' own test), then arms for the next one, if any. */
-export function checkRequestTimeouts(queue: TimedQueue): void {
+function checkRequestTimeouts(queue: TimedQueue): void {
   queue[TIMEOUT_CHECK] = undefined;
   const now = Date.now();
   let next = Infinity;
   for (const [correlationId, request] of [...queue.inflight]) {
     // Still the same request in flight: one timing out may have settled another (kafkajs' live forEach).
     if (queue.inflight.get(correlationId) !== request) continue;
-    if (expired(request, now)) request.timeoutRequest();
-    else next = Math.min(next, deadlineOf(request));
+    const due = deadlineOf(request);
+    if (now > due) request.timeoutRequest();
+    else next = Math.min(next, due);
   }
   if (next !== Infinity && queue.isConnected()) armRequestTimeoutCheck(queue, next);
 }

@@ -44,7 +44,8 @@ export async function freePorts(count: number, run = 1): Promise<number[]> {
     if (held.length === 0) throw new Error(`no ${run} consecutive free ports on 127.0.0.1`);
     while (held.length < count) {
       const server = await hold(0);
-      if (server) held.push(server);
+      if (!server) throw new Error('no free port on 127.0.0.1');
+      held.push(server);
     }
     return held.map(portOf);
   } finally {
