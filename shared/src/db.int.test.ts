@@ -58,6 +58,34 @@ describe('withTransaction', () => {
     await pool.query('DELETE FROM tx_probe; DELETE FROM tx_finish');
   });
 
+  test('asynchronousCommit: commits with synchronous_commit off; the next commit on the connection waits', async () => {
+    // A deferred trigger runs at COMMIT and notes the setting in effect there, the one that decides.
+    await pool.query(`CREATE TABLE tx_commit_mode (id bigint, setting text);
+      CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO tx_commit_mode VALUES (NEW.id, current_setting('synchronous_commit')); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER note_commit_mode AFTER INSERT ON tx_finish DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION note_commit_mode()`);
+    try {
+      const insert = (id: number) => async (client: pg.PoolClient, tx: { finishWith: (sql: string) => void }) => {
+        await client.query('INSERT INTO tx_finish VALUES ($1)', [id]);
+        if (id === 10) tx.finishWith('DELETE FROM tx_probe WHERE n = -1');
+      };
+      await withTransaction(pool, insert(10), { asynchronousCommit: true });
+      await withTransaction(pool, insert(11), { asynchronousCommit: true });
+      await withTransaction(pool, insert(12));
+      const { rows } = await pool.query('SELECT id, setting FROM tx_commit_mode ORDER BY id');
+      expect(rows).toEqual([
+        { id: '10', setting: 'off' },
+        { id: '11', setting: 'off' },
+        { id: '12', setting: 'on' },
+      ]);
+      expect((await pool.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
+    } finally {
+      await pool.query(`DROP TRIGGER note_commit_mode ON tx_finish; DROP FUNCTION note_commit_mode();
+        DROP TABLE tx_commit_mode; DELETE FROM tx_finish`);
+    }
+  });
+
   test('when the last statement ends in a comment, then the COMMIT still runs (on a line of its own)', async () => {
     await pool.query('INSERT INTO tx_finish VALUES (5)');
     await withTransaction(pool, async (_client, tx) => tx.finishWith('DELETE FROM tx_finish WHERE id = 5 -- done'));

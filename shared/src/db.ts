@@ -127,6 +127,22 @@ async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?:
   }
 }
 
+export type TransactionOptions = {
+  /** The first statement, sent with the BEGIN (see FirstStatement). */
+  beginWith?: FirstStatement;
+  /**
+   * Commit without waiting for PostgreSQL to flush the commit to disk (`SET LOCAL synchronous_commit TO
+   * off`, this transaction only): the commit returns sooner and the server's backend is spared the wait
+   * for its WAL flush, about two wake-ups. A crash of PostgreSQL (or of its machine) shortly after — up
+   * to three times `wal_writer_delay`, 600 ms by default — may undo the transaction, and everything
+   * committed after it, as if it had never committed; it never undoes a transaction and keeps a later
+   * one (WAL is replayed in commit order), and a later commit that waits for its flush makes this one
+   * durable too. Only for a transaction whose undoing does no harm: deleting rows after the broker
+   * acknowledged them (they are published again: duplicates, which consumers drop by id).
+   */
+  asynchronousCommit?: boolean;
+};
+
 /**
  * Runs `fn` in a transaction on one client; rolls back on any error and rethrows it. The only place
  * in the services that says BEGIN/COMMIT. `beginWith`: the first statement goes with the BEGIN.
@@ -134,7 +150,7 @@ async function begin<R extends pg.QueryResultRow>(client: pg.PoolClient, first?:
 export async function withTransaction<T, R extends pg.QueryResultRow = pg.QueryResultRow>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient, tx: Transaction<R>) => Promise<T>,
-  opts: { beginWith?: FirstStatement } = {},
+  opts: TransactionOptions = {},
 ): Promise<T> {
   const client = await pool.connect();
   // Set when the connection is gone or unusable: release(err) destroys it instead of pooling it.
@@ -149,14 +165,16 @@ export async function withTransaction<T, R extends pg.QueryResultRow = pg.QueryR
   try {
     const begun = await begin<R>(client, opts.beginWith);
     const result = await fn(client, { ...begun, finishWith: (sql) => void (finish = sql) });
+    // SET LOCAL: the setting ends with this transaction, never reaching the connection's next user.
+    const commit = opts.asynchronousCommit === true ? 'SET LOCAL synchronous_commit TO off;\nCOMMIT' : 'COMMIT';
     if (finish === undefined) {
-      await client.query('COMMIT');
+      await client.query(commit);
       return result;
     }
     // A failing statement of a multi-statement query skips the rest: the COMMIT never runs, and the
     // ROLLBACK below ends the aborted transaction. The COMMIT on a line of its own (a trailing `--`
     // comment cannot swallow it), and checked: a transaction must never go back to the pool open.
-    const done = (await client.query(`${finish}\n;COMMIT`)) as Results;
+    const done = (await client.query(`${finish}\n;${commit}`)) as Results;
     const last = Array.isArray(done) ? done[done.length - 1] : done;
     if (last?.command !== 'COMMIT') throw new Error('finishWith: the COMMIT did not run');
     return result;

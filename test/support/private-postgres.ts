@@ -18,8 +18,14 @@ export type PrivatePostgres = {
   url: (database?: string) => string;
   /** The postmaster's pid (changes on restart). */
   pid: () => number | undefined;
-  /** kill -9 of the postmaster; resolves once its backends are gone too (they exit on postmaster death). */
+  /** kill -9 of the postmaster and of every process it started; resolves once they are all gone. */
   crash: () => Promise<void>;
+  /**
+   * SIGSTOPs the WAL writer, the process that writes asynchronously committed transactions out of
+   * PostgreSQL's memory: until a commit that waits for its flush (or a crash), they stay there, and a
+   * crash undoes them. Returns the function that lets it run again.
+   */
+  pauseWalWriter: () => () => void;
   /** Starts the server again on its data directory (crash recovery) and waits until it accepts connections. */
   start: () => Promise<void>;
   running: () => boolean;
@@ -71,7 +77,19 @@ function childrenOf(pid: number): number[] {
   return kids;
 }
 
-export async function startPrivatePostgres(opts: { port?: number } = {}): Promise<PrivatePostgres> {
+/** The process title PostgreSQL gives a child (`postgres: walwriter`), '' if it is gone. */
+function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** `settings`: server parameters (`-c name=value`) beside the ones every private server gets. */
+export async function startPrivatePostgres(
+  opts: { port?: number; settings?: Record<string, string> } = {},
+): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   const user = postgresUser();
   const base = mkdtempSync(path.join(tmpdir(), 'rp-pg-'));
@@ -95,7 +113,8 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
   const port = opts.port ?? (await freePort());
   // Sockets in the data dir (never /var/run/postgresql, the machine server's); fsync off: a SIGKILL
   // of the server keeps the kernel's page cache, so crash recovery is exercised without disk flushes.
-  const serverOptions = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dataDir} -c fsync=off -c max_connections=200`;
+  const extra = Object.entries(opts.settings ?? {}).map(([name, value]) => ` -c ${name}=${value}`);
+  const serverOptions = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dataDir} -c fsync=off -c max_connections=200${extra.join('')}`;
   let pid: number | undefined;
   const readPid = () => Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const start = async () => {
@@ -121,13 +140,20 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
       if (pid === undefined || !alive(pid)) return;
       const backends = childrenOf(pid);
       process.kill(pid, 'SIGKILL');
-      // Orphaned backends notice the postmaster's death and exit; until they have, a new postmaster
-      // would refuse the data directory (its shared memory is still attached).
-      const deadline = Date.now() + 10_000;
-      while (backends.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // All at once, as a machine's crash would (a stopped WAL writer could not even notice the
+      // postmaster's death); until they are gone, a new postmaster would refuse the data directory
+      // (their shared memory is still attached).
       for (const b of backends.filter(alive)) process.kill(b, 'SIGKILL');
       while (alive(pid) || backends.some(alive)) await new Promise((r) => setTimeout(r, 20));
       pid = undefined;
+    },
+    pauseWalWriter: () => {
+      const writer = pid === undefined ? undefined : childrenOf(pid).find((c) => titleOf(c).endsWith('walwriter'));
+      if (writer === undefined) throw new Error('no running WAL writer to pause');
+      process.kill(writer, 'SIGSTOP');
+      return () => {
+        if (alive(writer)) process.kill(writer, 'SIGCONT');
+      };
     },
     destroy: async () => {
       if (running())

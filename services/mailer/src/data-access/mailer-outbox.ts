@@ -59,6 +59,9 @@ export async function publishOutboxBatch(
       return result.acked.length;
     },
     {
+      // The delete commits without waiting for its WAL flush: a PostgreSQL crash that undoes it brings the
+      // events back to be published again (duplicates, in order; accounts drops them by event id).
+      asynchronousCommit: true,
       beginWith: {
         // The lock in a statement of its own, BEFORE the read: in READ COMMITTED a statement's snapshot
         // is taken when it starts, so a read in the lock's own statement could still see rows the

@@ -25,8 +25,8 @@ type Done = { outcome: PublishOutcome; ackedAt: number };
  *    failed, each partition acknowledged or failed on its own;
  * 3. delete — only the rows the broker acknowledged; dead-letter the ones it rejected for good; the
  *    rest stay pending (a failed partition's rows, from its first unacknowledged one);
- * 4. commit (withTransaction; the delete goes with the COMMIT, one round trip), then count — metrics
- *    and logs only after the commit.
+ * 4. commit (withTransaction; the delete goes with the COMMIT, one round trip, and the commit does not
+ *    wait for its WAL flush), then count — metrics and logs only after the commit.
  * Returns the rows handled (published + dead-lettered); throws when rows were left pending and nothing at
  * all was handled, so the loop backs off and tries them again.
  */
@@ -69,7 +69,9 @@ export function createRelayRound(deps: {
         if (outcome.published.length > 0) tx.finishWith(deletePublishedSql(outcome.published.map((r) => r.id)));
         return { outcome, ackedAt };
       },
-      { beginWith: claimStatement(deps.batchSize) },
+      // The delete commits without waiting for its WAL flush: a PostgreSQL crash that undoes it brings
+      // the rows back to be published again (duplicates, in order), never loses one.
+      { beginWith: claimStatement(deps.batchSize), asynchronousCommit: true },
     );
     if (done === undefined) return 0;
 
