@@ -19,6 +19,8 @@ import { produceMailBurst, waitForStatuses } from './mail-burst';
  *  2. the mailer end to end — Kafka -> inbox -> SMTP -> status recorded — as real processes against
  *     the same sink, with one and with two instances (6 partitions), as a ratio of the ceiling.
  * Targets: >= 1,000 mails/s per instance and >= 0.5 of the ceiling.
+ * BENCH_CPU_PROF=<dir> runs the mailers with `node --cpu-prof` (as the cpu bench does; figures from such
+ * a run are not the mailer's).
  */
 const POOL_SIZE = 5;
 const TARGET_PER_INSTANCE = 1_000;
@@ -145,7 +147,12 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
         SMTP_POOL_SIZE: String(POOL_SIZE),
         MAIL_PAYLOAD_KEY: TEST_MAIL_PAYLOAD_KEY,
       };
-      const proc = spawnService('mailer', { env, label: `mailer#${i}` });
+      const profileDir = process.env.BENCH_CPU_PROF;
+      const proc = spawnService('mailer', {
+        env,
+        label: `mailer#${i}`,
+        ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}/mailer-x${instances}-${i}`] } : {}),
+      });
       procs.push(proc);
       await waitForReady(`http://127.0.0.1:${port}/readyz`, 60_000, () => proc.child.exitCode !== null);
     }

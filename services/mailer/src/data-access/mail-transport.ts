@@ -11,7 +11,7 @@ import type { MailerConfig } from '../config';
 import type { RenderedMail } from './rendered-mail';
 import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-providers';
 import { noDelaySocket } from './smtp-socket';
-import { createBoundaryPool, messageIdFor } from './mime-ids';
+import { createBoundaryPool, messageIdFor, shareRootBoundary } from './mime-ids';
 import { applySmtpPipelining } from './smtp-pipelining';
 
 export type SendResult = { messageId: string; response: string };
@@ -19,10 +19,7 @@ export type SendResult = { messageId: string; response: string };
 /** Where rendered mails go: SMTP in production, a log line in development. */
 export type MailTransport = {
   send: (mail: RenderedMail) => Promise<SendResult>;
-  /**
-   * Drops every pooled connection so nothing keeps talking to a server the breaker gave up on; a mail in
-   * flight on one fails at once, its error marked `connectionCut`.
-   */
+  /** Drops every pooled connection (the breaker gave up on the server); a mail in flight fails, `connectionCut`. */
   resetConnections: () => void;
   close: () => Promise<void>;
 };
@@ -128,6 +125,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
   const { config } = opts;
   const log = opts.logger.child({ component: 'smtp-transport' });
   if (!applySmtpPipelining()) log.warn('nodemailer internals changed: SMTP envelopes are not pipelined');
+  if (!shareRootBoundary()) log.warn('nodemailer internals changed: each MIME part draws random bytes');
   const pooled = opts.pool ?? true;
   const base = smtpOptions(config);
   const build = () => {
