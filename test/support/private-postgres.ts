@@ -61,6 +61,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** kill(2) that ignores a process already gone (a backend may exit on its own at any moment). */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 /** Pids of the processes whose parent is `pid` (the postmaster's backends and workers), from /proc. */
 function childrenOf(pid: number): number[] {
   const kids: number[] = [];
@@ -138,22 +147,20 @@ export async function startPrivatePostgres(
     },
     crash: async () => {
       if (pid === undefined || !alive(pid)) return;
+      // Stopped first, so it forks no child after the list below is taken; then everything at once, as
+      // a machine's crash would (a stopped WAL writer could not even notice the postmaster's death).
+      // Until all are gone, a new postmaster would refuse the data directory (shared memory attached).
+      signal(pid, 'SIGSTOP');
       const backends = childrenOf(pid);
-      process.kill(pid, 'SIGKILL');
-      // All at once, as a machine's crash would (a stopped WAL writer could not even notice the
-      // postmaster's death); until they are gone, a new postmaster would refuse the data directory
-      // (their shared memory is still attached).
-      for (const b of backends.filter(alive)) process.kill(b, 'SIGKILL');
+      for (const p of [pid, ...backends]) signal(p, 'SIGKILL');
       while (alive(pid) || backends.some(alive)) await new Promise((r) => setTimeout(r, 20));
       pid = undefined;
     },
     pauseWalWriter: () => {
       const writer = pid === undefined ? undefined : childrenOf(pid).find((c) => titleOf(c).endsWith('walwriter'));
       if (writer === undefined) throw new Error('no running WAL writer to pause');
-      process.kill(writer, 'SIGSTOP');
-      return () => {
-        if (alive(writer)) process.kill(writer, 'SIGCONT');
-      };
+      signal(writer, 'SIGSTOP');
+      return () => signal(writer, 'SIGCONT');
     },
     destroy: async () => {
       if (running())

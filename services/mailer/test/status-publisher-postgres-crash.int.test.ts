@@ -88,12 +88,15 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
     await insertOutboxEvents(client, events).finally(() => client.release());
     const ids = events.map((e) => e.headers.id ?? '');
 
+    // Paused until the crash (in a finally: a failure in between must not leave the server's writer stopped).
     const resume = server.pauseWalWriter();
-    await drain(prefix);
-    expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(ids.map((id) => [id, 1])));
-
-    await server.crash();
-    resume();
+    try {
+      await drain(prefix);
+      expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(ids.map((id) => [id, 1])));
+      await server.crash();
+    } finally {
+      resume();
+    }
     await pool.end();
     await server.start();
     pool = openPool();

@@ -48,17 +48,20 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
     // The writer's commit waits for its flush, as accounts' does: these rows are durable.
     const eventIds = await insertOutboxRows(pool, rows);
 
+    // Paused until the crash (in a finally: a failure in between must not leave the server's writer stopped).
     const resume = server.pauseWalWriter();
-    const first = await startTestRelay({ databaseUrl: server.url(), pool, brokers: testBrokers(), prefix });
     try {
-      await waitFor(async () => (await outboxCount(pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
+      const first = await startTestRelay({ databaseUrl: server.url(), pool, brokers: testBrokers(), prefix });
+      try {
+        await waitFor(async () => (await outboxCount(pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
+      } finally {
+        await first.stop();
+      }
+      expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(eventIds.map((id) => [id, 1])));
+      await server.crash();
     } finally {
-      await first.stop();
+      resume();
     }
-    expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(eventIds.map((id) => [id, 1])));
-
-    await server.crash();
-    resume();
     await pool.end();
     await server.start();
     pool = openPool();

@@ -62,7 +62,7 @@ export function shareRootBoundary(
     options?.baseBoundary !== undefined ? options : { ...options, baseBoundary: node.rootNode?.baseBoundary };
   const createChild: CreateChild = function (this: MimeNodeLike, contentType, options) {
     // createChild(options) is nodemailer's other form: the options object in the content type's place.
-    if (options === undefined && typeof contentType === 'object' && contentType !== null)
+    if (!options && typeof contentType === 'object' && contentType !== null)
       return original.call(this, withRoot(this, contentType as Record<string, unknown>));
     return original.call(this, contentType, withRoot(this, options));
   };
