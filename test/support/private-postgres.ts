@@ -2,6 +2,7 @@ import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { freePort } from './ports';
 
 /**
@@ -93,6 +94,25 @@ function titleOf(pid: number): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * Server settings under which only a commit that waits for its flush, or the WAL writer, writes WAL out:
+ * no background writer's page writes (each flushes WAL first), no checkpoint, autovacuum's workers
+ * asleep. With the WAL writer paused (`pauseWalWriter`), asynchronous commits stay in the server's
+ * memory until a crash undoes them.
+ */
+export const NO_BACKGROUND_WAL_FLUSH: Readonly<Record<string, string>> = {
+  bgwriter_lru_maxpages: '0',
+  checkpoint_timeout: '1h',
+  autovacuum_naptime: '3600',
+};
+
+/** A pool on a private server whose clients' connection errors (the server crashed) are left to the test. */
+export function privatePool(server: PrivatePostgres, max = 4): pg.Pool {
+  const pool = new pg.Pool({ connectionString: server.url(), max });
+  pool.on('error', () => undefined);
+  return pool;
 }
 
 /** `settings`: server parameters (`-c name=value`) beside the ones every private server gets. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import pg from 'pg';
+import type pg from 'pg';
 import { createIdempotentProducer } from '@shared/idempotent-producer';
 import { createKafka } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
@@ -8,7 +8,12 @@ import { topicNames } from '@shared/topics';
 import { migrateService } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { createTopic, testBrokers, uniquePrefix } from '../../../test/support/infra';
-import { startPrivatePostgres, type PrivatePostgres } from '../../../test/support/private-postgres';
+import {
+  NO_BACKGROUND_WAL_FLUSH,
+  privatePool,
+  startPrivatePostgres,
+  type PrivatePostgres,
+} from '../../../test/support/private-postgres';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxEvents, type OutboxEvent } from '../src/data-access/mailer-outbox';
 import { deliveryStatusEvent } from '../src/domain/delivery-events';
@@ -33,11 +38,6 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
     destination: new Writable({ write: (_c, _e, done) => done() }),
   });
 
-  const openPool = () => {
-    const opened = new pg.Pool({ connectionString: server.url(), max: 4 });
-    opened.on('error', () => undefined);
-    return opened;
-  };
   const outboxSize = async () =>
     Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
   /** Publishes until mailer_outbox is empty, then stops the publisher. */
@@ -61,11 +61,9 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
   }
 
   beforeAll(async () => {
-    server = await startPrivatePostgres({
-      settings: { bgwriter_lru_maxpages: '0', checkpoint_timeout: '1h', autovacuum_naptime: '3600' },
-    });
+    server = await startPrivatePostgres({ settings: NO_BACKGROUND_WAL_FLUSH });
     await migrateService({ service: 'mailer', databaseUrl: server.url() });
-    pool = openPool();
+    pool = privatePool(server);
   }, 120_000);
 
   afterAll(async () => {
@@ -99,7 +97,7 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
     }
     await pool.end();
     await server.start();
-    pool = openPool();
+    pool = privatePool(server);
     expect(await outboxSize()).toBe(events.length);
 
     await drain(prefix);

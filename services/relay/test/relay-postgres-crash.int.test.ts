@@ -1,8 +1,13 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { migrate } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { testBrokers, uniquePrefix } from '../../../test/support/infra';
-import { startPrivatePostgres, type PrivatePostgres } from '../../../test/support/private-postgres';
+import {
+  NO_BACKGROUND_WAL_FLUSH,
+  privatePool,
+  startPrivatePostgres,
+  type PrivatePostgres,
+} from '../../../test/support/private-postgres';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxRows, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
 
@@ -21,18 +26,10 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
   let server: PrivatePostgres;
   let pool: pg.Pool;
 
-  const openPool = () => {
-    const opened = new pg.Pool({ connectionString: server.url(), max: 4 });
-    opened.on('error', () => undefined);
-    return opened;
-  };
-
   beforeAll(async () => {
-    server = await startPrivatePostgres({
-      settings: { bgwriter_lru_maxpages: '0', checkpoint_timeout: '1h', autovacuum_naptime: '3600' },
-    });
+    server = await startPrivatePostgres({ settings: NO_BACKGROUND_WAL_FLUSH });
     await migrate({ databaseUrl: server.url() });
-    pool = openPool();
+    pool = privatePool(server);
   }, 120_000);
 
   afterAll(async () => {
@@ -64,7 +61,7 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
     }
     await pool.end();
     await server.start();
-    pool = openPool();
+    pool = privatePool(server);
     // The crash undid the deletes, which were still in the server's memory, and nothing else.
     const back = await outboxCount(pool);
     expect(back).toBe(rows.length);
