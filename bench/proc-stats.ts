@@ -299,3 +299,16 @@ export class CpuSampler {
     }
   }
 }
+
+/**
+ * The V8 young generation's current size in MiB from a service's Prometheus text (prom-client's
+ * `nodejs_heap_space_size_total_bytes{space="new"}`), undefined when absent. V8 grows it up to 32 MiB
+ * under allocation and gives it back when idle (4–32 MiB in a soak's relay), which moves RSS by as much
+ * without any object living longer: whatever survives two scavenges moves to the old generation, so a
+ * leak never stays here.
+ */
+export function youngGenerationMiB(metricsText: string): number | undefined {
+  const line = /^nodejs_heap_space_size_total_bytes\{[^}]*space="new"[^}]*\}\s+(\S+)/m.exec(metricsText);
+  const bytes = line ? Number(line[1]) : NaN;
+  return Number.isFinite(bytes) ? bytes / 1_048_576 : undefined;
+}
