@@ -115,6 +115,24 @@ export function privatePool(server: PrivatePostgres, max = 4): pg.Pool {
   return pool;
 }
 
+/**
+ * Runs `work` with the server's WAL writer paused, then crashes the server and starts it again: what
+ * `work` committed asynchronously is undone, what waited for its flush stays. The WAL writer runs again
+ * whatever happens. Ends `pool` (its connections died with the server) and returns a new one.
+ */
+export async function crashAfter(server: PrivatePostgres, pool: pg.Pool, work: () => Promise<void>): Promise<pg.Pool> {
+  const resume = server.pauseWalWriter();
+  try {
+    await work();
+    await server.crash();
+  } finally {
+    resume();
+  }
+  await pool.end();
+  await server.start();
+  return privatePool(server);
+}
+
 /** `settings`: server parameters (`-c name=value`) beside the ones every private server gets. */
 export async function startPrivatePostgres(
   opts: { port?: number; settings?: Record<string, string> } = {},

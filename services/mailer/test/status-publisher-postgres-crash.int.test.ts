@@ -9,6 +9,7 @@ import { migrateService } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { createTopic, testBrokers, uniquePrefix } from '../../../test/support/infra';
 import {
+  crashAfter,
   NO_BACKGROUND_WAL_FLUSH,
   privatePool,
   startPrivatePostgres,
@@ -86,18 +87,10 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
     await insertOutboxEvents(client, events).finally(() => client.release());
     const ids = events.map((e) => e.headers.id ?? '');
 
-    // Paused until the crash (in a finally: a failure in between must not leave the server's writer stopped).
-    const resume = server.pauseWalWriter();
-    try {
+    pool = await crashAfter(server, pool, async () => {
       await drain(prefix);
       expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(ids.map((id) => [id, 1])));
-      await server.crash();
-    } finally {
-      resume();
-    }
-    await pool.end();
-    await server.start();
-    pool = privatePool(server);
+    });
     expect(await outboxSize()).toBe(events.length);
 
     await drain(prefix);

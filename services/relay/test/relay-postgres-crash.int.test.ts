@@ -3,6 +3,7 @@ import { migrate } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { testBrokers, uniquePrefix } from '../../../test/support/infra';
 import {
+  crashAfter,
   NO_BACKGROUND_WAL_FLUSH,
   privatePool,
   startPrivatePostgres,
@@ -45,9 +46,7 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
     // The writer's commit waits for its flush, as accounts' does: these rows are durable.
     const eventIds = await insertOutboxRows(pool, rows);
 
-    // Paused until the crash (in a finally: a failure in between must not leave the server's writer stopped).
-    const resume = server.pauseWalWriter();
-    try {
+    pool = await crashAfter(server, pool, async () => {
       const first = await startTestRelay({ databaseUrl: server.url(), pool, brokers: testBrokers(), prefix });
       try {
         await waitFor(async () => (await outboxCount(pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
@@ -55,13 +54,7 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
         await first.stop();
       }
       expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(eventIds.map((id) => [id, 1])));
-      await server.crash();
-    } finally {
-      resume();
-    }
-    await pool.end();
-    await server.start();
-    pool = privatePool(server);
+    });
     // The crash undid the deletes, which were still in the server's memory, and nothing else.
     const back = await outboxCount(pool);
     expect(back).toBe(rows.length);
