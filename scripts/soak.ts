@@ -65,18 +65,28 @@ type Minute = {
   young_mb: Record<string, number>;
 };
 
-/** Once a second, each service's V8 young generation size from its /metrics; `minute()` takes the medians. */
+/** One instance's young generation in MiB, undefined when its /metrics did not answer with it. */
+const youngOf = (opsUrl: string): Promise<number | undefined> =>
+  fetch(`${opsUrl}/metrics`, { signal: AbortSignal.timeout(900) })
+    .then(async (res) => youngGenerationMiB(await res.text()))
+    .catch(() => undefined);
+
+/**
+ * Once a second, each service's V8 young generation from its instances' /metrics, summed per service as
+ * its RSS is (a reading is kept only when every instance answered); `minute()` takes the medians.
+ */
 function youngGenerationSampler(system: System) {
   const readings = new Map<string, number[]>();
   const timer = setInterval(() => {
-    for (const i of system.instances)
-      void fetch(`${i.opsUrl}/metrics`, { signal: AbortSignal.timeout(900) })
-        .then((res) => res.text())
-        .then((text) => {
-          const mib = youngGenerationMiB(text);
-          if (mib !== undefined) readings.set(i.name, [...(readings.get(i.name) ?? []), mib]);
-        })
-        .catch(() => undefined);
+    for (const name of NODE_SERVICES) {
+      const instances = system.instances.filter((i) => i.name === name);
+      void Promise.all(instances.map((i) => youngOf(i.opsUrl))).then((mib) => {
+        if (mib.length === 0 || mib.some((v) => v === undefined)) return;
+        const list = readings.get(name) ?? [];
+        list.push(mib.reduce((sum: number, v) => sum + (v ?? 0), 0));
+        readings.set(name, list);
+      });
+    }
   }, 1_000);
   timer.unref();
   return {

@@ -62,7 +62,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * earliest deadline among the requests in flight and only while one is: sending a request arms it (or
  * moves it earlier), its firing times out what is past its deadline exactly as kafkajs' check did, then
  * re-arms for the next deadline or stays off. A request still times out (at its deadline rather than up to
- * 100 ms after it); an idle connection costs nothing. The timer fires at or before `dueAt`, never after.
+ * 100 ms after it); an idle connection costs nothing.
  */
 function armRequestTimeoutCheck(queue: TimedQueue, dueAt: number): void {
   const armed = queue[TIMEOUT_CHECK];

@@ -102,35 +102,63 @@ function titleOf(pid: number): string {
  * asleep. With the WAL writer paused (`pauseWalWriter`), asynchronous commits stay in the server's
  * memory until a crash undoes them.
  */
-export const NO_BACKGROUND_WAL_FLUSH: Readonly<Record<string, string>> = {
+const NO_BACKGROUND_WAL_FLUSH: Readonly<Record<string, string>> = {
   bgwriter_lru_maxpages: '0',
   checkpoint_timeout: '1h',
   autovacuum_naptime: '3600',
 };
 
 /** A pool on a private server whose clients' connection errors (the server crashed) are left to the test. */
-export function privatePool(server: PrivatePostgres, max = 4): pg.Pool {
-  const pool = new pg.Pool({ connectionString: server.url(), max });
+function privatePool(server: PrivatePostgres): pg.Pool {
+  const pool = new pg.Pool({ connectionString: server.url(), max: 4 });
   pool.on('error', () => undefined);
   return pool;
 }
 
 /**
- * Runs `work` with the server's WAL writer paused, then crashes the server and starts it again: what
- * `work` committed asynchronously is undone, what waited for its flush stays. The WAL writer runs again
- * whatever happens. Ends `pool` (its connections died with the server) and returns a new one.
+ * For a jest suite about asynchronous commits: a private server with NO_BACKGROUND_WAL_FLUSH, `prepare`d
+ * (e.g. migrated) before the suite and removed after it, and a pool on it. `crashAfter(work)` runs
+ * `work` with the WAL writer paused, then crashes the server and starts it again: what `work` committed
+ * asynchronously is undone, what waited for its flush stays; the WAL writer runs again whatever happens,
+ * and `pool()` is a new pool afterwards (the old one's connections died with the server).
  */
-export async function crashAfter(server: PrivatePostgres, pool: pg.Pool, work: () => Promise<void>): Promise<pg.Pool> {
-  const resume = server.pauseWalWriter();
-  try {
-    await work();
-    await server.crash();
-  } finally {
-    resume();
-  }
-  await pool.end();
-  await server.start();
-  return privatePool(server);
+export function crashablePostgresSuite(prepare: (url: string) => Promise<unknown>): {
+  url: () => string;
+  pool: () => pg.Pool;
+  crashAfter: (work: () => Promise<void>) => Promise<void>;
+} {
+  let server: PrivatePostgres | undefined;
+  let pool: pg.Pool | undefined;
+  const started = (): { server: PrivatePostgres; pool: pg.Pool } => {
+    if (!server || !pool) throw new Error('the private PostgreSQL is not started (used outside the suite?)');
+    return { server, pool };
+  };
+  beforeAll(async () => {
+    server = await startPrivatePostgres({ settings: NO_BACKGROUND_WAL_FLUSH });
+    await prepare(server.url());
+    pool = privatePool(server);
+  }, 120_000);
+  afterAll(async () => {
+    await pool?.end();
+    await server?.destroy();
+  });
+  return {
+    url: () => started().server.url(),
+    pool: () => started().pool,
+    crashAfter: async (work) => {
+      const current = started();
+      const resume = current.server.pauseWalWriter();
+      try {
+        await work();
+        await current.server.crash();
+      } finally {
+        resume();
+      }
+      await current.pool.end();
+      await current.server.start();
+      pool = privatePool(current.server);
+    },
+  };
 }
 
 /** `settings`: server parameters (`-c name=value`) beside the ones every private server gets. */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type pg from 'pg';
 import { createIdempotentProducer } from '@shared/idempotent-producer';
 import { createKafka } from '@shared/kafka';
 import { createLogger } from '@shared/logger';
@@ -8,13 +7,7 @@ import { topicNames } from '@shared/topics';
 import { migrateService } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { createTopic, testBrokers, uniquePrefix } from '../../../test/support/infra';
-import {
-  crashAfter,
-  NO_BACKGROUND_WAL_FLUSH,
-  privatePool,
-  startPrivatePostgres,
-  type PrivatePostgres,
-} from '../../../test/support/private-postgres';
+import { crashablePostgresSuite } from '../../../test/support/private-postgres';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxEvents, type OutboxEvent } from '../src/data-access/mailer-outbox';
 import { deliveryStatusEvent } from '../src/domain/delivery-events';
@@ -31,8 +24,7 @@ const USERS = 3;
 const STATUSES_PER_USER = 4;
 
 describe('status publisher: a PostgreSQL crash after it deleted published statuses', () => {
-  let server: PrivatePostgres;
-  let pool: pg.Pool;
+  const db = crashablePostgresSuite((url) => migrateService({ service: 'mailer', databaseUrl: url }));
   const logger = createLogger({
     service: 'mailer',
     level: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -40,12 +32,12 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
   });
 
   const outboxSize = async () =>
-    Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
+    Number((await db.pool().query<{ n: string }>('SELECT count(*) AS n FROM mailer_outbox')).rows[0]?.n);
   /** Publishes until mailer_outbox is empty, then stops the publisher. */
   async function drain(prefix: string): Promise<void> {
     const kafka = createKafka({ brokers: testBrokers(), clientId: 'status-crash-test', logger });
     const publisher = createStatusPublisher({
-      pool,
+      pool: db.pool(),
       producer: createIdempotentProducer({ kafka, logger }),
       topics: topicNames(prefix),
       logger,
@@ -61,17 +53,6 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
     }
   }
 
-  beforeAll(async () => {
-    server = await startPrivatePostgres({ settings: NO_BACKGROUND_WAL_FLUSH });
-    await migrateService({ service: 'mailer', databaseUrl: server.url() });
-    pool = privatePool(server);
-  }, 120_000);
-
-  afterAll(async () => {
-    await pool?.end();
-    await server?.destroy();
-  });
-
   test('when the deletes were not flushed yet, then the statuses come back and go out again: in order, none lost', async () => {
     const prefix = uniquePrefix('pg-crash-status');
     const topic = topicNames(prefix).mailDeliveryStatus;
@@ -83,11 +64,11 @@ describe('status publisher: a PostgreSQL crash after it deleted published status
         events.push(deliveryStatusEvent({ ...status, attempt, error_class: 'timeout' }, new Date()));
       }
     // Recorded with a commit that waits for its flush, as the mailer records an outcome: durable.
-    const client = await pool.connect();
+    const client = await db.pool().connect();
     await insertOutboxEvents(client, events).finally(() => client.release());
     const ids = events.map((e) => e.headers.id ?? '');
 
-    pool = await crashAfter(server, pool, async () => {
+    await db.crashAfter(async () => {
       await drain(prefix);
       expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(ids.map((id) => [id, 1])));
     });

@@ -1,14 +1,7 @@
-import type pg from 'pg';
 import { migrate } from '../../../scripts/migrate';
 import { idCounts, readWholeTopic } from '../../../test/support/broker-side';
 import { testBrokers, uniquePrefix } from '../../../test/support/infra';
-import {
-  crashAfter,
-  NO_BACKGROUND_WAL_FLUSH,
-  privatePool,
-  startPrivatePostgres,
-  type PrivatePostgres,
-} from '../../../test/support/private-postgres';
+import { crashablePostgresSuite } from '../../../test/support/private-postgres';
 import { waitFor } from '../../../test/support/wait-for';
 import { insertOutboxRows, orderingProblems, outboxCount, startTestRelay, type TestOutboxRow } from './relay-harness';
 
@@ -24,19 +17,7 @@ const KEYS = 5;
 const PER_KEY = 6;
 
 describe('relay: a PostgreSQL crash after the relay deleted published rows', () => {
-  let server: PrivatePostgres;
-  let pool: pg.Pool;
-
-  beforeAll(async () => {
-    server = await startPrivatePostgres({ settings: NO_BACKGROUND_WAL_FLUSH });
-    await migrate({ databaseUrl: server.url() });
-    pool = privatePool(server);
-  }, 120_000);
-
-  afterAll(async () => {
-    await pool?.end();
-    await server?.destroy();
-  });
+  const db = crashablePostgresSuite((url) => migrate({ databaseUrl: url }));
 
   test('when the deletes were not flushed yet, then the rows come back and go out again: in order, none lost', async () => {
     const prefix = uniquePrefix('pg-crash-relay');
@@ -44,24 +25,27 @@ describe('relay: a PostgreSQL crash after the relay deleted published rows', () 
     const rows: TestOutboxRow[] = [];
     for (let seq = 0; seq < PER_KEY; seq++) for (let k = 0; k < KEYS; k++) rows.push({ key: `${prefix}k${k}`, seq });
     // The writer's commit waits for its flush, as accounts' does: these rows are durable.
-    const eventIds = await insertOutboxRows(pool, rows);
+    const eventIds = await insertOutboxRows(db.pool(), rows);
 
-    pool = await crashAfter(server, pool, async () => {
-      const first = await startTestRelay({ databaseUrl: server.url(), pool, brokers: testBrokers(), prefix });
+    await db.crashAfter(async () => {
+      const first = await startTestRelay({ databaseUrl: db.url(), pool: db.pool(), brokers: testBrokers(), prefix });
       try {
-        await waitFor(async () => (await outboxCount(pool)) === 0, { timeoutMs: 30_000, message: 'outbox drained' });
+        await waitFor(async () => (await outboxCount(db.pool())) === 0, {
+          timeoutMs: 30_000,
+          message: 'outbox drained',
+        });
       } finally {
         await first.stop();
       }
       expect(idCounts(await readWholeTopic(testBrokers(), topic))).toEqual(new Map(eventIds.map((id) => [id, 1])));
     });
     // The crash undid the deletes, which were still in the server's memory, and nothing else.
-    const back = await outboxCount(pool);
+    const back = await outboxCount(db.pool());
     expect(back).toBe(rows.length);
 
-    const second = await startTestRelay({ databaseUrl: server.url(), pool, brokers: testBrokers(), prefix });
+    const second = await startTestRelay({ databaseUrl: db.url(), pool: db.pool(), brokers: testBrokers(), prefix });
     try {
-      await waitFor(async () => (await outboxCount(pool)) === 0, { timeoutMs: 30_000, message: 'drained again' });
+      await waitFor(async () => (await outboxCount(db.pool())) === 0, { timeoutMs: 30_000, message: 'drained again' });
     } finally {
       await second.stop();
     }
