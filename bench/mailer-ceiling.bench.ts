@@ -10,6 +10,7 @@ import { coalesceWrites } from '../services/mailer/src/data-access/smtp-socket';
 import { applySmtpPipelining } from '../services/mailer/src/data-access/smtp-pipelining';
 import { TEST_MAIL_PAYLOAD_KEY } from '../test/support/payload-key';
 import { percentile, round, type Bench, type BenchContext, type BenchRow } from './lib';
+import { processCpuMs } from './proc-stats';
 import { produceMailBurst, waitForStatuses } from './mail-burst';
 
 /**
@@ -161,6 +162,8 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
     // (JIT compilation, connection pools, the consumer's first fetches), like the cpu bench's warm-up.
     const warm = await produceMailBurst(producer, topics.mailRequests, `warm-${instances}`, count);
     await waitForStatuses(kafka, topics.mailDeliveryStatus, warm.requestIds);
+    const mailersCpuMs = () => procs.reduce((sum, p) => sum + (processCpuMs(p.pid) ?? Number.NaN), 0);
+    const cpuBefore = mailersCpuMs();
     const started = performance.now();
     const { requestedAt, requestIds } = await produceMailBurst(
       producer,
@@ -170,13 +173,18 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
     );
     const statuses = await waitForStatuses(kafka, topics.mailDeliveryStatus, requestIds);
     const seconds = (performance.now() - started) / 1000;
+    // The mailers' own CPU (every thread, /proc), whatever the host's other processes made of the burst.
+    const cpuMsPerMail = (mailersCpuMs() - cpuBefore) / count;
     const latencies = [...requestedAt]
       .map(([to, at]) => (sink.acceptedAt.get(to) ?? Number.NaN) - at)
       .filter((v) => Number.isFinite(v));
     const perSecond = statuses / seconds;
     const perInstance = perSecond / instances;
     const ratio = perSecond / ceiling;
-    ctx.log(`mailer e2e x${instances}: ${round(perSecond)} mails/s, ${statuses}/${count} statuses`);
+    ctx.log(
+      `mailer e2e x${instances}: ${round(perSecond)} mails/s, ${statuses}/${count} statuses, ` +
+        `${round(cpuMsPerMail, 3)} mailer CPU ms per mail`,
+    );
     return {
       benchmark: `mailer vs SMTP ceiling (${POOL_SIZE} connections)`,
       case: `mailer x${instances} (processes), Kafka -> inbox -> SMTP -> status, burst of ${count} after a warm-up burst`,
@@ -185,6 +193,7 @@ async function endToEnd(ctx: BenchContext, sink: Sink, instances: number, ceilin
         per_instance: round(perInstance),
         statuses,
         ratio_to_ceiling: round(ratio, 2),
+        mailer_cpu_ms_per_mail: round(cpuMsPerMail, 3),
         p50_ms: round(percentile(latencies, 50)),
         p99_ms: round(percentile(latencies, 99)),
       },

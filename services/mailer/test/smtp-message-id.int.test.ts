@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import { createLogger } from '@shared/logger';
 import { startSmtpTestServer, type SmtpTestServer } from '../../../test/support/smtp-test-server';
 import { parseMailerConfig } from '../src/config';
@@ -57,6 +58,21 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
     const boundaries = smtp.messages.slice(-5).map((m) => boundaryOf(m.raw));
     for (const b of boundaries) expect(b).toMatch(/[0-9a-f]{16}/);
     expect(new Set(boundaries).size).toBe(5);
+  });
+
+  it('when a mail names its request, then it goes out composed by mime-message (MailComposer only wraps it)', async () => {
+    const compile = jest.spyOn(MailComposer.prototype, 'compile');
+    try {
+      await transport.send(mail(randomUUID()));
+      await transport.send(mail());
+      const raw = compile.mock.contexts.map((c) => (c as unknown as { mail: { raw?: unknown } }).mail.raw);
+      // The first came composed (a Buffer); the second, with no Message-ID of ours, MailComposer built.
+      expect(raw.map((r) => Buffer.isBuffer(r))).toEqual([true, false]);
+      const received = smtp.messages.slice(-2);
+      for (const m of received) expect(m.text.trim()).toBe('code 123456');
+    } finally {
+      compile.mockRestore();
+    }
   });
 
   it('when a mail names no request, then nodemailer gives it a random Message-ID', async () => {

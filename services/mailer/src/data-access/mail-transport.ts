@@ -11,8 +11,9 @@ import type { MailerConfig } from '../config';
 import type { RenderedMail } from './rendered-mail';
 import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-providers';
 import { noDelaySocket } from './smtp-socket';
-import { createBoundaryPool, messageIdFor, shareRootBoundary } from './mime-ids';
+import { messageIdFor, shareRootBoundary } from './mime-ids';
 import { applySmtpPipelining } from './smtp-pipelining';
+import { createMailOptions } from './mime-message';
 
 export type SendResult = { messageId: string; response: string };
 
@@ -141,35 +142,21 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
     return { transporter: withBodyTracking(t), sockets };
   };
   let current = build();
-  const from = envelopeSender(config.MAIL_FROM);
-  const boundary = createBoundaryPool();
+  const mailOptions = createMailOptions(config.MAIL_FROM, envelopeSender(config.MAIL_FROM));
 
   return {
     send: async (mail) => {
       const progress = { bodySent: false };
       const pool = current;
-      const info = (await pool.transporter
-        .sendMail({
-          from: config.MAIL_FROM,
-          to: mail.to,
-          // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
-          envelope: { from, to: [mail.to] },
-          subject: mail.subject,
-          text: mail.text,
-          html: mail.html,
-          messageId: messageIdFor(mail.requestId, from, mail.generation),
-          baseBoundary: boundary(),
-          progress,
-        } as nodemailer.SendMailOptions)
-        .catch((err: unknown) => {
-          if (err && typeof err === 'object') {
-            if (progress.bodySent) Object.assign(err, { afterBody: true });
-            // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection
-            // pool was closed", no code). `connectionCut` says so, whatever nodemailer made of it.
-            if (pool !== current) Object.assign(err, { connectionCut: true });
-          }
-          throw err;
-        })) as { messageId: string; response?: string };
+      const info = (await pool.transporter.sendMail(mailOptions(mail, progress)).catch((err: unknown) => {
+        if (err && typeof err === 'object') {
+          if (progress.bodySent) Object.assign(err, { afterBody: true });
+          // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection
+          // pool was closed", no code). `connectionCut` says so, whatever nodemailer made of it.
+          if (pool !== current) Object.assign(err, { connectionCut: true });
+        }
+        throw err;
+      })) as { messageId: string; response?: string };
       return { messageId: info.messageId, response: info.response ?? '' };
     },
     resetConnections: () => {
