@@ -13,7 +13,8 @@ import { primaryProvider, smtpProviders, type SmtpProvider } from '../smtp-provi
 import { noDelaySocket } from './smtp-socket';
 import { messageIdFor, shareRootBoundary } from './mime-ids';
 import { applySmtpPipelining } from './smtp-pipelining';
-import { createMailOptions } from './mime-message';
+import { createMailComposer } from './mime-message';
+import { sendComposed } from './send-composed';
 
 export type SendResult = { messageId: string; response: string };
 
@@ -142,13 +143,18 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
     return { transporter: withBodyTracking(t), sockets };
   };
   let current = build();
-  const mailOptions = createMailOptions(config.MAIL_FROM, envelopeSender(config.MAIL_FROM));
+  const compose = createMailComposer(config.MAIL_FROM, envelopeSender(config.MAIL_FROM));
 
   return {
     send: async (mail) => {
       const progress = { bodySent: false };
       const pool = current;
-      const info = (await pool.transporter.sendMail(mailOptions(mail, progress)).catch((err: unknown) => {
+      const how = compose(mail);
+      const sending =
+        'composed' in how
+          ? sendComposed(pool.transporter, how.composed, progress)
+          : pool.transporter.sendMail({ ...how.options, progress } as nodemailer.SendMailOptions);
+      const info = (await sending.catch((err: unknown) => {
         if (err && typeof err === 'object') {
           if (progress.bodySent) Object.assign(err, { afterBody: true });
           // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection

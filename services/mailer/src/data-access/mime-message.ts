@@ -91,25 +91,28 @@ export function composeAlternative(fromLines: string, mail: AlternativeMail): Bu
   return Buffer.from(message, 'utf8');
 }
 
+/** A message composed here, ready for nodemailer's SMTP transport (see mail-transport's sendComposed). */
+export type ComposedMail = { envelope: { from: string; to: string[] }; messageId: string; message: Buffer };
+
 /**
- * sendMail's options for a rendered mail from `mailFrom` (envelope sender `from`): the message composed
- * here when it has the plain shape (nodemailer then only wraps it, `raw`), else the fields MailComposer
- * builds it from. The Message-ID names the request (mime-ids.ts); the base boundary comes from a pool.
+ * How a rendered mail from `mailFrom` (envelope sender `from`) goes out: composed here when it has the
+ * plain shape, else as sendMail's fields, which MailComposer builds the message from. The Message-ID
+ * names the request (mime-ids.ts); the base boundary comes from a pool.
  */
-export function createMailOptions(mailFrom: string, from: string) {
+export function createMailComposer(mailFrom: string, from: string) {
   const boundary = createBoundaryPool();
   const fromLines = fromHeaderLines(mailFrom);
-  return (mail: RenderedMail, progress: { bodySent: boolean }): SendMailOptions => {
+  return (mail: RenderedMail): { composed: ComposedMail } | { options: SendMailOptions } => {
     const messageId = messageIdFor(mail.requestId, from, mail.generation);
     const baseBoundary = boundary();
     // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
     const envelope = { from, to: [mail.to] };
-    const raw =
+    const message =
       messageId === undefined
         ? undefined
         : composeAlternative(fromLines, { ...mail, messageId, date: new Date(), baseBoundary });
-    if (raw !== undefined) return { envelope, raw, messageId, progress } as SendMailOptions;
+    if (message !== undefined && messageId !== undefined) return { composed: { envelope, messageId, message } };
     const fields = { from: mailFrom, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html };
-    return { ...fields, envelope, messageId, baseBoundary, progress } as SendMailOptions;
+    return { options: { ...fields, envelope, messageId, baseBoundary } as SendMailOptions };
   };
 }
