@@ -127,6 +127,21 @@ describe('mailer: a text + HTML mail composed without a MIME tree (mime-message)
     expect(ours?.toString('utf8')).toContain('Content-Transfer-Encoding: quoted-printable');
   });
 
+  it.each([
+    ['a line of exactly 76 characters', `${'x'.repeat(76)}\nend`],
+    ['a line of 77 characters', `${'x'.repeat(77)}\nend`],
+    ['77 characters split by a lone CR', `${'x'.repeat(40)}\r${'x'.repeat(37)}`],
+    ['77 characters split by U+2028', `${'x'.repeat(40)}\u2028${'x'.repeat(37)}`],
+    ['tabs and DEL', 'a\tb\u007fc'],
+    ['a form feed', 'page one\fpage two, a little more Latin to outweigh it'],
+    ['as many non-Latin units as letters, minus one', `abcd${'é'.repeat(3)}`],
+  ])('chooses the encoding of a part as MailComposer does: %s', async (_story, text) => {
+    const from = SENDERS[0] as string;
+    const mail = { ...confirmation('Jane', 'Doe'), text };
+    const ours = composeAlternative(fromHeaderLines(from), mail);
+    expect(ours?.toString('utf8')).toBe((await composedByNodemailer(from, mail)).toString('utf8'));
+  });
+
   const plain: AlternativeMail = {
     to: 'user@example.test',
     subject: 'Confirm your email address',

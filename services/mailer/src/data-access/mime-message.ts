@@ -1,6 +1,6 @@
 import type { SendMailOptions } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { foldLines, hasLongerLines, isPlainText } from 'nodemailer/lib/mime-funcs';
+import { foldLines } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { createBoundaryPool, messageIdFor } from './mime-ids';
 import type { RenderedMail } from './rendered-mail';
@@ -35,16 +35,27 @@ const PLAIN_RECIPIENT = /^[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}$/;
 const PRINTABLE_ASCII = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 const MESSAGE_ID = /^<[A-Za-z0-9.-]+@[A-Za-z0-9.-]+>$/;
 const BASE_BOUNDARY = /^[0-9a-f]{16}$/;
-/** What nodemailer's MimeNode counts as not Latin when it picks quoted-printable or base64. */
-// eslint-disable-next-line no-control-regex -- control characters are part of what it counts
-const NON_LATIN = /[\x00-\x08\x0B\x0C\x0E-\x1F\u0080-\uFFFF]/g;
-const LATIN = /[a-z]/gi;
-
-/** A text part's transfer encoding, decided as MimeNode decides it; undefined when that is base64. */
+/**
+ * A text part's transfer encoding, decided as MimeNode decides it (mime-funcs' isPlainText and
+ * hasLongerLines(76), then quoted-printable when fewer UTF-16 units are outside Latin than ASCII letters
+ * are in it), in one pass that allocates nothing: nodemailer's regular expressions built a match array
+ * per letter. Undefined when MimeNode would choose base64, or would not look (over 128 KiB).
+ */
 function partEncoding(content: string): '7bit' | 'quoted-printable' | undefined {
-  if (isPlainText(content) && !hasLongerLines(content, 76)) return '7bit';
-  const nonLatin = content.match(NON_LATIN)?.length ?? 0;
-  const latin = content.match(LATIN)?.length ?? 0;
+  if (content.length > 128 * 1024) return undefined;
+  let nonLatin = 0;
+  let latin = 0;
+  let line = 0;
+  let longLine = false;
+  for (let i = 0; i < content.length; i++) {
+    const c = content.charCodeAt(i);
+    // Where a regular expression's `^` (multiline) may start a line and its `.` stops.
+    if (c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029) line = 0;
+    else if (++line > 76) longLine = true;
+    if (c >= 0x80 || (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d)) nonLatin += 1;
+    else if ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) latin += 1;
+  }
+  if (nonLatin === 0 && !longLine) return '7bit';
   return nonLatin < latin ? 'quoted-printable' : undefined;
 }
 
