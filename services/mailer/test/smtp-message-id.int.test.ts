@@ -75,6 +75,24 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
     }
   });
 
+  it('when the transport was closed, then a send fails at once, composed or not (nodemailer never answers it)', async () => {
+    const closedOne = createSmtpTransport({
+      config: parseMailerConfig({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_POOL_SIZE: '1' }),
+      logger,
+    });
+    await closedOne.close();
+    const answer = (p: Promise<unknown>) =>
+      Promise.race([
+        p.then(
+          () => 'sent',
+          (err: Error) => err.message,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve('no answer after 2 s'), 2_000)),
+      ]);
+    expect(await answer(closedOne.send(mail(randomUUID())))).toBe('SMTP transport closed');
+    expect(await answer(closedOne.send(mail()))).toBe('SMTP transport closed');
+  });
+
   it('when a mail names no request, then nodemailer gives it a random Message-ID', async () => {
     const a = await transport.send(mail());
     const b = await transport.send(mail());

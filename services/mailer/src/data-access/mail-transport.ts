@@ -143,10 +143,13 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
     return { transporter: withBodyTracking(t), sockets };
   };
   let current = build();
+  let closed = false;
   const compose = createMailComposer(config.MAIL_FROM, envelopeSender(config.MAIL_FROM));
 
   return {
     send: async (mail) => {
+      // nodemailer's pool takes a mail after close() and never answers it: fail it here instead.
+      if (closed) throw new Error('SMTP transport closed');
       const progress = { bodySent: false };
       const pool = current;
       const how = compose(mail);
@@ -177,6 +180,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
       log.info({ sockets_closed: sockets }, 'SMTP connections closed');
     },
     close: async () => {
+      closed = true;
       current.transporter.close();
     },
   };
