@@ -45,11 +45,13 @@ describe('mailer intake: the partitions of one fetch are recorded together', () 
       calls.push(messages);
     });
     try {
-      await waitFor(() => calls.flat().length >= values.length, {
+      // At least once: a message fetched again before the first offset commit (a rebalance as the group
+      // forms) may be recorded twice; the real intake drops the copy by request id.
+      await waitFor(() => new Set(valuesOf(calls)).size >= values.length, {
         timeoutMs: 30_000,
         message: 'every message recorded',
       });
-      expect(valuesOf(calls).sort()).toEqual([...values].sort());
+      expect(new Set(valuesOf(calls))).toEqual(new Set(values));
       // At least one call carried more than one partition: fewer calls than partitions' batches.
       expect(Math.max(...calls.map((c) => new Set(c.map((m) => m.partition)).size))).toBeGreaterThan(1);
     } finally {

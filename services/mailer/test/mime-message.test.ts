@@ -1,6 +1,11 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { renderConfirmationMail } from '../src/domain/render-confirmation-mail';
-import { composeAlternative, fromHeaderLines, type AlternativeMail } from '../src/data-access/mime-message';
+import {
+  composeAlternative,
+  createMailComposer,
+  fromHeaderLines,
+  type AlternativeMail,
+} from '../src/data-access/mime-message';
 
 const SENDERS = [
   'no-reply@mail.example.test',
@@ -142,6 +147,35 @@ describe('mailer: a text + HTML mail composed without a MIME tree (mime-message)
     expect(ours?.toString('utf8')).toBe((await composedByNodemailer(from, mail)).toString('utf8'));
   });
 
+  it('writes a recipient with an upper-case domain as MailComposer does (the domain lower-cased, the local part kept)', async () => {
+    const from = SENDERS[1] as string;
+    const mail = { ...confirmation('Jane', 'Doe'), to: 'Jane.Doe+X@Mail.Example.TEST' };
+    const ours = composeAlternative(fromHeaderLines(from), mail);
+    expect(ours?.toString('utf8')).toBe((await composedByNodemailer(from, mail)).toString('utf8'));
+    expect(ours?.toString('utf8')).toContain('To: Jane.Doe+X@mail.example.test');
+  });
+
+  it('gives the composed mail the envelope MailComposer gives it (domains lower-cased), sender and recipient', () => {
+    const mailFrom = 'Registration <No-Reply@Mail.Example.TEST>';
+    const compose = createMailComposer(mailFrom, 'No-Reply@Mail.Example.TEST');
+    const rendered = {
+      ...confirmation('Jane', 'Doe'),
+      to: 'Jane@Example.TEST',
+      requestId: '0b6f3c9e-6a53-4a53-9d59-2a6d1c3c2f10',
+    };
+    const how = compose(rendered);
+    expect('composed' in how).toBe(true);
+    const reference = new MailComposer({
+      from: mailFrom,
+      to: rendered.to,
+      envelope: { from: 'No-Reply@Mail.Example.TEST', to: [rendered.to] },
+      text: 'x',
+    }).compile();
+    if (!('composed' in how)) return;
+    expect(how.composed.envelope).toEqual(reference.getEnvelope());
+    expect(how.composed.envelope).toEqual({ from: 'No-Reply@mail.example.test', to: ['Jane@example.test'] });
+  });
+
   const plain: AlternativeMail = {
     to: 'user@example.test',
     subject: 'Confirm your email address',
@@ -154,6 +188,7 @@ describe('mailer: a text + HTML mail composed without a MIME tree (mime-message)
   it.each([
     ['a subject that needs encoded words', { subject: 'Bestätigen Sie Ihre Adresse' }],
     ['a subject with a line break', { subject: 'hello\r\nBcc: x@evil.test' }],
+    ['a subject with a double quote (MimeNode encodes the whole of it)', { subject: 'Say "hi" now' }],
     ['a recipient with a display name', { to: 'User <user@example.test>' }],
     ['a recipient with a non-ASCII domain', { to: 'user@exämple.test' }],
     ['no text part', { text: '' }],

@@ -14,7 +14,7 @@ import { noDelaySocket } from './smtp-socket';
 import { messageIdFor, shareRootBoundary } from './mime-ids';
 import { applySmtpPipelining } from './smtp-pipelining';
 import { createMailComposer } from './mime-message';
-import { sendComposed } from './send-composed';
+import { failedBeforeBody, sendComposed } from './send-composed';
 
 export type SendResult = { messageId: string; response: string };
 
@@ -94,10 +94,14 @@ function wholeMessage(source: Readable): Readable {
   return whole;
 }
 
-/** Sends each message as one chunk and marks a failed send `afterBody` once the whole of it went into DATA. */
+/**
+ * For the mails MailComposer builds (composed ones go through send-composed.ts): sends each message as one
+ * chunk and marks a failed send `afterBody` once the whole of it went into DATA.
+ */
 function withBodyTracking<T extends SmtpTransporter>(t: T): T {
   // When the message stream the SMTP connection reads has ended, the whole body went into the DATA
-  // command (the connection starts reading it only after the server's 354). From then on the server
+  // command (the connection reads it after the server's 354; after a refused envelope it drains it
+  // into nothing, which failedBeforeBody tells apart). From then on the server
   // may accept the mail even if its reply never reaches us (timeout, dropped connection): such a
   // failure is marked `afterBody` so that a later successful retry is counted as a possible
   // duplicate — the one window SMTP itself leaves open. ('end' fires when the stream was consumed,
@@ -159,7 +163,7 @@ export function createSmtpTransport(opts: { config: SmtpSettings; logger: Logger
           : pool.transporter.sendMail({ ...how.options, progress } as nodemailer.SendMailOptions);
       const info = (await sending.catch((err: unknown) => {
         if (err && typeof err === 'object') {
-          if (progress.bodySent) Object.assign(err, { afterBody: true });
+          if (progress.bodySent && !failedBeforeBody(err)) Object.assign(err, { afterBody: true });
           // Reset while this mail was on its way: its socket was cut, or the pool dropped it ("Connection
           // pool was closed", no code). `connectionCut` says so, whatever nodemailer made of it.
           if (pool !== current) Object.assign(err, { connectionCut: true });

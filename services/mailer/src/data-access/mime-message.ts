@@ -1,5 +1,6 @@
 import type { SendMailOptions } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import MimeNode from 'nodemailer/lib/mime-node';
 import { foldLines } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { createBoundaryPool, messageIdFor } from './mime-ids';
@@ -7,16 +8,16 @@ import type { RenderedMail } from './rendered-mail';
 
 /**
  * The message of a text + HTML mail as nodemailer's MailComposer writes it, byte for byte, without its
- * MIME tree: MailComposer builds a node per part, parses every header back out of strings, runs each
- * part through a chain of streams, and draws a boundary per node. That was ~175 µs of CPU per mail, a
+ * MIME tree: MailComposer builds a node per part, parses every header back out of strings and runs each
+ * part through a chain of streams. That was ~175 µs of CPU per mail, a
  * fifth of the mailer's busy time in a burst (thirteenth round's profile). Here the headers that depend
  * only on MAIL_FROM are built once by MailComposer itself, and each mail is string work over
  * nodemailer's own encoders (quoted-printable, line folding) with its own choice of encoding per part.
  *
- * Only the plain shape is composed here — a plain ASCII recipient, a printable ASCII subject, both parts
- * non-empty, a given Message-ID, quoted-printable or 7bit parts; anything else (a part base64 would
- * encode, a subject needing encoded words) gets `undefined`, and the transport lets MailComposer build
- * it. `test/mime-message.test.ts` holds the two equal over names in many scripts.
+ * Only the plain shape is composed here — a plain ASCII recipient, a printable ASCII subject without
+ * `"`, both parts non-empty, a given Message-ID, quoted-printable or 7bit parts; anything else (a part
+ * base64 would encode, a subject needing encoded words) gets `undefined`, and the transport lets
+ * MailComposer build it. `test/mime-message.test.ts` holds the two equal over names in many scripts.
  */
 export type AlternativeMail = {
   to: string;
@@ -30,16 +31,21 @@ export type AlternativeMail = {
   baseBoundary: string;
 };
 
-/** A recipient nodemailer writes as it is (no display name, no encoding, no punycode). */
+/**
+ * A recipient nodemailer writes as it is but for its domain, which it lower-cases (recipientAddress):
+ * no display name, no encoding, no punycode.
+ */
 const PLAIN_RECIPIENT = /^[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}$/;
-const PRINTABLE_ASCII = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+/** A subject MimeNode writes as it is: printable ASCII, no `"` (which makes it encode the whole subject). */
+const PRINTABLE_ASCII = /^[\x21\x23-\x7e](?:[\x20\x21\x23-\x7e]*[\x21\x23-\x7e])?$/;
 const MESSAGE_ID = /^<[A-Za-z0-9.-]+@[A-Za-z0-9.-]+>$/;
 const BASE_BOUNDARY = /^[0-9a-f]{16}$/;
 /**
  * A text part's transfer encoding, decided as MimeNode decides it (mime-funcs' isPlainText and
  * hasLongerLines(76), then quoted-printable when fewer UTF-16 units are outside Latin than ASCII letters
  * are in it), in one pass that allocates nothing: nodemailer's regular expressions built a match array
- * per letter. Undefined when MimeNode would choose base64, or would not look (over 128 KiB).
+ * per letter. Undefined when MimeNode would choose base64, and over 128 KiB (where nodemailer stops looking
+ * for long lines: left to it).
  */
 function partEncoding(content: string): '7bit' | 'quoted-printable' | undefined {
   if (content.length > 128 * 1024) return undefined;
@@ -91,7 +97,7 @@ export function composeAlternative(fromLines: string, mail: AlternativeMail): Bu
   const boundary = `--_NmP-${mail.baseBoundary}-Part_1`;
   const head = [
     fromLines,
-    foldLines(`To: ${mail.to}`, 76),
+    foldLines(`To: ${recipientAddress(mail.to)}`, 76),
     foldLines(`Subject: ${mail.subject}`, 76),
     foldLines(`Message-ID: ${mail.messageId}`, 76),
     `Date: ${mail.date.toUTCString().replace(/GMT/, '+0000')}`,
@@ -102,7 +108,13 @@ export function composeAlternative(fromLines: string, mail: AlternativeMail): Bu
   return Buffer.from(message, 'utf8');
 }
 
-/** A message composed here, ready for nodemailer's SMTP transport (see mail-transport's sendComposed). */
+/** A recipient as MimeNode writes it, in the To header and the envelope: its domain lower-cased. */
+function recipientAddress(to: string): string {
+  const at = to.lastIndexOf('@');
+  return `${to.slice(0, at)}@${to.slice(at + 1).toLowerCase()}`;
+}
+
+/** A message composed here, ready for nodemailer's SMTP transport (send-composed.ts). */
 export type ComposedMail = { envelope: { from: string; to: string[] }; messageId: string; message: Buffer };
 
 /**
@@ -113,6 +125,8 @@ export type ComposedMail = { envelope: { from: string; to: string[] }; messageId
 export function createMailComposer(mailFrom: string, from: string) {
   const boundary = createBoundaryPool();
   const fromLines = fromHeaderLines(mailFrom);
+  // The envelope sender as nodemailer writes it into MAIL FROM (its domain lower-cased, punycoded).
+  const envelopeFrom = String(new MimeNode().setEnvelope({ from }).getEnvelope().from || from);
   return (mail: RenderedMail): { composed: ComposedMail } | { options: SendMailOptions } => {
     const messageId = messageIdFor(mail.requestId, from, mail.generation);
     const baseBoundary = boundary();
@@ -122,7 +136,10 @@ export function createMailComposer(mailFrom: string, from: string) {
       messageId === undefined
         ? undefined
         : composeAlternative(fromLines, { ...mail, messageId, date: new Date(), baseBoundary });
-    if (message !== undefined && messageId !== undefined) return { composed: { envelope, messageId, message } };
+    if (message !== undefined && messageId !== undefined) {
+      const composedEnvelope = { from: envelopeFrom, to: [recipientAddress(mail.to)] };
+      return { composed: { envelope: composedEnvelope, messageId, message } };
+    }
     const fields = { from: mailFrom, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html };
     return { options: { ...fields, envelope, messageId, baseBoundary } as SendMailOptions };
   };

@@ -19,9 +19,10 @@ type TransportMail = {
  * A composed message (mime-message.ts) goes to nodemailer's SMTP transport itself, as nodemailer's Mail
  * hands it a mail after MailComposer: `mail.message` gives the envelope, the Message-ID and the message
  * stream; `mail.data` the options the transport reads (none set here: no DSN, no REQUIRETLS, no per-mail
- * auth). Mail's compile step — MailComposer on a raw message, its data-image plugin, a random base
- * boundary — was ~6 % of the mailer's busy time in a burst and adds nothing to a finished message. The
- * stream is one chunk (one write), and its end, once SMTP read it after the 354, marks the body sent.
+ * auth). Mail's compile step — MailComposer on a raw message and a random base boundary — was ~6 % of the
+ * mailer's busy time in a burst and adds nothing to a finished message. The stream is one chunk (one
+ * write); its end marks the body sent, which `failedBeforeBody` corrects for a failed envelope (nodemailer
+ * then drains the stream into nothing).
  */
 export function sendComposed(
   transporter: { transporter: { send: unknown } },
@@ -52,4 +53,15 @@ export function sendComposed(
     // A closed pool returns false and never calls back.
     if (taken === false) reject(Object.assign(new Error('Connection pool was closed'), { connectionCut: true }));
   });
+}
+
+/**
+ * Whether a failed send never reached the message: the envelope was refused (MAIL FROM, RCPT TO, or
+ * DATA before its 354; REQUIRETLS). nodemailer then drains the message stream into a throwaway stream, so
+ * the stream's end does not say the body went out; only a failure after the envelope may have left the
+ * server holding the mail (the `afterBody` window).
+ */
+export function failedBeforeBody(err: object): boolean {
+  const { code, command } = err as { code?: unknown; command?: unknown };
+  return code === 'EENVELOPE' || code === 'EREQUIRETLS' || command === 'MAIL FROM' || command === 'RCPT TO';
 }
