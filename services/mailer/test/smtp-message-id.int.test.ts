@@ -1,50 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { createLogger } from '@shared/logger';
-import { startSmtpTestServer, type SmtpTestServer } from '../../../test/support/smtp-test-server';
 import { parseMailerConfig } from '../src/config';
-import { createSmtpTransport, type MailTransport } from '../src/data-access/mail-transport';
+import { createSmtpTransport } from '../src/data-access/mail-transport';
+import { smtpTransportSuite, testMail } from './support/smtp-transport-suite';
 
 const logger = createLogger({ service: 'mailer-test', level: 'silent' });
-const mail = (requestId?: string) => ({
-  to: `mid-${randomUUID()}@example.test`,
-  subject: 'hello',
-  text: 'code 123456',
-  html: '<p>code 123456</p>',
-  ...(requestId === undefined ? {} : { requestId }),
-});
+const mail = (requestId?: string) => testMail('mid', requestId);
 /** The multipart boundary a raw message declares. */
 const boundaryOf = (raw: string) => /boundary="?([^";\r\n]+)"?/.exec(raw)?.[1];
 
 describe('mailer: the Message-ID names the mail request; boundaries stay random', () => {
-  let smtp: SmtpTestServer;
-  let transport: MailTransport;
-
-  beforeAll(async () => {
-    smtp = await startSmtpTestServer();
-    const config = parseMailerConfig({
-      SMTP_HOST: smtp.host,
-      SMTP_PORT: String(smtp.port),
-      SMTP_TIMEOUT_MS: '3000',
-      SMTP_POOL_SIZE: '1',
-      MAIL_FROM: 'Registration <no-reply@mail.example.test>',
-    });
-    transport = createSmtpTransport({ config, logger });
-  });
-  afterAll(async () => {
-    await transport.close();
-    await smtp.close();
+  const suite = smtpTransportSuite({
+    SMTP_TIMEOUT_MS: '3000',
+    MAIL_FROM: 'Registration <no-reply@mail.example.test>',
   });
 
   it('when a request is sent twice (a retry after a lost answer), then both copies carry <request id@sender domain>', async () => {
     const requestId = randomUUID();
-    const first = await transport.send(mail(requestId));
-    const again = await transport.send(mail(requestId));
+    const first = await suite.transport.send(mail(requestId));
+    const again = await suite.transport.send(mail(requestId));
 
     const expected = `<${requestId}@mail.example.test>`;
     expect(first.messageId).toBe(expected);
     expect(again.messageId).toBe(expected);
-    const received = smtp.messages.slice(-2);
+    const received = suite.smtp.messages.slice(-2);
     expect(received.map((m) => m.messageId)).toEqual([expected, expected]);
     // Still a whole text + HTML mail.
     for (const m of received) {
@@ -54,8 +34,8 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
   });
 
   it('when mails are sent, then each declares a boundary of its own', async () => {
-    for (let i = 0; i < 5; i++) await transport.send(mail(randomUUID()));
-    const boundaries = smtp.messages.slice(-5).map((m) => boundaryOf(m.raw));
+    for (let i = 0; i < 5; i++) await suite.transport.send(mail(randomUUID()));
+    const boundaries = suite.smtp.messages.slice(-5).map((m) => boundaryOf(m.raw));
     for (const b of boundaries) expect(b).toMatch(/[0-9a-f]{16}/);
     expect(new Set(boundaries).size).toBe(5);
   });
@@ -63,12 +43,12 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
   it('when a mail names its request, then it goes out composed by mime-message, past MailComposer', async () => {
     const compile = jest.spyOn(MailComposer.prototype, 'compile');
     try {
-      await transport.send(mail(randomUUID()));
+      await suite.transport.send(mail(randomUUID()));
       expect(compile).not.toHaveBeenCalled();
       // With no Message-ID of ours, MailComposer builds it.
-      await transport.send(mail());
+      await suite.transport.send(mail());
       expect(compile).toHaveBeenCalledTimes(1);
-      const received = smtp.messages.slice(-2);
+      const received = suite.smtp.messages.slice(-2);
       for (const m of received) expect(m.text.trim()).toBe('code 123456');
     } finally {
       compile.mockRestore();
@@ -77,7 +57,11 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
 
   it('when the transport was closed, then a send fails at once, composed or not (nodemailer never answers it)', async () => {
     const closedOne = createSmtpTransport({
-      config: parseMailerConfig({ SMTP_HOST: smtp.host, SMTP_PORT: String(smtp.port), SMTP_POOL_SIZE: '1' }),
+      config: parseMailerConfig({
+        SMTP_HOST: suite.smtp.host,
+        SMTP_PORT: String(suite.smtp.port),
+        SMTP_POOL_SIZE: '1',
+      }),
       logger,
     });
     await closedOne.close();
@@ -94,8 +78,8 @@ describe('mailer: the Message-ID names the mail request; boundaries stay random'
   });
 
   it('when a mail names no request, then nodemailer gives it a random Message-ID', async () => {
-    const a = await transport.send(mail());
-    const b = await transport.send(mail());
+    const a = await suite.transport.send(mail());
+    const b = await suite.transport.send(mail());
     expect(a.messageId).toMatch(/^<[0-9a-f-]+@mail\.example\.test>$/);
     expect(a.messageId).not.toBe(b.messageId);
   });
