@@ -1,7 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import { startKafkaBroker, runningBrokerPid, type BrokerHandle } from '../infra/kafka/broker';
+import { startKafkaBroker, runningBrokerPid, waitForBroker, type BrokerHandle } from '../infra/kafka/broker';
 import { startKafkaCluster } from '../infra/kafka/cluster';
 import { startMailCatcher, type MailCatcher } from '../infra/dev/mail-catcher';
 import {
@@ -169,6 +169,12 @@ async function main(): Promise<void> {
       else {
         const dataDir = path.resolve(env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', 'kafka'));
         if (runningBrokerPid(dataDir) || (await portOpen(port))) {
+          // Whatever holds the port must answer as Kafka: the services would otherwise retry it for ever.
+          await waitForBroker(`127.0.0.1:${port}`, 15_000).catch(() => {
+            throw new Error(
+              `127.0.0.1:${port} does not answer as a Kafka broker: stop what listens there or set KAFKA_PORT`,
+            );
+          });
           say('kafka', `using the broker already listening on 127.0.0.1:${port}`);
         } else {
           say(

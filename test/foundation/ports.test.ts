@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { freePorts } from '../support/ports';
 
@@ -12,5 +13,11 @@ describe('test/support/ports: ports chosen together', () => {
         server.once('error', reject);
         server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
       });
+  });
+
+  it('when ports are asked for, then none lies in the ephemeral range, where listen(0) and outgoing sockets take theirs', async () => {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const ports = [...(await freePorts(8, 2)), ...(await freePorts(8, 3))];
+    for (const port of ports) expect(port < (low as number) || port > (high as number)).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -148,4 +149,44 @@ describe('npm start (the whole stack)', () => {
     },
     180_000,
   );
+
+  it('when KAFKA_PORT is held by something that is not a Kafka broker, then it stops at once and says so', async () => {
+    const [kafkaPort, accountsPort, opsPort, relayPort, mailerPort] = await freePorts(5);
+    const sockets = new Set<Socket>();
+    const squatter = createServer((socket) => {
+      sockets.add(socket.on('error', () => undefined));
+    });
+    await new Promise<void>((resolve) => squatter.listen(kafkaPort, '127.0.0.1', resolve));
+    try {
+      const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
+        cwd: path.resolve(__dirname, '..', '..'),
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          KAFKA_BROKERS: '',
+          SMTP_HOST: 'smtp.invalid',
+          KAFKA_PORT: String(kafkaPort),
+          KAFKA_DATA_DIR: path.join(dataDir, 'kafka-squatted'),
+          ACCOUNTS_PORT: String(accountsPort),
+          ACCOUNTS_OPS_PORT: String(opsPort),
+          RELAY_PORT: String(relayPort),
+          MAILER_PORT: String(mailerPort),
+          MAILER_DATABASE_URL: '',
+          FORCE_COLOR: '0',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      stack.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      stack.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => stack.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(out).toContain(`127.0.0.1:${kafkaPort} does not answer as a Kafka broker`);
+      expect(out).not.toContain('using the broker already listening');
+      expect(out).not.toContain('[accounts]');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => squatter.close(resolve));
+    }
+  }, 90_000);
 });
