@@ -215,6 +215,31 @@ describe('idempotent producer keeper', () => {
   );
 });
 
+describe('idempotent producer keeper: the messages sent', () => {
+  it('when records carry headers and a timestamp, then each goes out with them and its partition; the caller’s message is left as it was', async () => {
+    const f = fakes();
+    const p = keeper(f.createProducer);
+    const messages = KEYS.map((key, i) => ({
+      key,
+      value: `v-${i}`,
+      headers: { id: `id-${i}`, type: 'user.registered' },
+      timestamp: String(1_700_000_000_000 + i),
+    }));
+    const keyless = { key: null, value: 'no key', headers: { id: 'keyless' } };
+    await p.sendPerPartition([...messages, keyless], (message) => ({ topic: 't', message }));
+    const sent = f.made.flatMap((m) => m.sent).flatMap((request) => request.flatMap((t) => t.messages));
+    for (const [i, original] of messages.entries()) {
+      expect(sent.find((m) => m.value === `v-${i}`)).toEqual({
+        ...original,
+        partition: partitionForKey(original.key, 3),
+      });
+      expect(original).not.toHaveProperty('partition');
+    }
+    expect(sent.find((m) => m.value === 'no key')).toEqual(keyless);
+    expect(sent).toHaveLength(KEYS.length + 1);
+  });
+});
+
 describe('idempotent producer keeper: requests in parallel', () => {
   it('when two sends run at once, then they go out in parallel on separate producers', async () => {
     const f = fakes();

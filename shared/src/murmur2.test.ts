@@ -29,6 +29,16 @@ describe('murmur2', () => {
     for (const key of keys) expect([key, murmur2(key)]).toEqual([key, kafkajsMurmur2(key)]);
   });
 
+  it('when string keys straddle the reused buffer (1,024 bytes) or follow a longer one, then it still equals kafkajs', () => {
+    const keys: string[] = [];
+    for (let n = 330; n <= 350; n++) keys.push('k'.repeat(n), '日'.repeat(n), `${'\ud800'.repeat(n)}x`);
+    for (let n = 160; n <= 180; n++) keys.push('🙂'.repeat(n));
+    for (let n = 1_000; n <= 1_030; n++) keys.push('z'.repeat(n));
+    // A short key right after a long one: nothing of the long one's bytes may count.
+    const interleaved = keys.flatMap((k) => [k, 'abc', 'é', '']);
+    for (const key of interleaved) expect([key.length, murmur2(key)]).toEqual([key.length, kafkajsMurmur2(key)]);
+  });
+
   it("matches the Java client's published values", () => {
     // From Apache Kafka's UtilsTest.testMurmur2 (the Java client the default partitioner follows).
     const cases: [string, number][] = [

@@ -9,14 +9,29 @@
  */
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
+const SCRATCH = Buffer.allocUnsafe(1_024);
 
 /**
  * murmur2 of a key's bytes, as a signed 32-bit integer like Java's. Anything but a Buffer is hashed as
  * the UTF-8 of its string form, as kafkajs does.
  */
 export function murmur2(key: Buffer | string): number {
-  const data = Buffer.isBuffer(key) ? key : Buffer.from(String(key));
-  const length = data.length;
+  let data: Buffer;
+  let length: number;
+  if (Buffer.isBuffer(key)) {
+    data = key;
+    length = key.length;
+  } else {
+    const text = String(key);
+    // A short key's UTF-8 goes into one reused buffer (no Buffer per key): at most 3 bytes per UTF-16 unit.
+    if (text.length * 3 <= SCRATCH.length) {
+      data = SCRATCH;
+      length = SCRATCH.write(text);
+    } else {
+      data = Buffer.from(text);
+      length = data.length;
+    }
+  }
   let h = SEED ^ length;
   const length4 = length >>> 2;
   for (let i = 0; i < length4; i++) {
