@@ -168,8 +168,12 @@ async function main(): Promise<void> {
       if (clusterSize > 1) env.KAFKA_BROKERS = await startCluster(clusterSize, port, (nodes) => (kafkaNodes = nodes));
       else {
         const dataDir = path.resolve(env.KAFKA_DATA_DIR ?? path.join(REPO_ROOT, '.run', 'kafka'));
-        if (runningBrokerPid(dataDir) || (await portOpen(port))) {
-          // Whatever holds the port must answer as Kafka: the services would otherwise retry it for ever.
+        if (runningBrokerPid(dataDir)) {
+          // `npm run kafka:start`'s broker: it may still be starting (up to 180 s, as a start waits).
+          await waitForBroker(`127.0.0.1:${port}`, 180_000, () => runningBrokerPid(dataDir) === undefined);
+          say('kafka', `using the broker of ${path.relative(REPO_ROOT, dataDir)} on 127.0.0.1:${port}`);
+        } else if (await portOpen(port)) {
+          // Whatever else holds the port must answer as Kafka: the services would otherwise retry it for ever.
           await waitForBroker(`127.0.0.1:${port}`, 15_000).catch(() => {
             throw new Error(
               `127.0.0.1:${port} does not answer as a Kafka broker: stop what listens there or set KAFKA_PORT`,

@@ -385,6 +385,8 @@ export async function waitForBroker(
     logLevel: logLevel.NOTHING,
     retry: { retries: 0 },
     connectionTimeout: 1_000,
+    // A listener that accepts and never answers must not hold one probe for kafkajs' default 30 s.
+    requestTimeout: 2_000,
   });
   const deadline = Date.now() + timeoutMs;
   for (;;) {

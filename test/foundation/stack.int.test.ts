@@ -150,43 +150,56 @@ describe('npm start (the whole stack)', () => {
     180_000,
   );
 
-  it('when KAFKA_PORT is held by something that is not a Kafka broker, then it stops at once and says so', async () => {
+  it('when KAFKA_PORT is held by something that is not a Kafka broker, then it stops within seconds and says so', async () => {
     const [kafkaPort, accountsPort, opsPort, relayPort, mailerPort] = await freePorts(5);
     const sockets = new Set<Socket>();
     const squatter = createServer((socket) => {
       sockets.add(socket.on('error', () => undefined));
     });
     await new Promise<void>((resolve) => squatter.listen(kafkaPort, '127.0.0.1', resolve));
+    // A process group of its own: should the check regress, the stack and its services are killed below.
+    const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        KAFKA_BROKERS: '',
+        SMTP_HOST: 'smtp.invalid',
+        KAFKA_PORT: String(kafkaPort),
+        KAFKA_DATA_DIR: path.join(dataDir, 'kafka-squatted'),
+        ACCOUNTS_PORT: String(accountsPort),
+        ACCOUNTS_OPS_PORT: String(opsPort),
+        RELAY_PORT: String(relayPort),
+        MAILER_PORT: String(mailerPort),
+        MAILER_DATABASE_URL: '',
+        FORCE_COLOR: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    stack.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    stack.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    // 'close': the process has exited and its output has been read to the end.
+    const closed = new Promise<number | null>((resolve) => stack.once('close', resolve));
     try {
-      const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/stack.ts'], {
-        cwd: path.resolve(__dirname, '..', '..'),
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          KAFKA_BROKERS: '',
-          SMTP_HOST: 'smtp.invalid',
-          KAFKA_PORT: String(kafkaPort),
-          KAFKA_DATA_DIR: path.join(dataDir, 'kafka-squatted'),
-          ACCOUNTS_PORT: String(accountsPort),
-          ACCOUNTS_OPS_PORT: String(opsPort),
-          RELAY_PORT: String(relayPort),
-          MAILER_PORT: String(mailerPort),
-          MAILER_DATABASE_URL: '',
-          FORCE_COLOR: '0',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      // The probe gives up after 15 s (each request at most 2 s): well before the services would start.
+      const stillRunning = new Promise<string>((resolve) => {
+        setTimeout(() => resolve('still running after 60 s'), 60_000).unref();
       });
-      let out = '';
-      stack.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      stack.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      const code = await new Promise<number | null>((resolve) => stack.once('exit', resolve));
-      expect(code).toBe(1);
+      expect(await Promise.race([closed, stillRunning])).toBe(1);
       expect(out).toContain(`127.0.0.1:${kafkaPort} does not answer as a Kafka broker`);
       expect(out).not.toContain('using the broker already listening');
       expect(out).not.toContain('[accounts]');
     } finally {
+      if (stack.exitCode === null) {
+        // SIGTERM: the stack stops the services it started (each in a process group of its own) first.
+        process.kill(-(stack.pid as number), 'SIGTERM');
+        await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 20_000).unref())]);
+        if (stack.exitCode === null) process.kill(-(stack.pid as number), 'SIGKILL');
+      }
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => squatter.close(resolve));
     }
-  }, 90_000);
+  }, 120_000);
 });
