@@ -216,7 +216,7 @@ describe('idempotent producer keeper', () => {
 });
 
 describe('idempotent producer keeper: the messages sent', () => {
-  it('when records carry headers and a timestamp, then each goes out with them and its partition; the caller’s message is left as it was', async () => {
+  it('when records carry headers and a timestamp, then each goes out with them and its partition', async () => {
     const f = fakes();
     const p = keeper(f.createProducer);
     const messages = KEYS.map((key, i) => ({
