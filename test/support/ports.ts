@@ -47,9 +47,6 @@ export function slicesStart([low, high]: [number, number] = ephemeralRange()): n
   return undefined;
 }
 
-/** Whether `freePorts` hands out ports outside the ephemeral range on this machine. */
-export const portsOutsideEphemeralRange = (): boolean => slicesStart() !== undefined;
-
 /**
  * A slice of its own per jest worker (JEST_WORKER_ID 1, 2, …; 0 without one: the global setup, the bench).
  * Workers beyond 16 share slices with lower ones; a port is still free when chosen.

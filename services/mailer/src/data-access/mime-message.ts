@@ -130,17 +130,16 @@ export function createMailComposer(mailFrom: string, from: string) {
   return (mail: RenderedMail): { composed: ComposedMail } | { options: SendMailOptions } => {
     const messageId = messageIdFor(mail.requestId, from, mail.generation);
     const baseBoundary = boundary();
-    // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
-    const envelope = { from, to: [mail.to] };
-    const message =
-      messageId === undefined
-        ? undefined
-        : composeAlternative(fromLines, { ...mail, messageId, date: new Date(), baseBoundary });
-    if (message !== undefined && messageId !== undefined) {
-      const composedEnvelope = { from: envelopeFrom, to: [recipientAddress(mail.to)] };
-      return { composed: { envelope: composedEnvelope, messageId, message } };
+    if (messageId !== undefined) {
+      const message = composeAlternative(fromLines, { ...mail, messageId, date: new Date(), baseBoundary });
+      if (message !== undefined) {
+        const envelope = { from: envelopeFrom, to: [recipientAddress(mail.to)] };
+        return { composed: { envelope, messageId, message } };
+      }
     }
     const fields = { from: mailFrom, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html };
+    // An explicit envelope: the recipients are exactly this one address, whatever the headers say.
+    const envelope = { from, to: [mail.to] };
     return { options: { ...fields, envelope, messageId, baseBoundary } as SendMailOptions };
   };
 }
